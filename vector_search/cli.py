@@ -1,0 +1,148 @@
+"""The `vector-search` command line: parse arguments, call the engine, print.
+
+Query subcommands answer every query given (arguments and/or --queries-file) in one process.
+With --json each answer is one line: {"query": ..., "results": [{"item": ..., "distance": ...}]}
+or {"query": ..., "error": "..."}; the exit code is 1 if any query failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .engine import Engine, Result
+from .store import DEFAULT_ROOT
+
+ENCODER_CHOICES = ("efficientnet-lite0", "vgg16")  # kept literal: importing encoders is not needed to parse
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # non-UTF-8 file names must print, not crash
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, RuntimeError, ValueError) as err:  # setup errors: one clear line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vector-search", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = commands.add_parser("index", help="build or update the feature store and index of an image folder")
+    p.add_argument("dataset", metavar="DATASET_DIR")
+    _store_options(p)
+    p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    p.set_defaults(run=run_index)
+
+    p = commands.add_parser("similar", help="images similar to image files (indexed or not)")
+    _query_options(p, "IMAGE")
+    _store_options(p)
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k)))
+
+    p = commands.add_parser("words", help="words similar to words or phrases")
+    _query_options(p, "WORD_OR_PHRASE")
+    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+    return parser
+
+
+def _store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=str(DEFAULT_ROOT), help="feature store folder (default: %(default)s)")
+    p.add_argument("--encoder", choices=ENCODER_CHOICES, help="image encoder (default: efficientnet-lite0)")
+
+
+def _query_options(p: argparse.ArgumentParser, metavar: str) -> None:
+    p.add_argument("queries", nargs="*", metavar=metavar)
+    p.add_argument("--queries-file", type=Path, help="read more queries from a file, one a line")
+    p.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    return Engine(
+        getattr(args, "store", DEFAULT_ROOT),
+        encoder=getattr(args, "encoder", None),
+        words=getattr(args, "glove", None),
+        encoder_weights=getattr(args, "weights", None),
+    )
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=total, unit="img", desc="embedding")
+        bar.update(done - bar.n)
+
+    report = _engine(args).index(args.dataset, progress)
+    if bar is not None:
+        bar.close()
+    for note in report.notes:
+        print(note)
+    print(
+        f"added {len(report.added)}, changed {len(report.changed)}, renamed {len(report.renamed)}, "
+        f"unchanged {report.unchanged}, removed {len(report.removed)}, skipped {len(report.skipped)}"
+    )
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}")
+    return 0
+
+
+def read_queries(args: argparse.Namespace) -> list[str]:
+    queries = list(args.queries)
+    if args.queries_file:
+        queries += [line.rstrip("\n") for line in args.queries_file.read_text(encoding="utf-8").splitlines()]
+    if not queries:
+        raise ValueError("no query given: pass queries as arguments or with --queries-file")
+    return queries
+
+
+def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[Result]]) -> int:
+    """Answer each query, printing as we go; a failed query is reported and the rest still run."""
+    if args.k < 1:
+        raise ValueError("-k must be at least 1")
+    engine = _engine(args)
+    failed = 0
+    for query in read_queries(args):
+        try:
+            results = answer(engine, query)
+        except (KeyError, ValueError, OSError, RuntimeError) as err:
+            failed += 1
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            _print_error(args.json, query, str(message))
+            continue
+        _print_results(args.json, query, results)
+    return 1 if failed else 0
+
+
+def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
+    if as_json:
+        rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
+        print(json.dumps({"query": query, "results": rows}), flush=True)
+        return
+    print(f"{query}:")
+    for rank, r in enumerate(results, 1):
+        print(f"  {rank:3d}. {r.distance:.4f}  {r.item}")
+
+
+def _print_error(as_json: bool, query: str, message: str) -> None:
+    if as_json:
+        print(json.dumps({"query": query, "error": message}), flush=True)
+    else:
+        print(f"{query}: error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The 1000 ImageNet-1k class names, in the standard class-id order (index = class id)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+
+
+@lru_cache(maxsize=1)
+def class_synonyms() -> tuple[tuple[str, ...], ...]:
+    """Synonyms of each class, primary name first, e.g. ``("tabby", "tabby cat")`` for class 281."""
+    text = resources.files("vector_search").joinpath("data/imagenet_classes.json").read_text(encoding="utf-8")
+    return tuple(tuple(names) for names in json.loads(text))
+
+
+def class_names() -> list[str]:
+    """Human-readable names with synonyms, e.g. ``"tabby, tabby cat"``."""
+    return [", ".join(names) for names in class_synonyms()]
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, int]:
+    """Lower-cased synonym -> class id; primary names win, then the lowest id (e.g. "crane" -> 134)."""
+    index: dict[str, int] = {}
+    for rank in (0, 1):
+        for cid, names in enumerate(class_synonyms()):
+            for name in names[:1] if rank == 0 else names[1:]:
+                index.setdefault(name.lower(), cid)
+    return index
+
+
+def find_class(name: str) -> int:
+    """Class id whose synonyms include `name` (case-insensitive); ValueError with close matches otherwise."""
+    key = " ".join(name.split()).lower()
+    index = _index()
+    if key in index:
+        return index[key]
+    close = difflib.get_close_matches(key, index, n=5)
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown ImageNet class {name!r}{hint}")

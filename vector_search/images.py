@@ -1,0 +1,161 @@
+"""Find image files in a folder, decode them safely, and stream preprocessed batches.
+
+Decoding never raises anything but `ImageError`, whose message says what is wrong
+with the file, so one bad file can be reported and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+MAX_PIXELS = 50_000_000  # refuse decompression bombs: a 50-megapixel photo is already huge
+MAX_BYTES = 100 * 2**20  # refuse to read files (or uploads) bigger than 100 MiB
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image; the message says why."""
+
+
+def find_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str]]]:
+    """Image files under `root`, recursively, as sorted paths relative to `root`.
+
+    Hidden files and folders are skipped; symlinked folders are not followed (no loops).
+    Returns (paths, problems) where problems are (relative path, reason) for unreadable folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    found: list[str] = []
+    problems: list[tuple[str, str]] = []
+
+    def on_error(err: OSError) -> None:
+        rel = os.path.relpath(err.filename, root) if err.filename else "."
+        problems.append((rel, f"cannot read folder: {err.strerror or err}"))
+
+    for folder, dirs, files in os.walk(root, onerror=on_error):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(found), problems
+
+
+def class_of(path: str | os.PathLike) -> str:
+    """The class of an image: the name of the folder it sits in."""
+    return Path(path).parent.name
+
+
+def load_image(source: str | os.PathLike | BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image file (or file object) to an RGB Pillow image, EXIF rotation applied.
+
+    Grayscale, palette, alpha (composited on white), 16-bit and CMYK images are converted.
+    Raises ImageError with a clear reason for anything that is not a usable image.
+    """
+    try:
+        if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) > MAX_BYTES:
+            raise ImageError(f"file too large (over {MAX_BYTES // 2**20} MiB)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                if image.width * image.height > max_pixels:
+                    raise ImageError(
+                        f"image too large ({image.width}x{image.height} pixels, limit {max_pixels // 10**6} MP)"
+                    )
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except IsADirectoryError:
+        raise ImageError("is a folder, not a file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"image too large (decompression bomb limit {max_pixels // 10**6} MP)") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image (unrecognised or empty file)") from None
+    except OSError as err:
+        if err.errno is not None:  # symlink loops, I/O errors, names too long...
+            raise ImageError(f"cannot read file: {err.strerror or err}") from None
+        raise ImageError(f"corrupt image: {err}") from None
+    except Exception as err:  # Pillow plugins raise many types on malformed data
+        raise ImageError(f"corrupt image: {type(err).__name__}: {err}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        peak = float(values.max(initial=0.0))
+        full_scale = 65535.0 if peak > 255 else 255.0 if peak > 1 else 1.0  # 16-bit, 8-bit or [0, 1] floats
+        gray = np.clip(values * (255.0 / full_scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+@dataclass
+class Batch:
+    """Preprocessed images from one slice of the input list, and the files that failed."""
+
+    indices: list[int]  # positions (in the input list) of the rows of `array`
+    array: np.ndarray | None  # (len(indices), H, W, 3) float32, None when every file failed
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (position, reason)
+
+
+def iter_batches(
+    paths: Sequence[str | os.PathLike],
+    preprocess: Callable[[Image.Image], np.ndarray],
+    batch_size: int = 32,
+    workers: int = 2,
+) -> Iterator[Batch]:
+    """Decode and preprocess `paths` in batches, streaming: at most two batches live at once.
+
+    Decoding runs on a small thread pool (Pillow releases the GIL) one batch ahead of the caller.
+    """
+
+    def load(i: int) -> tuple[int, np.ndarray | str]:
+        try:
+            return i, preprocess(load_image(paths[i]))
+        except ImageError as err:
+            return i, str(err)
+
+    def collect(futures: list[Future]) -> Batch:
+        batch = Batch([], None)
+        rows = []
+        for future in futures:
+            i, result = future.result()
+            if isinstance(result, str):
+                batch.errors.append((i, result))
+            else:
+                batch.indices.append(i)
+                rows.append(result)
+        if rows:
+            batch.array = np.stack(rows)
+        return batch
+
+    starts = range(0, len(paths), batch_size)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: list[Future] | None = None
+        for start in starts:
+            submitted = [pool.submit(load, i) for i in range(start, min(start + batch_size, len(paths)))]
+            if pending is not None:
+                yield collect(pending)
+            pending = submitted
+        if pending is not None:
+            yield collect(pending)

@@ -1,0 +1,146 @@
+"""Text queries as word vectors, and re-weighting image features by one ImageNet class.
+
+Query grammar (case-insensitive):
+
+    query  :=  [sign] term (sign term)*        sign  :=  '+' | '-'
+    term   :=  [weight ':'] word+              weight := a decimal number: 2, 0.5, .5
+
+- Terms are separated by `+` or `-`. A `-` between two letters or digits belongs to the
+  word (`t-shirt`, `x-ray`); anywhere else it is the minus operator (`cat -dog`, `cat - dog`).
+- A term's vector is the mean of its known words' vectors: `cat sofa` is one term, the
+  midpoint of cat and sofa. `_` joins words like a space: `dining_table` == `dining table`,
+  the way class folder names are read.
+- The query vector is the sum of sign * weight * term vector: `cat + sofa - person`,
+  `2:dog + 0.5:ocean`. For cosine search only its direction matters.
+- Unknown words are skipped and reported; a term with no known word is dropped.
+
+`QueryError` (a ValueError) is raised for an empty query, a malformed term or weight
+(`x:dog`, `2:`, `:dog`, `cat ++ dog`, `cat +`), a query with no known word, or terms that
+cancel out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .words import UnknownWordError, WordVectors
+
+_WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+
+
+class QueryError(ValueError):
+    """A text query that cannot be turned into a vector; the message says why."""
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """A parsed query: its vector, its (weight, words) terms and the words that were skipped."""
+
+    vector: np.ndarray  # (dim,) float32
+    terms: list[tuple[float, str]]
+    unknown: list[str]
+
+
+def _split_terms(text: str) -> list[tuple[int, str]]:
+    """Split on the + and - operators into (sign, term text) pairs, checking no term is empty."""
+    pieces: list[tuple[int, str]] = []
+    sign, start, leading = 1, 0, True
+    for i, ch in enumerate(text):
+        in_word = ch == "-" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        if ch not in "+-" or in_word:
+            continue
+        term = text[start:i].strip()
+        if term:
+            pieces.append((sign, term))
+        elif not leading:
+            raise QueryError(f"empty term before {ch!r} at position {i + 1} in {text!r}")
+        sign, start, leading = (1 if ch == "+" else -1), i + 1, False
+    term = text[start:].strip()
+    if not term:
+        raise QueryError(f"query {text!r} ends with an operator: a term must follow it")
+    pieces.append((sign, term))
+    return pieces
+
+
+def parse_query(text: str) -> list[tuple[float, str]]:
+    """Parse a query into (signed weight, words) terms, words lower-cased and space-separated.
+
+    >>> parse_query("2:cat + dining_table - 0.5:person")
+    [(2.0, 'cat'), (1.0, 'dining table'), (-0.5, 'person')]
+    """
+    if not text or not text.strip():
+        raise QueryError("empty query: type a word, a phrase or terms like 'cat + sofa - person'")
+    terms: list[tuple[float, str]] = []
+    for sign, term in _split_terms(text.strip()):
+        weight, words = 1.0, term
+        if ":" in term:
+            weight_text, words = (s.strip() for s in term.split(":", 1))
+            if not weight_text:
+                raise QueryError(f"missing weight before ':' in {term!r}: write e.g. 2:dog")
+            if not _WEIGHT.fullmatch(weight_text):
+                raise QueryError(f"malformed weight {weight_text!r} in {term!r}: write a number, e.g. 2:dog or 0.5:ocean")
+            if not words:
+                raise QueryError(f"weight {weight_text} has no word after ':' in {term!r}")
+            if ":" in words:
+                raise QueryError(f"term {term!r} has more than one ':'")
+            weight = float(weight_text)
+        terms.append((sign * weight, " ".join(words.lower().replace("_", " ").split())))
+    return terms
+
+
+def query_vector(text: str, words: WordVectors) -> QueryVector:
+    """The vector of a query (see the module docstring); raises QueryError if there is none."""
+    terms = parse_query(text)
+    total = np.zeros(words.vectors.shape[1], np.float64)
+    unknown: list[str] = []
+    used = 0
+    for weight, phrase in terms:
+        known = []
+        for word in phrase.split():
+            try:
+                known.append(words.vector(word))
+            except UnknownWordError:
+                unknown.append(word)
+        if known:
+            total += weight * np.mean(known, axis=0)
+            used += 1
+    if not used:
+        raise QueryError(f"no known word in query {text!r} (unknown: {', '.join(unknown)})")
+    if not np.linalg.norm(total) > 1e-6:
+        raise QueryError(f"the terms of query {text!r} cancel out: its vector is zero")
+    return QueryVector(total.astype(np.float32), terms, unknown)
+
+
+# --- class re-weighting ---------------------------------------------------------------------------
+
+
+def class_weights(
+    classifier_w: np.ndarray, class_index: int, negative: Literal["clip", "keep"] = "clip"
+) -> np.ndarray:
+    """Per-feature weights of one ImageNet class: column `class_index` of the (d, 1000) classifier.
+
+    feature_j * W[j, c] is feature j's contribution to class c's logit. The classic demo used
+    the raw column ("keep"); since features are non-negative (post-ReLU), the cosine of two
+    re-weighted vectors then sums f1_j * f2_j * W[j, c]**2: the sign cancels, and features that
+    speak *against* the class count as much as those for it. "clip" (default) zeroes negative
+    weights, keeping only evidence for the class.
+    """
+    if not 0 <= class_index < classifier_w.shape[1]:
+        raise ValueError(f"class index {class_index} out of range 0..{classifier_w.shape[1] - 1}")
+    column = np.asarray(classifier_w[:, class_index], np.float32)
+    if negative == "clip":
+        return np.maximum(column, 0.0)
+    if negative == "keep":
+        return column
+    raise ValueError(f"negative must be 'clip' or 'keep', not {negative!r}")
+
+
+def reweight(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Features (n, d) or (d,) multiplied elementwise by per-feature weights (d,)."""
+    if features.shape[-1] != weights.shape[0]:
+        raise ValueError(f"features have {features.shape[-1]} dimensions, weights {weights.shape[0]}")
+    return (features * weights).astype(np.float32)

@@ -1,0 +1,287 @@
+"""The feature store: image vectors on disk, keyed by file, updated incrementally.
+
+One store per encoder lives in `<root>/<encoder>/`:
+
+    features.npz         vectors, item list (relative path, size, mtime, sha256) and metadata, one atomic file
+    <name>.npy/.json     derived arrays (indexes, joint vectors) saved with the fingerprint they were made from
+
+Indexing a folder again re-embeds only new or changed files, reuses renamed ones by content
+hash, drops deleted ones, and checkpoints as it goes, so an interrupted run loses little.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import fileio
+from .images import class_of, find_images, iter_batches
+
+FORMAT_VERSION = 1
+DEFAULT_ROOT = Path(os.environ.get("VECTOR_SEARCH_FEATURES", "features"))
+FEATURES_FILE = "features.npz"
+
+
+class StoreError(RuntimeError):
+    """A store that is missing, unreadable or was written by another version."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed file: its path relative to the dataset folder and what identifies its content."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class Store:
+    """Vectors of the images of one dataset folder, made by one encoder."""
+
+    directory: Path
+    encoder: str
+    dataset: str  # the dataset folder as it was given when indexing
+    items: list[Item]
+    vectors: np.ndarray  # (n, dim) float32, row i is items[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def paths(self) -> list[str]:
+        """Item paths as indexed: the dataset folder joined with each relative path."""
+        return [os.path.join(self.dataset, item.path) for item in self.items]
+
+    @property
+    def classes(self) -> list[str]:
+        return [class_of(item.path) for item in self.items]
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the set of vectors changes; derived files record it."""
+        h = hashlib.sha256(f"{FORMAT_VERSION}\n{self.encoder}\n{self.vectors.shape}\n".encode())
+        for item in self.items:
+            h.update(f"{item.path}\0{item.sha256}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()[:16]
+
+    def find(self, path: str | os.PathLike) -> int | None:
+        """Position of an indexed file given any path to it, or None."""
+        target = os.path.realpath(path)
+        root = os.path.realpath(self.dataset)
+        rel = os.path.relpath(target, root)
+        for i, item in enumerate(self.items):
+            if item.path == rel:
+                return i
+        return None
+
+    def find_content(self, sha256: str) -> int | None:
+        """Position of an indexed file with this content hash, or None."""
+        return next((i for i, item in enumerate(self.items) if item.sha256 == sha256), None)
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def save(self) -> None:
+        meta = {"version": FORMAT_VERSION, "encoder": self.encoder, "dataset": self.dataset}
+        fileio.save_npz(
+            self.directory / FEATURES_FILE,
+            vectors=np.ascontiguousarray(self.vectors, dtype=np.float32),
+            paths=np.array([i.path for i in self.items], dtype=str),
+            sizes=np.array([i.size for i in self.items], dtype=np.int64),
+            mtimes=np.array([i.mtime_ns for i in self.items], dtype=np.int64),
+            hashes=np.array([i.sha256 for i in self.items], dtype=str),
+            meta=np.array(json.dumps(meta)),
+        )
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Store":
+        """Load a saved store; raises StoreError if it is missing, damaged or from another version."""
+        directory = Path(directory)
+        file = directory / FEATURES_FILE
+        if not file.exists():
+            raise StoreError(f"no feature store at {directory}: run `vector-search index DATASET_DIR` first")
+        try:
+            data = fileio.load_npz(file)
+            meta = json.loads(str(data["meta"]))
+            n = len(data["paths"])
+            if meta.get("version") != FORMAT_VERSION:
+                raise StoreError(f"feature store {file} has format {meta.get('version')}, expected {FORMAT_VERSION}")
+            if data["vectors"].ndim != 2 or data["vectors"].shape[0] != n or any(
+                len(data[k]) != n for k in ("sizes", "mtimes", "hashes")
+            ):
+                raise StoreError(f"feature store {file} is inconsistent")
+            items = [
+                Item(str(p), int(s), int(m), str(h))
+                for p, s, m, h in zip(data["paths"], data["sizes"], data["mtimes"], data["hashes"])
+            ]
+            return cls(directory, meta["encoder"], meta["dataset"], items, data["vectors"].astype(np.float32))
+        except StoreError:
+            raise
+        except Exception as err:  # truncated zip, missing keys, bad JSON...
+            raise StoreError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
+
+    def save_array(self, name: str, array: np.ndarray, **meta: object) -> None:
+        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint."""
+        fileio.save_npy(self.directory / f"{name}.npy", array)
+        fileio.save_json(self.directory / f"{name}.json", {"fingerprint": self.fingerprint, **meta})
+
+    def load_array(self, name: str, **meta: object) -> np.ndarray | None:
+        """A derived array saved by save_array, or None if absent, damaged or stale."""
+        try:
+            saved = fileio.load_json(self.directory / f"{name}.json")
+            if saved != {"fingerprint": self.fingerprint, **json.loads(json.dumps(meta))}:
+                return None
+            array = fileio.load_npy(self.directory / f"{name}.npy")
+            return array if len(array) == len(self) else None
+        except (OSError, ValueError):
+            return None
+
+
+def store_dir(root: str | os.PathLike, encoder: str) -> Path:
+    return Path(root) / encoder
+
+
+def open_store(root: str | os.PathLike = DEFAULT_ROOT, encoder: str | None = None) -> Store:
+    """Load the store of `encoder` under `root` (or the only store there when encoder is None)."""
+    root = Path(root)
+    if encoder is None:
+        found = sorted(p.parent.name for p in root.glob(f"*/{FEATURES_FILE}"))
+        if len(found) != 1:
+            raise StoreError(
+                f"no feature store under {root}: run `vector-search index DATASET_DIR` first"
+                if not found
+                else f"several stores under {root} ({', '.join(found)}): choose one with --encoder"
+            )
+        encoder = found[0]
+    return Store.load(store_dir(root, encoder))
+
+
+# --- indexing a folder ---------------------------------------------------------------------------
+
+
+@dataclass
+class UpdateReport:
+    """What an update did; `skipped` lists (path, reason) for files that could not be used."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path), reused
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def embedded(self) -> int:
+        return len(self.added) + len(self.changed)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def update_store(
+    dataset: str | os.PathLike,
+    root: str | os.PathLike = DEFAULT_ROOT,
+    encoder_name: str | None = None,
+    encoder: object | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 32,
+    checkpoint_seconds: float = 20.0,
+) -> tuple[Store, UpdateReport]:
+    """Bring the store of `encoder_name` in line with the images under `dataset`.
+
+    `encoder` (an `encoders.Encoder`) is created only if some file must be embedded, so an
+    unchanged folder never loads a model. Progress is saved every `checkpoint_seconds`.
+    """
+    from .encoders import DEFAULT_ENCODER, get_encoder
+
+    encoder_name = encoder_name or DEFAULT_ENCODER
+    report = UpdateReport()
+    directory = store_dir(root, encoder_name)
+    try:
+        old = Store.load(directory)
+    except StoreError as err:
+        if (directory / FEATURES_FILE).exists():
+            report.notes.append(f"{err}; rebuilding it")
+        old = Store(directory, encoder_name, str(dataset), [], np.zeros((0, 0), np.float32))
+
+    rel_paths, problems = find_images(dataset)
+    report.skipped.extend(problems)
+    by_path = {item.path: i for i, item in enumerate(old.items)}
+    by_hash = {item.sha256: i for i, item in enumerate(old.items)}
+
+    kept: list[tuple[Item, np.ndarray]] = []
+    todo: list[Item] = []
+    for rel in rel_paths:
+        full = os.path.join(dataset, rel)
+        try:
+            st = os.stat(full)
+            j = by_path.get(rel)
+            if j is not None and (old.items[j].size, old.items[j].mtime_ns) == (st.st_size, st.st_mtime_ns):
+                kept.append((old.items[j], old.vectors[j]))
+                report.unchanged += 1
+                continue
+            item = Item(rel, st.st_size, st.st_mtime_ns, file_sha256(full))
+        except OSError as err:
+            report.skipped.append((rel, f"cannot read file: {err.strerror or err}"))
+            continue
+        if item.sha256 in by_hash:  # touched, copied or renamed: same content, same vector
+            j = by_hash[item.sha256]
+            kept.append((item, old.vectors[j]))
+            if old.items[j].path == rel:
+                report.unchanged += 1
+            else:
+                report.renamed.append((old.items[j].path, rel))
+        else:
+            todo.append(item)
+            (report.changed if rel in by_path else report.added).append(rel)
+    present = set(rel_paths)
+    renamed_from = {a for a, _ in report.renamed}
+    report.removed = [i.path for i in old.items if i.path not in present and i.path not in renamed_from]
+
+    def snapshot(done: list[tuple[Item, np.ndarray]]) -> Store:
+        rows = sorted(kept + done, key=lambda pair: pair[0].path)
+        dim = rows[0][1].shape[0] if rows else 0
+        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+        return Store(directory, encoder_name, str(dataset), [item for item, _ in rows], vectors)
+
+    done: list[tuple[Item, np.ndarray]] = []
+    if todo:
+        encoder = encoder or get_encoder(encoder_name)
+        failed: set[str] = set()
+        last_save = time.monotonic()
+        for batch in iter_batches([os.path.join(dataset, t.path) for t in todo], encoder.preprocess, batch_size):
+            for i, reason in batch.errors:
+                report.skipped.append((todo[i].path, reason))
+                failed.add(todo[i].path)
+            if batch.array is not None:
+                vectors = encoder.embed(batch.array)
+                done.extend((todo[i], vectors[row]) for row, i in enumerate(batch.indices))
+            if progress:
+                progress(len(done) + len(failed), len(todo))
+            if time.monotonic() - last_save > checkpoint_seconds:
+                snapshot(done).save()
+                last_save = time.monotonic()
+        report.added = [p for p in report.added if p not in failed]
+        report.changed = [p for p in report.changed if p not in failed]
+
+    store = snapshot(done)
+    if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
+        store.save()
+    return store, report
