@@ -132,6 +132,18 @@ class Engine:
         paths = self.store.paths
         return [Result(paths[i], float(d)) for i, d in zip(ids, distances) if i != position][:k]
 
+    def image_map(self) -> np.ndarray:
+        """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
+        from .projection import project_2d
+
+        store = self.store
+        with self._lock:
+            points = store.load_array("map", method="tsne")
+            if points is None:
+                points = project_2d(store.vectors, method="tsne").astype(np.float32)
+                store.save_array("map", points, method="tsne")
+        return points
+
     # --- word queries ----------------------------------------------------------------------------
 
     def similar_words(self, text: str, k: int = 10) -> list[Result]:

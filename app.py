@@ -1,0 +1,554 @@
+"""The vector_search walkthrough, interactive: `streamlit run app.py`.
+
+A thin UI over the library: every answer comes from a library call (mostly the `Engine`).
+Expensive things (engines, models, indexes, word vectors) are loaded once per server with
+`st.cache_resource`; each section is a fragment, so typing in one box reruns only that section.
+
+Settings live in the sidebar; the environment sets their defaults:
+    VECTOR_SEARCH_DATASET    the image folder (<folder>/<class>/<image>)
+    VECTOR_SEARCH_FEATURES   the feature store folder (default: features/)
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import streamlit as st
+
+from vector_search import datasets, gallery, imagenet
+from vector_search.engine import Engine, Result
+from vector_search.images import IMAGE_EXTENSIONS, class_of
+from vector_search.query import query_vector
+
+ROOT = Path(__file__).resolve().parent
+ENCODERS = ("efficientnet-lite0", "vgg16")
+TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
+log = logging.getLogger("vector_search.app")
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when that is short."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith(os.pardir + os.sep + os.pardir) else rel
+
+
+def default_dataset() -> str:
+    if os.environ.get("VECTOR_SEARCH_DATASET"):
+        return os.environ["VECTOR_SEARCH_DATASET"]
+    shared = ROOT.parent / "shared" / "pascal_sentences" / "dataset"
+    return shown(shared if shared.is_dir() else ROOT / "dataset")
+
+
+def default_features() -> str:
+    return os.environ.get("VECTOR_SEARCH_FEATURES") or shown(ROOT / "features")
+
+
+@dataclass(frozen=True)
+class Settings:
+    dataset: str
+    encoder: str
+    k: int
+    features: str
+    use_gallery: bool
+
+
+def sidebar() -> Settings:
+    with st.sidebar:
+        st.header("Settings")
+        dataset = st.text_input(
+            "Dataset folder", default_dataset(), key="dataset", help="A folder laid out as <folder>/<class>/<image>.jpg"
+        )
+        encoder = st.selectbox(
+            "Image encoder",
+            ENCODERS,
+            key="encoder",
+            help="EfficientNet-Lite0: 1280-d, ~50 photos/s on 2 cores. VGG16: 4096-d, ~4 photos/s.",
+        )
+        k = st.slider("Results per query (k)", 1, 30, 8, key="k")
+        features = st.text_input(
+            "Feature store folder", default_features(), key="features", help="Where vectors and indexes are saved"
+        )
+        use_gallery = st.checkbox(
+            "Use the built-in gallery instead", key="use_gallery", help="9 sample photos shipped with scikit-image"
+        )
+        st.caption("Models, indexes and word vectors load once per server; queries then take milliseconds.")
+    return Settings(dataset.strip(), encoder, k, features.strip() or default_features(), use_gallery)
+
+
+# --- cached resources -------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def get_engine(store_root: str, encoder: str) -> Engine:
+    return Engine(store_root, encoder=encoder)
+
+
+@st.cache_resource(show_spinner=False)
+def indexed(store_root: str, encoder: str) -> dict:
+    """Folders already indexed (or checked) by this server: folder -> UpdateReport."""
+    return {}
+
+
+@st.cache_resource(show_spinner="Exporting the gallery photos…")
+def export_gallery(store_root: str) -> str:
+    return str(gallery.export_gallery(gallery.gallery_photos_dir(store_root)))
+
+
+@st.cache_data(show_spinner=False, ttl=30)
+def summarize(folder: str) -> datasets.DatasetSummary | None:
+    """The folder's images by class; None when there is no such folder."""
+    try:
+        return datasets.summarize(folder)
+    except FileNotFoundError:
+        return None
+
+
+@st.cache_data(show_spinner="Making thumbnails…", max_entries=4)
+def thumbnails(paths: tuple[str, ...]) -> list[str]:
+    return [datasets.thumbnail_uri(p) for p in paths]
+
+
+# --- page helpers -----------------------------------------------------------------------------------
+
+
+def message(err: BaseException) -> str:
+    """An exception as one line for the page."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, (ValueError, RuntimeError, OSError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Turn any error inside into a message on the page (and a traceback in the server log)."""
+    try:
+        yield
+    except Exception as err:  # Streamlit's own control flow (rerun, stop) is not an Exception
+        log.exception("%s failed", what)
+        st.error(f"{what}: {message(err)}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The photos the walkthrough runs on: the dataset folder, or the built-in gallery."""
+
+    name: str  # "dataset" or "gallery"
+    folder: str
+    store_root: str
+    encoder: str
+    summary: datasets.DatasetSummary
+
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self.store_root, self.encoder)
+
+    def default_photo(self) -> str:
+        candidates = [os.path.join(self.folder, datasets.NOISY_EXAMPLE)]
+        candidates += [str(gallery.photo_path(self.folder, p)) for p in gallery.PHOTOS]
+        paths = self.engine.store.paths
+        return next((c for c in candidates if c in paths), paths[0])
+
+    def label(self, path: str) -> str:
+        return os.path.relpath(path, self.folder)
+
+
+def grid(results: list[Result], width: int = 150) -> None:
+    """Images with their class and distance, in rows."""
+    if not results:
+        st.info("No results.")
+        return
+    st.image(
+        [r.item for r in results],
+        caption=[f"{class_of(r.item)} · {r.distance:.3f}" for r in results],
+        width=width,
+    )
+
+
+def photo_picker(source: Source, key: str) -> tuple[str | bytes, str]:
+    """A dataset photo (path) or an uploaded one (bytes, decoded in memory), and its label."""
+    paths = source.engine.store.paths
+    left, right = st.columns([3, 2])
+    choice = left.selectbox(
+        "A photo from the dataset",
+        paths,
+        index=paths.index(source.default_photo()),
+        format_func=source.label,
+        key=f"{key}_photo",
+    )
+    upload = right.file_uploader(
+        "…or your own photo", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS), key=f"{key}_upload"
+    )
+    if upload is not None:
+        return upload.getvalue(), f"your photo ({upload.name})"
+    return choice, source.label(choice)
+
+
+def as_query(photo: str | bytes) -> str | io.BytesIO:
+    return io.BytesIO(photo) if isinstance(photo, bytes) else photo
+
+
+# --- the sections -----------------------------------------------------------------------------------
+
+
+def dataset_section(settings: Settings) -> Source | None:
+    st.header("1. The dataset")
+    with guard("Dataset"):
+        summary = None if settings.use_gallery else summarize(settings.dataset)
+        if summary is not None and summary.n_images:
+            describe_dataset(summary)
+            return Source("dataset", settings.dataset, settings.features, settings.encoder, summary)
+        if not settings.use_gallery:
+            what = "no folder" if summary is None else "no images in the folder"
+            st.warning(f"There is {what} `{settings.dataset}`: the walkthrough runs on the built-in gallery below.")
+            st.markdown(datasets.HOW_TO_GET_DATA.format(url=datasets.PASCAL_URL))
+        folder = export_gallery(settings.features)
+        summary = datasets.summarize(folder)
+        describe_gallery(summary)
+        return Source("gallery", folder, str(gallery.gallery_store_root(settings.features)), settings.encoder, summary)
+    return None
+
+
+def describe_dataset(summary: datasets.DatasetSummary) -> None:
+    if summary.looks_like_pascal:
+        st.markdown(
+            "The photos come from **Pascal Sentences** (Rashtchian, Young, Hodosh and Hockenmaier, 2010): "
+            "Pascal VOC 2008 photos from Flickr, 50 per class, each with about five captions written by people. "
+            "Each photo's label is the name of its folder."
+        )
+    else:
+        st.markdown("Your own photos: each photo's label is the name of its folder.")
+    cols = st.columns(3)
+    cols[0].metric("Images", summary.n_images)
+    cols[1].metric("Classes", len(summary.classes))
+    cols[2].metric("Folder", os.path.basename(os.path.normpath(summary.folder)) or summary.folder)
+    st.caption(f"From `{summary.folder}`.")
+    for path, reason in summary.problems:
+        st.warning(f"skipped {path}: {reason}")
+    samples = summary.samples()
+    st.subheader("One photo per class")
+    st.image(list(samples.values()), caption=list(samples), width=140)
+
+    noisy = os.path.join(summary.folder, datasets.NOISY_EXAMPLE)
+    st.subheader("Labels are noisy")
+    if os.path.isfile(noisy):
+        left, right = st.columns([1, 2])
+        left.image(noisy, caption=f"labelled “{class_of(noisy)}”", width=260)
+        right.markdown(
+            "This photo sits in the **bottle** folder, yet it shows a cat in a sink. Many photos show "
+            "several classes, and the labelled object is often small. Keep that in mind when a search "
+            "returns a “wrong” class: the photo may be right and the label wrong. What people wrote about it:"
+        )
+        for line in datasets.captions(noisy):
+            right.markdown(f"- {line}")
+    else:
+        st.markdown("Many photos show several classes, and the labelled object is often small: expect some mismatches.")
+
+
+def describe_gallery(summary: datasets.DatasetSummary) -> None:
+    st.markdown(
+        f"**The built-in gallery**: {summary.n_images} real photos that ship with scikit-image "
+        "(`skimage.data`), one per class. Everything below works on it; with Pascal Sentences it gets interesting."
+    )
+    paths = summary.paths()
+    st.image(paths, caption=[f"{class_of(p)}: {gallery.description(p) or ''}" for p in paths], width=140)
+
+
+def indexing_section(source: Source) -> bool:
+    """Index (or check) the source's folder once per server; returns whether the store is usable."""
+    st.header("2. Indexing the images")
+    engine = source.engine
+    with guard("Indexing"):
+        encoder = engine.encoder
+        st.markdown(
+            f"A convolutional network pretrained on ImageNet, **{encoder.name}**, turns each photo into "
+            f"**{encoder.dim} numbers**: the activations of its last layer before the classifier. Photos "
+            "that look alike get vectors that point the same way, so search becomes *nearest vectors* "
+            "(cosine distance). The vectors are computed once and saved in the feature store."
+        )
+        regenerate = st.checkbox(
+            "Regenerate the features now (otherwise they are loaded from the store)", key="regenerate"
+        )
+        # Regenerate once per tick of the box (not on every rerun while it stays ticked).
+        run = (source.folder, source.store_root, source.encoder)
+        regenerate = regenerate and st.session_state.get("regenerated") != run
+        if not st.session_state.get("regenerate"):
+            st.session_state.pop("regenerated", None)
+        done = indexed(source.store_root, source.encoder)
+        if regenerate or source.folder not in done:
+            bar = st.progress(0.0, text=f"Embedding the photos of {source.folder} with {encoder.name}…")
+
+            def progress(n: int, total: int) -> None:
+                bar.progress(n / max(total, 1), text=f"Embedded {n} of {total} photos with {encoder.name}")
+
+            if regenerate:  # re-embed every photo, even unchanged ones
+                report = engine.index(source.folder, progress=progress, rebuild=True)
+            else:  # embeds only photos the store does not have yet (all of them the first time)
+                report = engine.index(source.folder, progress=progress)
+            bar.progress(1.0, text=f"Done: embedded {report.embedded} photos.")
+            done[source.folder] = report
+            if regenerate:
+                st.session_state["regenerated"] = run
+        report = done[source.folder]
+        for path, reason in report.skipped:
+            st.warning(f"skipped {path}: {reason}")
+        store = engine.store
+        st.markdown(
+            f"The store `{shown(store.directory)}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers** "
+            f"(indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged). The first ones:"
+        )
+        import pandas as pd
+
+        first = pd.DataFrame(store.vectors[:5, :10], index=[source.label(p) for p in store.paths[:5]])
+        first.columns = [str(c) for c in first.columns]
+        st.dataframe(first, width="stretch")
+        st.caption(
+            f"10 of {store.vectors.shape[1]} numbers for 5 of {len(store)} photos. They are averages of "
+            "ReLU activations: never negative, and most are small."
+        )
+        return True
+    return False
+
+
+@st.fragment
+def image_search_section(source: Source, k: int) -> None:
+    st.header("3. Image search")
+    st.markdown(
+        "Pick a photo: its vector's nearest neighbours in the store, found with an Annoy index, are the "
+        "most similar photos. The number under each is the cosine distance (0 = same direction)."
+    )
+    with guard("Image search"):
+        photo, label = photo_picker(source, "search")
+        names = imagenet.class_names()
+        left, right = st.columns([1, 2])
+        left.image(photo, caption=f"query: {label}", width=220)
+        cid = right.selectbox(
+            "Re-weight towards an ImageNet class",
+            range(len(names)),
+            index=imagenet.find_class("Siamese cat"),
+            format_func=names.__getitem__,
+            key="reweight_class",
+        )
+        right.markdown(
+            "**The re-weighting trick**: the ImageNet classifier on top of the encoder scores a class as a "
+            "weighted sum of the features. Multiplying every vector by that class's weights stretches the "
+            "features that speak for the class, so the search looks at, say, the cat rather than the sink."
+        )
+        cls = imagenet.class_synonyms()[cid][0]
+        plain, weighted = st.columns(2)
+        with plain:
+            st.subheader("Nearest photos")
+            with guard("Search"):
+                grid(source.engine.similar_images(as_query(photo), k), width=130)
+        with weighted:
+            st.subheader(f"Re-weighted towards “{cls}”")
+            with guard("Re-weighted search"):
+                grid(source.engine.similar_images(as_query(photo), k, reweight=cls), width=130)
+
+
+@st.fragment
+def words_section(engine: Engine, k: int) -> None:
+    st.header("4. Words")
+    st.markdown(
+        "Words get vectors too: **GloVe** (Pennington et al., 2014) learned 50 numbers for each of 400,000 "
+        "words from how often words occur together in Wikipedia and news text. Words used alike point alike."
+    )
+    with guard("Words"):
+        word = st.text_input("A word", "cat", key="word").strip()
+        if word:
+            try:
+                vector = engine.words.vector(word)
+            except KeyError as err:
+                st.warning(
+                    f"{message(err)}. A word outside the vocabulary has no vector: searches skip it "
+                    "(and say so), and a query of unknown words only is refused."
+                )
+            else:
+                st.markdown(f"“{word}” is {len(vector)} numbers: " + ", ".join(f"{v:.2f}" for v in vector[:8]) + ", …")
+                import pandas as pd
+
+                st.bar_chart(pd.DataFrame({"value": vector}), height=160)
+        else:
+            st.info("Type a word to see its vector.")
+    with guard("Similar words"):
+        text = st.text_input("Words similar to (a word or a phrase)", "cat", key="similar_to")
+        try:
+            results = engine.similar_words(text, k)
+        except (KeyError, ValueError) as err:
+            st.warning(message(err))
+        else:
+            st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in results))
+
+
+@st.fragment
+def hybrid_section(source: Source) -> None:
+    st.header("5. The hybrid model")
+    st.markdown(
+        "Images and words live in different spaces. The hybrid model (after DeViSE, Frome et al., 2013) "
+        "is a small network trained to map each photo's image vector onto the word vector of its label: "
+        "a photo of a cat should land near “cat”. Once trained, photos and words share the 50-d word "
+        "space, so a photo can be described with words (tags) and found with words (text search), "
+        "including words that were never labels."
+    )
+    with guard("Hybrid model"):
+        epochs = st.number_input("Epochs", 1, 500, 50, key="epochs")
+        retrain = st.checkbox("Retrain the model now (otherwise the saved one is loaded)", key="retrain")
+        engine = source.engine
+        if not retrain:
+            st.session_state.pop("trained", None)
+            with st.spinner("Loading the hybrid model…"):
+                info = engine.joint_info()
+            st.markdown(info)
+            return
+        run = (source.name, source.store_root, int(epochs))
+        if st.session_state.get("trained", (None,))[0] != run:
+            bar = st.progress(0.0, text="Training…")
+
+            def progress(epoch: int, logs: dict) -> None:
+                shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
+                bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
+
+            history = engine.train(epochs=int(epochs), progress=progress)
+            st.session_state["trained"] = (run, getattr(history, "history", history))
+        import pandas as pd
+
+        losses = pd.DataFrame(st.session_state["trained"][1])
+        losses.index = losses.index + 1
+        losses.index.name = "epoch"
+        last = losses.iloc[-1]
+        st.markdown(
+            f"Trained **{len(losses)} epochs**: "
+            + ", ".join(f"final {name} **{value:.4f}**" for name, value in last.items())
+            + ". The model is saved and used by the sections below."
+        )
+        st.line_chart(losses, height=220, x_label="epoch", y_label="loss")
+
+
+@st.fragment
+def tags_section(source: Source, k: int) -> None:
+    st.header("6. Tags")
+    st.markdown(
+        "Map a photo into the word space with the hybrid model and read off the nearest words: tags. "
+        "They are not limited to the class names."
+    )
+    with guard("Tags"):
+        photo, label = photo_picker(source, "tags")
+        left, right = st.columns([1, 2])
+        left.image(photo, caption=label, width=220)
+        tags = source.engine.tags(as_query(photo), k)
+        right.markdown("**Tags:** " + " · ".join(f"**{r.item}** {r.distance:.2f}" for r in tags))
+        if isinstance(photo, str):
+            lines = datasets.captions(photo)
+            if lines:
+                right.markdown("What people wrote about it:\n" + "\n".join(f"- {line}" for line in lines))
+
+
+def set_query(text: str) -> None:
+    st.session_state["text_query"] = text
+
+
+@st.fragment
+def text_search_section(source: Source, k: int) -> None:
+    st.header("7. Text search")
+    st.markdown(
+        "Type words: their vector, in the shared space, is compared with every photo's. A phrase is the "
+        "mean of its words; terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
+    )
+    with guard("Text search"):
+        cols = st.columns(len(TEXT_EXAMPLES))
+        for col, example in zip(cols, TEXT_EXAMPLES):
+            col.button(example, key=f"example_{example}", on_click=set_query, args=(example,), width="stretch")
+        st.session_state.setdefault("text_query", TEXT_EXAMPLES[0])
+        text = st.text_input("Search the photos", key="text_query")
+        try:
+            results = source.engine.search(text, k)
+        except ValueError as err:  # QueryError: empty, malformed, or no known word
+            st.warning(message(err))
+            return
+        skipped = query_vector(text, source.engine.words).unknown
+        if skipped:
+            st.caption("Skipped words not in the vocabulary: " + ", ".join(skipped))
+        grid(results)
+
+
+@st.fragment
+def map_section(source: Source) -> None:
+    st.header("8. A map of the images")
+    st.markdown(
+        "t-SNE squeezes the image vectors into two dimensions, keeping neighbours close: each dot is a "
+        "photo, coloured by its label. Hover for the file, click a dot to see the photo. Clusters are "
+        "classes the encoder tells apart; mixed regions are where it (or the labels) hesitate."
+    )
+    with guard("Map"):
+        import altair as alt
+        import pandas as pd
+
+        store = source.engine.store
+        with st.spinner("Computing the t-SNE map (once per store)…"):
+            points = source.engine.image_map()
+        frame = pd.DataFrame(
+            {
+                "x": points[:, 0],
+                "y": points[:, 1],
+                "class": store.classes,
+                "photo": [source.label(p) for p in store.paths],
+            }
+        )
+        tooltip = ["photo", "class"]
+        if st.checkbox("Thumbnails on hover", key="map_thumbnails", help="Sends a small JPEG of every photo to the page"):
+            frame["image"] = thumbnails(tuple(store.paths))
+            tooltip.append("image")
+        pick = alt.selection_point(name="pick", fields=["photo"], on="click")
+        chart = (
+            alt.Chart(frame)
+            .mark_circle(size=70, opacity=0.85)
+            .encode(
+                x=alt.X("x", axis=None),
+                y=alt.Y("y", axis=None),
+                color=alt.Color("class:N", scale=alt.Scale(scheme="category20"), legend=alt.Legend(columns=2)),
+                tooltip=tooltip,
+            )
+            .add_params(pick)
+            .properties(height=520)
+        )
+        event = st.altair_chart(chart, on_select="rerun", key="map", width="stretch")
+        picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo")]
+        if picked:
+            st.image(os.path.join(source.folder, picked[0]), caption=picked[0], width=260)
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    st.set_page_config(page_title="vector_search walkthrough", page_icon="🔎", layout="wide")
+    settings = sidebar()
+    st.title("Semantic search over images and words")
+    st.markdown(
+        "A walkthrough you can play with: turn photos into vectors with a pretrained network, find similar "
+        "photos, learn what word vectors are, join the two in one space, and search photos with words. "
+        "Change the settings in the sidebar; every box below can be edited."
+    )
+    source = dataset_section(settings)
+    usable = source is not None and indexing_section(source)
+    if source is not None and usable:
+        image_search_section(source, settings.k)
+    words_section(source.engine if source else get_engine(settings.features, settings.encoder), settings.k)
+    if source is not None and usable:
+        hybrid_section(source)
+        tags_section(source, settings.k)
+        text_search_section(source, settings.k)
+        map_section(source)
+
+
+main()

@@ -1,0 +1,330 @@
+"""The Streamlit walkthrough (app.py), driven with AppTest on real photos, real models and real words.
+
+The app reads its dataset folder and feature store from VECTOR_SEARCH_DATASET and
+VECTOR_SEARCH_FEATURES; the tests point them at a small copy of Pascal Sentences and a fresh store
+(the GloVe cache in features/words is shared, through a symlink, so it is built only once).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import DATASET, PASCAL, ROOT, copy_subset
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block, Header
+
+APP = ROOT / "app.py"
+TIMEOUT = 600  # the first run loads TensorFlow and embeds the photos
+NOISY = "bottle/2008_000112.jpg"
+SUBSET = {"bottle": 3, "cat": 4, "dog": 3, "sofa": 3, "boat": 3, "bus": 3}  # 19 real photos
+
+pytestmark = pytest.mark.slow
+
+
+# --- fixtures and helpers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def words_cache() -> Path:
+    """The project's GloVe cache (built once, ~3 min the first time: the 400k-word HNSW index)."""
+    words = ROOT / "features" / "words"
+    words.mkdir(parents=True, exist_ok=True)
+    return words
+
+
+def new_features(root: Path, words_cache: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "words").symlink_to(words_cache, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> Path:
+    """19 real Pascal photos in 6 classes (the noisy bottle among them), with their captions."""
+    base = tmp_path_factory.mktemp("pascal")
+    dataset = copy_subset(base / "dataset", SUBSET)
+    assert (dataset / NOISY).is_file()
+    (base / "sentence" / "bottle").mkdir(parents=True)
+    shutil.copy(PASCAL / "sentence" / "bottle" / "2008_000112.txt", base / "sentence" / "bottle")
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def features(tmp_path_factory: pytest.TempPathFactory, words_cache: Path) -> Path:
+    return new_features(tmp_path_factory.mktemp("store") / "features", words_cache)
+
+
+def start(monkeypatch: pytest.MonkeyPatch, dataset: Path, features: Path) -> AppTest:
+    monkeypatch.setenv("VECTOR_SEARCH_DATASET", str(dataset))
+    monkeypatch.setenv("VECTOR_SEARCH_FEATURES", str(features))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    return ok(at.run())
+
+
+def ok(at: AppTest) -> AppTest:
+    """No traceback ever reaches the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def walk(block: Block):
+    for key in sorted(block.children):
+        node = block.children[key]
+        yield node
+        if isinstance(node, Block):
+            yield from walk(node)
+
+
+def sections(at: AppTest) -> dict[str, list]:
+    """The elements under each st.header, in page order, keyed by the header's number ("3")."""
+    found: dict[str, list] = {}
+    current = None
+    for node in walk(at.main):
+        if isinstance(node, Header):
+            current = node.value.split(".")[0]
+            found[current] = []
+        elif current is not None:
+            found[current].append(node)
+    return found
+
+
+def grids(nodes: list) -> list[list[str]]:
+    """The captions of each st.image element."""
+    return [[img.caption for img in node.proto.imgs] for node in nodes if node.type == "image"]
+
+
+def texts(nodes: list, kind: str = "markdown") -> str:
+    return "\n".join(node.value for node in nodes if node.type == kind)
+
+
+def classes(captions: list[str]) -> list[str]:
+    """Result captions are '<class> · <distance>'."""
+    return [c.split(" · ")[0] for c in captions]
+
+
+def distances(captions: list[str]) -> list[float]:
+    return [float(c.split(" · ")[1]) for c in captions]
+
+
+# --- the walkthrough on real photos ----------------------------------------------------------------
+
+
+def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features: Path) -> None:
+    at = start(monkeypatch, photos, features)
+    assert not at.error, [e.value for e in at.error]
+    page = sections(at)
+    assert list(page) == ["1", "2", "3", "4", "5", "6", "7", "8"]
+
+    # 1. the dataset: counts, one photo per class, the noisy label and its captions
+    s1 = page["1"]
+    assert {m.label: m.value for m in s1 if m.type == "metric"} >= {"Images": "19", "Classes": "6"}
+    samples, noisy = grids(s1)[:2]
+    assert samples == sorted(SUBSET)
+    assert noisy == ["labelled “bottle”"]
+    assert "Pascal Sentences" in texts(s1) and "cat in a sink" in texts(s1)
+    assert "A small white cat sitting in a sink." in texts(s1)
+
+    # 2. indexing: the encoder, its size, the first embeddings (non-negative)
+    s2 = page["2"]
+    assert "efficientnet-lite0" in texts(s2) and "1280 numbers" in texts(s2)
+    assert "19 vectors of 1280 numbers" in texts(s2)
+    first = next(n for n in s2 if n.type == "arrow_data_frame").value
+    assert first.shape == (5, 10) and (first.to_numpy() >= 0).all()
+    assert first.index[0].startswith("boat/")
+
+    # 3. image search from the noisy bottle: distances sorted, the photo itself excluded;
+    # re-weighting towards "Siamese cat" brings the cats forward
+    s3 = page["3"]
+    query, plain, weighted = grids(s3)
+    assert query == [f"query: {NOISY}"]
+    assert len(plain) == len(weighted) == 8
+    assert distances(plain) == sorted(distances(plain)) and all(0 <= d <= 2 for d in distances(plain))
+    assert "Siamese cat" in texts([n for n in s3 if n.type == "subheader"], "subheader")
+    assert classes(weighted)[:3].count("cat") >= 2, weighted
+    assert classes(weighted)[:4].count("cat") >= classes(plain)[:4].count("cat")
+
+    # 4. words: a word's vector, similar words
+    s4 = page["4"]
+    assert "“cat” is 50 numbers" in texts(s4)
+    assert "**dog**" in texts(s4)
+
+    # 6. tags of the noisy bottle: it is a cat
+    s6 = page["6"]
+    tags = texts(s6)
+    assert "**Tags:**" in tags and "**cat**" in tags
+
+    # 7. text search: the default example ("ocean") finds photos
+    assert len(grids(page["7"])[0]) == 8
+
+    # 8. the map: one dot per photo, coloured by class
+    chart = next(n for n in page["8"] if n.type == "arrow_vega_lite_chart")
+    assert '"class"' in chart.proto.spec and "category20" in chart.proto.spec
+
+
+def test_image_search_with_another_photo_upload_and_k(monkeypatch, photos: Path, features: Path) -> None:
+    at = start(monkeypatch, photos, features)
+    at.slider(key="k").set_value(3)
+    at.selectbox(key="search_photo").set_value(str(photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0]))
+    ok(at.run())
+    query, plain, weighted = grids(sections(at)["3"])
+    assert query[0].startswith("query: bus/")
+    assert len(plain) == 3 and classes(plain)[0] == "bus"
+
+    # an uploaded photo is decoded in memory (here a cat photo, re-encoded as PNG)
+    buffer = io.BytesIO()
+    Image.open(DATASET / "cat" / "2008_000116.jpg").save(buffer, format="PNG")
+    at.file_uploader(key="search_upload").set_value(("my cat.png", buffer.getvalue(), "image/png"))
+    ok(at.run())
+    query, plain, _ = grids(sections(at)["3"])
+    assert query == ["query: your photo (my cat.png)"]
+    assert classes(plain)[0] == "cat" and distances(plain)[0] < 0.05  # the same photo, from its pixels
+
+    at.file_uploader(key="search_upload").set_value(("broken.png", b"not a picture", "image/png"))
+    ok(at.run())
+    assert any("not an image" in e.value for e in at.error)
+
+
+def test_words_unknown_word_and_similar_words(monkeypatch, photos: Path, features: Path) -> None:
+    at = start(monkeypatch, photos, features)
+    at.text_input(key="word").input("qwxzvbt")
+    at.text_input(key="similar_to").input("ocean")
+    ok(at.run())
+    s4 = sections(at)["4"]
+    warning = texts(s4, "warning")
+    assert "unknown word 'qwxzvbt'" in warning and "has no vector" in warning
+    assert "**sea**" in texts(s4)
+
+    at.text_input(key="word").input("")
+    at.text_input(key="similar_to").input("blorfnax")
+    ok(at.run())
+    s4 = sections(at)["4"]
+    assert "Type a word" in texts(s4, "info")
+    assert "unknown word 'blorfnax'" in texts(s4, "warning")
+
+
+def test_text_search_queries_and_empty_query(monkeypatch, photos: Path, features: Path) -> None:
+    at = start(monkeypatch, photos, features)
+    at.text_input(key="text_query").input("cat")
+    ok(at.run())
+    [found] = grids(sections(at)["7"])
+    assert classes(found)[:3].count("cat") >= 2, found
+
+    at.button(key="example_cat + sofa - person").click()  # an example button fills the box
+    ok(at.run())
+    assert at.text_input(key="text_query").value == "cat + sofa - person"
+    [found] = grids(sections(at)["7"])
+    assert set(classes(found[:4])) & {"cat", "sofa"}, found
+
+    at.text_input(key="text_query").input("2:dog + zzqxv")
+    ok(at.run())
+    s7 = sections(at)["7"]
+    assert "zzqxv" in texts(s7, "caption")  # unknown words are skipped, and said so
+    assert grids(s7)
+
+    at.text_input(key="text_query").input("   ")
+    ok(at.run())
+    s7 = sections(at)["7"]
+    assert "empty query" in texts(s7, "warning") and not grids(s7)
+
+
+def test_tags_for_a_chosen_and_an_uploaded_photo(monkeypatch, photos: Path, features: Path) -> None:
+    at = start(monkeypatch, photos, features)
+    boat = str(photos / "boat" / sorted(p.name for p in (photos / "boat").iterdir())[0])
+    at.selectbox(key="tags_photo").set_value(boat)
+    ok(at.run())
+    tags = texts(sections(at)["6"])
+    assert "**Tags:**" in tags
+    assert any(f"**{w}**" in tags for w in ("boat", "boats", "ship", "sailing", "yacht", "water")), tags
+
+    buffer = io.BytesIO()
+    Image.open(DATASET / "dog" / sorted(p.name for p in (DATASET / "dog").iterdir())[-1]).save(buffer, format="JPEG")
+    at.file_uploader(key="tags_upload").set_value(("dog.jpg", buffer.getvalue(), "image/jpeg"))
+    ok(at.run())
+    s6 = sections(at)["6"]
+    assert grids(s6)[0] == ["your photo (dog.jpg)"]
+    assert "**Tags:**" in texts(s6)
+
+
+def test_retrain_hybrid_model_shows_epochs_and_losses(monkeypatch, photos: Path, tmp_path: Path, words_cache) -> None:
+    features = new_features(tmp_path / "features", words_cache)
+    at = start(monkeypatch, photos, features)
+    at.number_input(key="epochs").set_value(5)
+    at.checkbox(key="retrain").check()
+    ok(at.run())
+    s5 = sections(at)["5"]
+    assert "Trained **5 epochs**" in texts(s5), texts(s5)
+    assert "final loss" in texts(s5)
+    assert any(n.type == "arrow_vega_lite_chart" for n in s5)  # the loss curve
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp_path: Path, words_cache) -> None:
+    features = new_features(tmp_path / "features", words_cache)
+    at = start(monkeypatch, photos, features)
+    assert "19 photos embedded, 0 unchanged" in texts(sections(at)["2"])
+    at.text_input(key="word").input("dog")  # reruns load the store: nothing is embedded again
+    ok(at.run())
+    assert not [n for n in sections(at)["2"] if n.type == "progress"]
+
+    at.checkbox(key="regenerate").check()
+    ok(at.run())
+    s2 = sections(at)["2"]
+    assert "19 photos embedded, 0 unchanged" in texts(s2)
+    assert [n.value for n in s2 if n.type == "progress"] == [100]
+    at.text_input(key="word").input("cat")  # a rerun while the box stays ticked does not embed again
+    ok(at.run())
+    assert not [n for n in sections(at)["2"] if n.type == "progress"]
+
+
+# --- no dataset: how to get one, and the built-in gallery ------------------------------------------
+
+
+def test_missing_dataset_explains_and_falls_back_to_the_gallery(monkeypatch, tmp_path: Path, words_cache) -> None:
+    features = new_features(tmp_path / "features", words_cache)
+    at = start(monkeypatch, tmp_path / "no such folder", features)
+    page = sections(at)
+    s1 = page["1"]
+    assert f"no folder `{tmp_path / 'no such folder'}`" in texts(s1, "warning")
+    how_to = texts(s1)
+    assert "vector-search download pascal DEST" in how_to and "vision.cs.uiuc.edu/pascal-sentences" in how_to
+    assert "<folder>/<class>/<image>.jpg" in how_to  # and how to use your own photos
+    [gallery] = grids(s1)
+    assert len(gallery) == 9 and "cat: Chelsea the cat" in gallery
+    assert (features / "gallery" / "photos" / "cat" / "chelsea.png").is_file()
+
+    # the gallery is indexed like any dataset, in its own store root
+    assert "9 vectors of 1280 numbers" in texts(page["2"])
+    query, plain, weighted = grids(page["3"])
+    assert query == ["query: cat/chelsea.png"] and len(plain) == 8
+    # words need no dataset
+    assert "“cat” is 50 numbers" in texts(page["4"])
+    # tags of Chelsea the cat
+    assert "**Tags:**" in texts(page["6"])
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_empty_folder_and_gallery_switch(monkeypatch, tmp_path: Path, photos: Path, words_cache) -> None:
+    features = new_features(tmp_path / "features", words_cache)
+    (tmp_path / "empty").mkdir()
+    at = start(monkeypatch, tmp_path / "empty", features)
+    assert "no images in the folder" in texts(sections(at)["1"], "warning")
+
+    at.sidebar.text_input(key="dataset").input(str(photos))
+    ok(at.run())
+    assert "19 vectors" in texts(sections(at)["2"])
+    at.sidebar.checkbox(key="use_gallery").check()  # the gallery on demand, with no how-to message
+    ok(at.run())
+    s1 = sections(at)["1"]
+    assert not texts(s1, "warning") and len(grids(s1)[0]) == 9
+
+
+def test_a_broken_store_is_a_message_not_a_traceback(monkeypatch, photos: Path, tmp_path: Path) -> None:
+    features = tmp_path / "features"
+    features.write_text("a file where the store folder should be")
+    at = start(monkeypatch, photos, features)
+    assert at.error and all("Traceback" not in e.value for e in at.error)
+    assert "1" in sections(at)  # the dataset section still shows

