@@ -79,8 +79,8 @@ class Engine:
         return get_encoder(self.encoder_name or DEFAULT_ENCODER, weights=self.encoder_weights)
 
     @_loaded_once
-    def image_index(self) -> nn.Index:
-        return image_index(self.store)
+    def images(self) -> "ImageSpace":
+        return ImageSpace.of(self.store)
 
     @_loaded_once
     def words(self):  # -> words.WordVectors
@@ -100,7 +100,7 @@ class Engine:
             self.encoder_name = store.encoder
             if encoder is not None:
                 self._loaded["encoder"] = encoder
-        self.image_index  # build and save it now, not at the first query
+        self.images  # build and save the index now, not at the first query
         return report
 
     # --- image queries ---------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class Engine:
     def similar_images(self, image: ImageQuery, k: int = 10) -> list[Result]:
         """The k indexed images nearest to an image (the image itself excluded if indexed)."""
         vector, position = self.image_vector(image)
-        ids, distances = self.image_index.search(vector, k + (position is not None))
+        ids, distances = self.images.index.search(self.images.project(vector), k + (position is not None))
         paths = self.store.paths
         return [Result(paths[i], float(d)) for i, d in zip(ids, distances) if i != position][:k]
 
@@ -151,12 +151,32 @@ class Engine:
         return [Result(word, float(d)) for word, d in self.words.similar_words(text, k)]
 
 
-def image_index(store: Store) -> nn.Index:
-    """The saved Annoy index of a store's vectors; built and saved when missing or stale."""
-    path = store.directory / "images.ann"
-    try:
-        return nn.load_index(path, store.vectors, store.fingerprint)
-    except nn.IndexFileError:
-        index = nn.build_index(store.vectors, "annoy", **nn.default_params("annoy", *store.vectors.shape))
-        index.save(path, store.fingerprint)
-        return index
+@dataclass(frozen=True)
+class ImageSpace:
+    """Image vectors as searched: L2-normalised, then centred on the collection's mean.
+
+    Centring removes the direction every photo shares; measured on Pascal Sentences it lifts
+    leave-one-out precision@10 from 0.537 to 0.564 (see `vector-search evaluate`).
+    """
+
+    mean: np.ndarray
+    vectors: np.ndarray
+    index: nn.Index
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        return nn.normalize(vectors) - self.mean
+
+    @classmethod
+    def of(cls, store: Store) -> "ImageSpace":
+        """The space of a store, with its saved Annoy index (built and saved when missing or stale)."""
+        units = nn.normalize(store.vectors)
+        mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
+        vectors = units - mean
+        path = store.directory / "images.ann"
+        fingerprint = f"{store.fingerprint}-centred"
+        try:
+            index = nn.load_index(path, vectors, fingerprint)
+        except nn.IndexFileError:
+            index = nn.build_index(vectors, "annoy", **nn.default_params("annoy", *vectors.shape))
+            index.save(path, fingerprint)
+        return cls(mean, vectors, index)

@@ -1,0 +1,88 @@
+"""The command-line contract, end to end on real photos, real weights and real GloVe."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vector_search.cli import main
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[dict], str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], out + err
+
+
+@pytest.fixture
+def indexed(small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[Path, Path]:
+    store = tmp_path / "features"
+    code, _, out = run(capsys, "index", str(small_dataset), "--store", str(store))
+    assert code == 0 and "added 12, changed 0" in out
+    return small_dataset, store
+
+
+@pytest.mark.slow
+def test_index_similar_json(indexed: tuple[Path, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    dataset, store = indexed
+    cats = sorted((dataset / "cat").iterdir())
+    outside = tmp_path / "outside.jpg"  # a photo that is not indexed: the model runs on it
+    shutil.copy(cats[0], outside)
+    with open(outside, "ab") as f:
+        f.write(b"\0")  # different bytes, same picture
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a photo")
+    code, rows, _ = run(capsys, "similar", str(cats[0]), str(bad), str(outside), "-k", "3", "--store", str(store), "--json")
+    assert code == 1  # one query failed, the others still answered
+    assert [r["query"] for r in rows] == [str(cats[0]), str(bad), str(outside)]
+    first, failed, new = rows
+    assert "not an image" in failed["error"]
+    assert len(first["results"]) == 3
+    assert str(cats[0]) not in [r["item"] for r in first["results"]]  # the query itself is excluded
+    assert all(Path(r["item"]).parent.name == "cat" for r in first["results"][:2])
+    assert new["results"][0]["item"] == str(cats[0]) and new["results"][0]["distance"] < 0.01
+    distances = [r["distance"] for r in new["results"]]
+    assert distances == sorted(distances)
+
+    code, _, out = run(capsys, "index", str(dataset), "--store", str(store))
+    assert code == 0 and "unchanged 12" in out
+
+
+@pytest.mark.slow
+def test_queries_file_and_plain_output(indexed: tuple[Path, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    dataset, store = indexed
+    buses = sorted((dataset / "bus").iterdir())
+    queries = tmp_path / "queries.txt"
+    queries.write_text(f"{buses[0]}\n{buses[1]}\n")
+    code, _, out = run(capsys, "similar", "--queries-file", str(queries), "-k", "2", "--store", str(store))
+    assert code == 0
+    assert out.count("  1. ") == 2 and f"{buses[0]}:" in out
+
+
+def test_words_json(capsys: pytest.CaptureFixture) -> None:
+    code, rows, _ = run(capsys, "words", "said", "dining table", "qqqzzzx", "--json", "-k", "10")
+    assert code == 1
+    said, phrase, unknown = rows
+    assert {"told", "asked"} & {r["item"] for r in said["results"]}
+    assert len(phrase["results"]) == 10 and "dining" not in [r["item"] for r in phrase["results"]]
+    assert "qqqzzzx" in unknown["error"]
+
+
+def test_no_query_and_missing_store(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    assert main(["words"]) == 2
+    assert "no query given" in capsys.readouterr().err
+    code, rows, _ = run(capsys, "similar", "x.jpg", "--store", str(tmp_path), "--json")
+    assert code == 1 and "vector-search index" in rows[0]["error"]
+
+
+def test_console_script_runs_without_tensorflow(tmp_path: Path) -> None:
+    """`words` must not import TensorFlow (5 s); checked in a fresh interpreter."""
+    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', '-k', '3']); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False" and "sea" in out
