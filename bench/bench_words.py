@@ -126,7 +126,8 @@ def main() -> None:
             return [x for x, _ in ours.similar_words(w, 10, kind=kind)]
 
         p50, p99, results = latency(our_query, queries, args.repeats)
-        table.append((f"ours: cache + {kind} ({params})", statistics.median(startups), p50, p99, recall(results, truth)))
+        name = f"ours: cache + {kind} ({params})"
+        table.append((name, statistics.median(startups), p50, p99, recall(results, truth)))
 
     p50, p99, _ = latency(lambda w: wv.similar_words(w, 10, kind="exact"), queries[:200], 1)
     table.append(("exact numpy scan (200 queries)", float("nan"), p50, p99, 1.0))

@@ -13,6 +13,7 @@ import pytest
 from vector_search.index import exact_index, recall_at_k
 from vector_search.words import PACKAGED_NAME, UnknownWordError, WordVectors, load_words
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = """the 0.1 0.2 0.3
 cat 1.0 0.0 0.5
 dog 0.9 0.1 0.4
@@ -21,8 +22,10 @@ dog 0.9 0.1 0.4
 
 
 @pytest.fixture(scope="session")
-def glove_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("words") / PACKAGED_NAME
+def glove_cache() -> Path:
+    """The packaged GloVe's cache in features/words, shared with the app tests: its 400k-word
+    index is built once (a few minutes on 2 cores), then reused by every run."""
+    return ROOT / "features" / "words" / PACKAGED_NAME
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +103,8 @@ def test_similar_words_exact(glove: WordVectors) -> None:
 
 
 @pytest.mark.slow
-def test_word_index_built_saved_and_reloaded(glove: WordVectors, glove_cache: Path) -> None:
-    """The default (hnsw) word index: built once, saved, reloaded quickly, recall >= 0.95."""
+def test_word_index_saved_and_reloaded(glove: WordVectors, glove_cache: Path) -> None:
+    """The default (hnsw) word index: built once and saved, reloaded quickly, recall >= 0.95."""
     result = glove.similar_words("said", 10)
     words = [w for w, _ in result]
     assert "said" not in words and {"told", "asked", "says", "saying", "added"} & set(words)

