@@ -23,7 +23,7 @@ import streamlit as st
 
 from vector_search import datasets, gallery, imagenet
 from vector_search.engine import Engine, Result
-from vector_search.images import IMAGE_EXTENSIONS, class_of
+from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.query import query_vector
 
 ROOT = Path(__file__).resolve().parent
@@ -113,8 +113,18 @@ def summarize(folder: str) -> datasets.DatasetSummary | None:
 
 
 @st.cache_data(show_spinner="Making thumbnails…", max_entries=4)
-def thumbnails(paths: tuple[str, ...]) -> list[str]:
+def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
     return [datasets.thumbnail_uri(p) for p in paths]
+
+
+@st.cache_data(show_spinner=False, max_entries=5000)
+def _thumbnail(path: str, size: int, mtime_ns: int) -> bytes:
+    return datasets.thumbnail(path, size)
+
+
+def thumbnails(paths: list[str], size: int = 256) -> list[bytes]:
+    """Square JPEG thumbnails, made once per file (and again if it changes)."""
+    return [_thumbnail(p, size, os.stat(p).st_mtime_ns) for p in paths]
 
 
 # --- page helpers -----------------------------------------------------------------------------------
@@ -169,14 +179,17 @@ def grid(results: list[Result], width: int = 150) -> None:
         st.info("No results.")
         return
     st.image(
-        [r.item for r in results],
+        thumbnails([r.item for r in results]),
         caption=[f"{class_of(r.item)} · {r.distance:.3f}" for r in results],
         width=width,
     )
 
 
-def photo_picker(source: Source, key: str) -> tuple[str | bytes, str]:
-    """A dataset photo (path) or an uploaded one (bytes, decoded in memory), and its label."""
+def photo_picker(source: Source, key: str) -> tuple[str | bytes, str] | None:
+    """A dataset photo (path) or an uploaded one (bytes, decoded in memory), and its label.
+
+    None (with a message) when the upload is not a usable image.
+    """
     paths = source.engine.store.paths
     left, right = st.columns([3, 2])
     choice = left.selectbox(
@@ -190,7 +203,13 @@ def photo_picker(source: Source, key: str) -> tuple[str | bytes, str]:
         "…or your own photo", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS), key=f"{key}_upload"
     )
     if upload is not None:
-        return upload.getvalue(), f"your photo ({upload.name})"
+        data = upload.getvalue()
+        try:
+            load_image(io.BytesIO(data))  # check it decodes, in memory; the upload is never written to disk
+        except ImageError as err:
+            st.error(f"{upload.name}: {err}")
+            return None
+        return data, f"your photo ({upload.name})"
     return choice, source.label(choice)
 
 
@@ -237,7 +256,7 @@ def describe_dataset(summary: datasets.DatasetSummary) -> None:
         st.warning(f"skipped {path}: {reason}")
     samples = summary.samples()
     st.subheader("One photo per class")
-    st.image(list(samples.values()), caption=list(samples), width=140)
+    st.image(thumbnails(list(samples.values())), caption=list(samples), width=130)
 
     noisy = os.path.join(summary.folder, datasets.NOISY_EXAMPLE)
     st.subheader("Labels are noisy")
@@ -261,7 +280,7 @@ def describe_gallery(summary: datasets.DatasetSummary) -> None:
         "(`skimage.data`), one per class. Everything below works on it; with Pascal Sentences it gets interesting."
     )
     paths = summary.paths()
-    st.image(paths, caption=[f"{class_of(p)}: {gallery.description(p) or ''}" for p in paths], width=140)
+    st.image(thumbnails(paths), caption=[f"{class_of(p)}: {gallery.description(p) or ''}" for p in paths], width=150)
 
 
 def indexing_section(source: Source) -> bool:
@@ -295,7 +314,10 @@ def indexing_section(source: Source) -> bool:
                 report = engine.index(source.folder, progress=progress, rebuild=True)
             else:  # embeds only photos the store does not have yet (all of them the first time)
                 report = engine.index(source.folder, progress=progress)
-            bar.progress(1.0, text=f"Done: embedded {report.embedded} photos.")
+            if report.embedded:
+                bar.progress(1.0, text=f"Done: embedded {report.embedded} photos.")
+            else:
+                bar.empty()  # nothing new: the store was loaded as it was
             done[source.folder] = report
             if regenerate:
                 st.session_state["regenerated"] = run
@@ -328,7 +350,10 @@ def image_search_section(source: Source, k: int) -> None:
         "most similar photos. The number under each is the cosine distance (0 = same direction)."
     )
     with guard("Image search"):
-        photo, label = photo_picker(source, "search")
+        picked = photo_picker(source, "search")
+        if picked is None:
+            return
+        photo, label = picked
         names = imagenet.class_names()
         left, right = st.columns([1, 2])
         left.image(photo, caption=f"query: {label}", width=220)
@@ -390,59 +415,99 @@ def words_section(engine: Engine, k: int) -> None:
             st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in results))
 
 
+JOINT_METHODS = {
+    "hybrid": "hybrid: the DeViSE-style network (epochs, loss curve)",
+    "blend": "blend: a class classifier blended with ConSE (the project default)",
+}
+
+
 @st.fragment
 def hybrid_section(source: Source) -> None:
     st.header("5. The hybrid model")
     st.markdown(
-        "Images and words live in different spaces. The hybrid model (after DeViSE, Frome et al., 2013) "
-        "is a small network trained to map each photo's image vector onto the word vector of its label: "
-        "a photo of a cat should land near “cat”. Once trained, photos and words share the 50-d word "
-        "space, so a photo can be described with words (tags) and found with words (text search), "
-        "including words that were never labels."
+        "Images and words live in different spaces. The **hybrid model** (after DeViSE, Frome et al., 2013) "
+        "is a small network trained to put each photo's image vector onto the word vector of its label: "
+        "a photo of a cat should land near “cat”. Then photos and words share the 50-d word space, so a "
+        "photo can be described with words (tags) and found with words (text search).\n\n"
+        "The hybrid snaps every photo onto one of its training classes, so words outside them find "
+        "little. The project's default, **blend**, mixes a classifier of the dataset's classes with "
+        "ConSE (Norouzi et al., 2014: the word vectors of the photo's likely ImageNet classes), which needs "
+        "no training at all and is used until a model is trained."
     )
     with guard("Hybrid model"):
-        epochs = st.number_input("Epochs", 1, 500, 50, key="epochs")
-        retrain = st.checkbox("Retrain the model now (otherwise the saved one is loaded)", key="retrain")
         engine = source.engine
+        classes = sorted(set(engine.store.classes))
+        left, middle, right = st.columns([2, 1, 2])
+        method = left.selectbox("Method", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
+        epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
+        holdout = right.multiselect(
+            "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"
+        )
+        retrain = st.checkbox(
+            f"Retrain now and save to `{shown(engine.joint_model_path())}` (otherwise the saved model is loaded)",
+            key="retrain",
+        )
+        run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
         if not retrain:
             st.session_state.pop("trained", None)
-            with st.spinner("Loading the hybrid model…"):
-                info = engine.joint_info()
-            st.markdown(info)
-            return
-        run = (source.name, source.store_root, int(epochs))
-        if st.session_state.get("trained", (None,))[0] != run:
-            bar = st.progress(0.0, text="Training…")
+        elif st.session_state.get("trained") != run:  # train once per tick (or per change of settings)
+            bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
 
             def progress(epoch: int, logs: dict) -> None:
                 shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
                 bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
 
-            history = engine.train(epochs=int(epochs), progress=progress)
-            st.session_state["trained"] = (run, getattr(history, "history", history))
-        import pandas as pd
+            engine.train(epochs=int(epochs), holdout_classes=holdout, method=method, progress=progress)
+            st.session_state["trained"] = run
+            st.rerun()  # tags and text search below now use the new model
+        describe_model(engine)
 
-        losses = pd.DataFrame(st.session_state["trained"][1])
-        losses.index = losses.index + 1
-        losses.index.name = "epoch"
-        last = losses.iloc[-1]
-        st.markdown(
-            f"Trained **{len(losses)} epochs**: "
-            + ", ".join(f"final {name} **{value:.4f}**" for name, value in last.items())
-            + ". The model is saved and used by the sections below."
-        )
-        st.line_chart(losses, height=220, x_label="epoch", y_label="loss")
+
+def describe_model(engine: Engine) -> None:
+    """What the engine's joint model is: method, classes, training time, and the loss curve of a hybrid."""
+    with st.spinner("Loading the joint model…"):
+        model = engine.joint
+    meta = model.meta
+    path = shown(engine.joint_model_path())
+    if model.method == "conse":
+        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE. Tick the box to train one.")
+        return
+    held_out = meta.get("held_out_classes") or []
+    st.markdown(
+        f"Using `{path}`: a **{model.method}** model of {meta['encoder']} features, trained on "
+        f"**{len(model.classes)} classes** in {meta.get('train_seconds', '?')} s"
+        + (f", holding out {', '.join(held_out)}" if held_out else "")
+        + "."
+    )
+    history = meta.get("history")
+    if not history or not history.get("loss"):
+        return
+    import pandas as pd
+
+    losses = pd.DataFrame({name: history[name] for name in ("loss", "val_loss") if name in history})
+    losses.index = pd.RangeIndex(1, len(losses) + 1, name="epoch")
+    last = losses.iloc[-1]
+    st.markdown(
+        f"Trained **{len(losses)} epochs** (kept the weights of epoch {history.get('best_epoch', len(losses))}, "
+        "the best on validation): "
+        + ", ".join(f"final {name} **{value:.4f}**" for name, value in last.items())
+        + ". The loss is minus the cosine between a photo's mapped vector and its label's word vector."
+    )
+    st.line_chart(losses, height=220, x_label="epoch", y_label="loss (−cosine)")
 
 
 @st.fragment
 def tags_section(source: Source, k: int) -> None:
     st.header("6. Tags")
     st.markdown(
-        "Map a photo into the word space with the hybrid model and read off the nearest words: tags. "
-        "They are not limited to the class names."
+        "Map a photo into the word space with the model of section 5 and read off the nearest words: "
+        "tags. They are not limited to the class names."
     )
     with guard("Tags"):
-        photo, label = photo_picker(source, "tags")
+        picked = photo_picker(source, "tags")
+        if picked is None:
+            return
+        photo, label = picked
         left, right = st.columns([1, 2])
         left.image(photo, caption=label, width=220)
         tags = source.engine.tags(as_query(photo), k)
@@ -506,7 +571,7 @@ def map_section(source: Source) -> None:
         )
         tooltip = ["photo", "class"]
         if st.checkbox("Thumbnails on hover", key="map_thumbnails", help="Sends a small JPEG of every photo to the page"):
-            frame["image"] = thumbnails(tuple(store.paths))
+            frame["image"] = thumbnail_uris(tuple(store.paths))
             tooltip.append("image")
         pick = alt.selection_point(name="pick", fields=["photo"], on="click")
         chart = (

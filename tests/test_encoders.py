@@ -55,7 +55,7 @@ def test_import_and_construction_do_not_load_tensorflow_or_torch(tmp_path: Path)
     env = {**os.environ, "VECTOR_SEARCH_MODELS": str(tmp_path), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / f"{packaged_weights().stem}.npz").is_file()
+    assert (tmp_path / "encoders" / f"{packaged_weights().stem}.npz").is_file()
 
 
 def test_legacy_reader_reads_real_pth_without_torch() -> None:
@@ -89,7 +89,7 @@ def test_weight_cache_is_created_once_and_reused(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("VECTOR_SEARCH_MODELS", str(tmp_path))
 
     first = get_encoder().weights()
-    cache = tmp_path / "efficientnet-lite0-57934424.npz"
+    cache = tmp_path / "encoders" / "efficientnet-lite0-57934424.npz"
     assert calls == [packaged_weights()] and cache.is_file()
     mtime = cache.stat().st_mtime_ns
 

@@ -46,12 +46,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("similar", help="images similar to image files (indexed or not)")
     _query_options(p, "IMAGE")
     _store_options(p)
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k)))
+    p.add_argument("--reweight", metavar="CLASS", help='re-weight features by an ImageNet class, e.g. "siamese cat"')
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k, reweight=a.reweight)))
+
+    p = commands.add_parser("train", help="train the joint image-word model on the store's cached features")
+    _store_options(p)
+    _model_option(p)
+    p.add_argument("--epochs", type=int, default=50, help="epochs of the hybrid method (default: %(default)s)")
+    p.add_argument("--method", choices=("blend", "hybrid", "conse"), help="joint method (default: blend)")
+    p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
+    p.set_defaults(run=run_train)
+
+    p = commands.add_parser("tag", help="word tags for image files (indexed or not)")
+    _query_options(p, "IMAGE", k=5)
+    _store_options(p)
+    _model_option(p)
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.tags(q, a.k)))
+
+    p = commands.add_parser("search", help="images for text: words, phrases, weighted terms ('cat + sofa - person')")
+    _query_options(p, "TEXT")
+    _store_options(p)
+    _model_option(p)
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.search(q, a.k)))
 
     p = commands.add_parser("words", help="words similar to words or phrases")
     _query_options(p, "WORD_OR_PHRASE")
     p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+
+    p = commands.add_parser("evaluate", help="measure search quality on a labelled folder (one subfolder per class)")
+    p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="index this folder first (default: the store as it is)")
+    _store_options(p)
+    p.add_argument("--holdout-classes", metavar="A,B,...", help="classes left out of training for zero-shot (default: cat,bus,boat,sheep,sofa)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split and of the word-index queries (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(run=run_evaluate)
     return parser
 
 
@@ -60,10 +90,14 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", choices=ENCODER_CHOICES, help="image encoder (default: efficientnet-lite0)")
 
 
-def _query_options(p: argparse.ArgumentParser, metavar: str) -> None:
+def _model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="joint model file (default: models/joint-<encoder>.npz; ConSE if untrained)")
+
+
+def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> None:
     p.add_argument("queries", nargs="*", metavar=metavar)
     p.add_argument("--queries-file", type=Path, help="read more queries from a file, one a line")
-    p.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
+    p.add_argument("-k", type=int, default=k, help="number of results (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
@@ -73,6 +107,7 @@ def _engine(args: argparse.Namespace) -> Engine:
         encoder=getattr(args, "encoder", None),
         words=getattr(args, "glove", None),
         encoder_weights=getattr(args, "weights", None),
+        model=getattr(args, "model", None),
     )
 
 
@@ -100,6 +135,58 @@ def run_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    holdout = [c.strip() for c in args.holdout_classes.split(",") if c.strip()]
+    with tqdm(total=args.epochs, unit="epoch", desc="training", disable=args.method != "hybrid") as bar:
+        def progress(epoch: int, logs: dict) -> None:
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", val_loss=f"{logs['val_loss']:.4f}")
+            bar.update(1)
+
+        engine = _engine(args)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress)
+    print(f"trained {model.method} on {len(model.classes)} classes in {model.meta['train_seconds']} s; saved {engine.joint_model_path()}")
+    if holdout:
+        print(f"held out: {', '.join(holdout)}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import DEFAULT_HOLDOUT, evaluate
+
+    holdout = DEFAULT_HOLDOUT if args.holdout_classes is None else [c.strip() for c in args.holdout_classes.split(",") if c.strip()]
+    progress = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
+    figures = evaluate(_engine(args), args.dataset, holdout, seed=args.seed, progress=progress)
+    if args.json:
+        print(json.dumps(figures, indent=1))
+        return 0
+    k = figures["k"]
+    print(f"{figures['dataset']}: {figures['photos']} photos, {figures['classes']} classes, encoder {figures['encoder']}")
+    print(f"split: stratified 80/20, seed {figures['seed']} ({figures['split']['test_photos']} test photos); "
+          f"zero-shot held out: {', '.join(figures['holdout_classes'])}")
+    print(f"\nimage -> image (leave-one-out, exact cosine in the searched space, relevant = same class)")
+    for name, row in figures["image_to_image"].items():
+        if "unavailable" in row:
+            print(f"  {name:20s} unavailable: {row['unavailable']}")
+        else:
+            print(f"  {name:20s} P@{k} {row['precision_at_k']:.3f}   mAP {row['map']:.3f}")
+    print(f"\njoint space          text->image P@{k} (test split)  tags top-1 / top-5 (test split)  zero-shot P@{k}")
+    for method, row in figures["joint"].items():
+        print(f"  {method:18s} {row['text_to_image']['mean_precision_at_k']:>10.3f}"
+              f"{row['tags']['top1']:>22.3f} / {row['tags']['top5']:.3f}{row['zero_shot']['mean_precision_at_k']:>24.3f}")
+    print("  (tags: a hit if any word of the class name is among the tags)")
+    for method, row in figures["joint"].items():
+        print(f"  {method} per class: " + ", ".join(f"{c} {p:.1f}" for c, p in row["text_to_image"]["per_class"].items()))
+        print(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
+    print(f"\nindex recall@{k} against exact search (queries = indexed rows, self left out)")
+    for name, row in figures["index_recall"].items():
+        params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
+        print(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
+    print(f"\n{figures['seconds']['total']:.0f} s")
+    return 0
+
+
 def read_queries(args: argparse.Namespace) -> list[str]:
     queries = list(args.queries)
     if args.queries_file:
@@ -118,7 +205,7 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
     for query in read_queries(args):
         try:
             results = answer(engine, query)
-        except (KeyError, ValueError, OSError, RuntimeError) as err:
+        except (KeyError, ValueError, OSError, RuntimeError) as err:  # our errors all derive from these
             failed += 1
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             _print_error(args.json, query, str(message))

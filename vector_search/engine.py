@@ -11,15 +11,17 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, TypeVar
+from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from . import index as nn
+from . import query
 from .images import load_image
 from .store import DEFAULT_ROOT, Store, file_sha256, open_store, update_store
 
 T = TypeVar("T")
+MODELS_DIR = Path(os.environ.get("VECTOR_SEARCH_MODELS", "models"))
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,13 @@ class Engine:
         encoder: str | None = None,
         words: str | os.PathLike | None = None,
         encoder_weights: str | os.PathLike | None = None,
+        model: str | os.PathLike | None = None,
     ) -> None:
         self.store_root = Path(store_root)
         self.encoder_name = encoder
         self.words_source = words
         self.encoder_weights = encoder_weights
+        self.model_path = Path(model) if model else None  # None: models/joint-<encoder>.npz if trained
         self._lock = threading.RLock()
         self._loaded: dict[str, object] = {}
 
@@ -88,6 +92,34 @@ class Engine:
 
         return load_words(self.words_source)
 
+    @_loaded_once
+    def joint(self):  # -> joint.JointModel
+        """The trained joint model if there is one, else ConSE (open vocabulary, no training)."""
+        from . import joint
+
+        path = self.joint_model_path()
+        if self.model_path is not None or path.exists():
+            return joint.JointModel.load(path, encoder=self.store.encoder, words=self.words)
+        classifier = self.encoder.classifier()
+        if classifier is None:
+            raise joint.ModelNotFoundError(f"{self.store.encoder} has no ImageNet classifier: train a joint model first")
+        return joint.conse_model(classifier, self.words, self.store.encoder)
+
+    @_loaded_once
+    def joint_space(self) -> "JointSpace":
+        return JointSpace.of(self.store, self.joint)
+
+    @_loaded_once
+    def tag_vocabulary(self):  # -> joint.TagVocabulary
+        from .joint import tag_vocabulary
+
+        return tag_vocabulary(self.words)
+
+    def joint_model_path(self) -> Path:
+        from .encoders import DEFAULT_ENCODER
+
+        return self.model_path or MODELS_DIR / f"joint-{self.encoder_name or DEFAULT_ENCODER}.npz"
+
     # --- indexing --------------------------------------------------------------------------------
 
     def index(self, dataset: str | os.PathLike, progress=None):
@@ -95,13 +127,57 @@ class Engine:
         encoder = self._loaded.get("encoder")
         store, report = update_store(dataset, self.store_root, self.encoder_name, encoder, progress)
         with self._lock:
-            self._loaded.clear()
+            self._forget("store", "images", "joint", "joint_space")
             self._loaded["store"] = store
             self.encoder_name = store.encoder
             if encoder is not None:
                 self._loaded["encoder"] = encoder
         self.images  # build and save the index now, not at the first query
         return report
+
+    def train(
+        self,
+        epochs: int = 50,
+        holdout_classes: Sequence[str] = (),
+        method: str | None = None,
+        seed: int = 0,
+        progress: Callable[[int, dict], None] | None = None,
+    ):  # -> joint.JointModel
+        """Train a joint model on the store's cached features, save it, and use it from now on.
+
+        `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
+        held out as a stratified test split recorded in the model. `progress(epoch, logs)` is
+        called after each epoch of the hybrid.
+        """
+        from . import joint
+
+        store = self.store
+        unknown = sorted(set(holdout_classes) - set(store.classes))
+        if unknown:
+            raise ValueError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
+        model = joint.train(
+            store.vectors,
+            store.classes,
+            self.words,
+            method=method or joint.DEFAULT_METHOD,
+            encoder=store.encoder,
+            imagenet_classifier=self.encoder.classifier(),
+            exclude_classes=holdout_classes,
+            seed=seed,
+            epochs=epochs,
+            items=[item.path for item in store.items],
+            progress=progress,
+        )
+        path = self.joint_model_path()
+        model.save(path)
+        with self._lock:
+            self.model_path = path
+            self._forget("joint", "joint_space")
+        return model
+
+    def _forget(self, *names: str) -> None:
+        for name in names:
+            self._loaded.pop(name, None)
 
     # --- image queries ---------------------------------------------------------------------------
 
@@ -125,12 +201,37 @@ class Engine:
         pixels = self.encoder.preprocess(load_image(image))
         return self.encoder.embed(pixels[None])[0], None
 
-    def similar_images(self, image: ImageQuery, k: int = 10) -> list[Result]:
-        """The k indexed images nearest to an image (the image itself excluded if indexed)."""
+    def similar_images(self, image: ImageQuery, k: int = 10, reweight: str | None = None) -> list[Result]:
+        """The k indexed images nearest to an image (the image itself excluded if indexed).
+
+        `reweight` names an ImageNet class ("siamese cat"): every feature is multiplied by that
+        class's classifier weight first, so the search looks at what makes that class.
+        """
         vector, position = self.image_vector(image)
-        ids, distances = self.images.index.search(self.images.project(vector), k + (position is not None))
+        if reweight is None:
+            ids, distances = self.images.index.search(self.images.project(vector), k + (position is not None))
+        else:
+            weights = self.class_weights(reweight)
+            ranked = nn.exact_index(query.reweight(self.store.vectors, weights))
+            ids, distances = ranked.search(query.reweight(vector, weights), k + (position is not None))
         paths = self.store.paths
         return [Result(paths[i], float(d)) for i, d in zip(ids, distances) if i != position][:k]
+
+    def class_weights(self, class_name: str) -> np.ndarray:
+        """Per-feature weights of the ImageNet class called `class_name` (see query.class_weights)."""
+        from .imagenet import find_class
+
+        classifier = self.encoder.classifier()
+        if classifier is None:
+            raise ValueError(f"{self.encoder.name} has no ImageNet classifier to re-weight with")
+        return query.class_weights(classifier[0], find_class(class_name))
+
+    def tags(self, image: ImageQuery, k: int = 5) -> list[Result]:
+        """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
+        from .joint import tags
+
+        joint_vector = self.joint.transform(self.image_vector(image)[0][None])
+        return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary, k)[0]]
 
     def image_map(self) -> np.ndarray:
         """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
@@ -149,6 +250,13 @@ class Engine:
     def similar_words(self, text: str, k: int = 10) -> list[Result]:
         """The k words nearest to a word or phrase (its own words excluded)."""
         return [Result(word, float(d)) for word, d in self.words.similar_words(text, k)]
+
+    def search(self, text: str, k: int = 10) -> list[Result]:
+        """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
+        vector = query.query_vector(text, self.words).vector
+        ids, distances = self.joint_space.index.search(nn.normalize(vector), k)
+        paths = self.store.paths
+        return [Result(paths[i], float(d)) for i, d in zip(ids, distances)]
 
 
 @dataclass(frozen=True)
@@ -180,3 +288,29 @@ class ImageSpace:
             index = nn.build_index(vectors, "annoy", **nn.default_params("annoy", *vectors.shape))
             index.save(path, fingerprint)
         return cls(mean, vectors, index)
+
+
+@dataclass(frozen=True)
+class JointSpace:
+    """The joint (word-space) vectors of a store's images under one joint model, and their index."""
+
+    vectors: np.ndarray
+    index: nn.Index
+
+    @classmethod
+    def of(cls, store: Store, model) -> "JointSpace":
+        """Cached in the store, keyed by the model; recomputed (numpy only) when either changes."""
+        key = model.meta.get("weights_sha256") or f"{model.method}-{model.meta['words']['fingerprint']}"
+        name = "joint"
+        vectors = store.load_array(name, model=key)
+        if vectors is None:
+            vectors = model.transform(store.vectors) if len(store) else np.zeros((0, model.meta["words"]["dim"]), np.float32)
+            store.save_array(name, vectors, model=key)
+        path = store.directory / "joint.ann"
+        fingerprint = f"{store.fingerprint}-{key}"
+        try:
+            index = nn.load_index(path, vectors, fingerprint)
+        except nn.IndexFileError:
+            index = nn.build_index(vectors, "annoy", **nn.default_params("annoy", *vectors.shape))
+            index.save(path, fingerprint)
+        return cls(vectors, index)

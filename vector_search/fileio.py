@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +29,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, max_age_seconds: float = 3600) -> list[Path]:
+    """Delete temporary files that `atomic_path` left in `folder` when its process was killed.
+
+    Only files older than `max_age_seconds` go (a write in progress is seconds old), so a writer
+    running at the same time is never disturbed. Returns what was removed.
+    """
+    removed = []
+    cutoff = time.time() - max_age_seconds
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass
+    return removed
 
 
 def save_json(path: str | os.PathLike, data: Any) -> None:

@@ -6,7 +6,10 @@ with the file, so one bad file can be reported and skipped.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import stat
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,24 +57,67 @@ def class_of(path: str | os.PathLike) -> str:
     return Path(path).parent.name
 
 
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open a path for binary reading only if it is a regular file (symlinks followed).
+
+    Opened non-blocking and checked on the open descriptor, so a named pipe or a device
+    (e.g. a symlink to /dev/zero) given as an image is refused at once instead of hanging
+    or reading forever. Raises OSError from open, or ImageError for a non-regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _file_kind(mode)
+            raise ImageError("is a folder, not a file" if kind == "a folder" else f"not a regular file ({kind})")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _bounded(source: BinaryIO) -> BinaryIO:
+    """`source` itself if at most MAX_BYTES remain in it, else ImageError; unseekable streams are
+    read into memory up to the limit."""
+    try:
+        start = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(start)
+        remaining = end - start
+    except (AttributeError, OSError, ValueError):
+        data = source.read(MAX_BYTES + 1)
+        remaining, source = len(data), io.BytesIO(data)
+    if remaining > MAX_BYTES:
+        raise ImageError(f"file too large (over {MAX_BYTES // 2**20} MiB)")
+    return source
+
+
 def load_image(source: str | os.PathLike | BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file (or file object) to an RGB Pillow image, EXIF rotation applied.
 
     Grayscale, palette, alpha (composited on white), 16-bit and CMYK images are converted.
+    Files and file objects over MAX_BYTES and images over `max_pixels` are refused; so is
+    anything that is not a regular file (folders, named pipes, devices).
     Raises ImageError with a clear reason for anything that is not a usable image.
     """
     try:
-        if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) > MAX_BYTES:
-            raise ImageError(f"file too large (over {MAX_BYTES // 2**20} MiB)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                if image.width * image.height > max_pixels:
-                    raise ImageError(
-                        f"image too large ({image.width}x{image.height} pixels, limit {max_pixels // 10**6} MP)"
-                    )
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+        opened = open_regular(source) if isinstance(source, (str, os.PathLike)) else None
+        with opened or contextlib.nullcontext():
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(_bounded(opened or source)) as image:
+                    if image.width * image.height > max_pixels:
+                        raise ImageError(
+                            f"image too large ({image.width}x{image.height} pixels, limit {max_pixels // 10**6} MP)"
+                        )
+                    image.load()
+                    return to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except FileNotFoundError:

