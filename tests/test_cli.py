@@ -86,3 +86,41 @@ def test_console_script_runs_without_tensorflow(tmp_path: Path) -> None:
     code = "import sys; from vector_search.cli import main; main(['words', 'ocean', '-k', '3']); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "False" and "sea" in out
+
+
+@pytest.mark.slow
+def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    dataset, store = indexed
+    model = tmp_path / "joint.npz"
+    cat = sorted((dataset / "cat").iterdir())[0]
+
+    # Before any training, ConSE answers: open vocabulary from the encoder's own ImageNet classifier.
+    code, rows, _ = run(capsys, "tag", str(cat), "--store", str(store), "--json")
+    assert code == 0 and "cat" in [r["item"] for r in rows[0]["results"]]
+
+    code, _, out = run(capsys, "train", "--store", str(store), "--model", str(model), "--holdout-classes", "boat")
+    assert code == 0 and "trained blend on 2 classes" in out and model.is_file()
+    code, rows, _ = run(
+        capsys, "search", "bus", "cat + 2:sofa", "", "x:dog", "qqqzzzx", "--store", str(store), "--model", str(model), "-k", "4", "--json"
+    )
+    assert code == 1
+    bus, cat_sofa, empty, malformed, unknown = rows
+    assert [Path(r["item"]).parent.name for r in bus["results"]].count("bus") >= 3
+    assert len(cat_sofa["results"]) == 4
+    assert "empty query" in empty["error"] and "malformed weight" in malformed["error"] and "qqqzzzx" in unknown["error"]
+
+    code, rows, _ = run(capsys, "search", "boat", "--store", str(store), "--model", str(model), "-k", "4", "--json")
+    assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]].count("boat") >= 3  # never trained on
+
+    code, rows, _ = run(capsys, "tag", str(cat), "--store", str(store), "--model", str(tmp_path / "none.npz"), "--json")
+    assert code == 1 and "no joint model" in rows[0]["error"]
+
+
+@pytest.mark.slow
+def test_similar_reweight(indexed: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    dataset, store = indexed
+    cat = str(sorted((dataset / "cat").iterdir())[0])
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "siamese cat", "-k", "3", "--store", str(store), "--json")
+    assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]] == ["cat"] * 3
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "no such class", "--store", str(store), "--json")
+    assert code == 1 and "no such class" in rows[0]["error"]

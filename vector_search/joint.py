@@ -10,7 +10,7 @@ image search) and a photo's nearest words are its tags. Every method returns L2-
   ImageNet classes, from the encoder's own classifier.
 - "hybrid" (the classic, DeViSE-style): an MLP trained with a cosine loss to put a photo on
   its class's word vector. Good on the trained classes, but it snaps every photo onto one of
-  them, so words outside them find little (zero-shot P@10 ~0.15 on Pascal Sentences).
+  them, so words outside them find little (zero-shot P@10 0.13 on Pascal Sentences).
 - "blend" (default): ConSE twice. Over the dataset's own classes, with a softmax classifier
   trained on the features (p_k, class word vectors t_k), and over ImageNet's, weighted by the
   classifier's doubt:
