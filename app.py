@@ -117,15 +117,6 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
     return [datasets.thumbnail_uri(p) for p in paths]
 
 
-@st.cache_data(show_spinner=False, max_entries=5000)
-def _thumbnail(path: str, size: int, mtime_ns: int) -> bytes:
-    return datasets.thumbnail(path, size)
-
-
-def thumbnails(paths: list[str], size: int = 256) -> list[bytes]:
-    """Square JPEG thumbnails, made once per file (and again if it changes)."""
-    return [_thumbnail(p, size, os.stat(p).st_mtime_ns) for p in paths]
-
 
 # --- page helpers -----------------------------------------------------------------------------------
 
@@ -173,16 +164,24 @@ class Source:
         return os.path.relpath(path, self.folder)
 
 
-def grid(results: list[Result], width: int = 150) -> None:
-    """Images with their class and distance, in rows."""
+# Photo grids show square crops (CSS object-fit), so rows line up whatever the photos' shapes.
+GRID_STYLE = """<style>
+[class*="st-key-grid-"] [data-testid="stImageContainer"] img { aspect-ratio: 1 / 1; object-fit: cover; }
+</style>"""
+
+
+def photo_grid(key: str, paths: list[str], captions: list[str], width: int = 150) -> None:
+    """Photos in rows of square crops, each with its caption."""
+    with st.container(key=f"grid-{key}"):
+        st.image(paths, caption=captions, width=width)
+
+
+def grid(key: str, results: list[Result], width: int = 150) -> None:
+    """Result photos with their class and distance."""
     if not results:
         st.info("No results.")
         return
-    st.image(
-        thumbnails([r.item for r in results]),
-        caption=[f"{class_of(r.item)} · {r.distance:.3f}" for r in results],
-        width=width,
-    )
+    photo_grid(key, [r.item for r in results], [f"{class_of(r.item)} · {r.distance:.3f}" for r in results], width)
 
 
 def photo_picker(source: Source, key: str) -> tuple[str | bytes, str] | None:
@@ -256,7 +255,7 @@ def describe_dataset(summary: datasets.DatasetSummary) -> None:
         st.warning(f"skipped {path}: {reason}")
     samples = summary.samples()
     st.subheader("One photo per class")
-    st.image(thumbnails(list(samples.values())), caption=list(samples), width=130)
+    photo_grid("samples", list(samples.values()), list(samples), width=130)
 
     noisy = os.path.join(summary.folder, datasets.NOISY_EXAMPLE)
     st.subheader("Labels are noisy")
@@ -280,7 +279,7 @@ def describe_gallery(summary: datasets.DatasetSummary) -> None:
         "(`skimage.data`), one per class. Everything below works on it; with Pascal Sentences it gets interesting."
     )
     paths = summary.paths()
-    st.image(thumbnails(paths), caption=[f"{class_of(p)}: {gallery.description(p) or ''}" for p in paths], width=150)
+    photo_grid("gallery", paths, [f"{class_of(p)}: {gallery.description(p) or ''}" for p in paths])
 
 
 def indexing_section(source: Source) -> bool:
@@ -374,11 +373,11 @@ def image_search_section(source: Source, k: int) -> None:
         with plain:
             st.subheader("Nearest photos")
             with guard("Search"):
-                grid(source.engine.similar_images(as_query(photo), k), width=130)
+                grid("plain", source.engine.similar_images(as_query(photo), k), width=130)
         with weighted:
             st.subheader(f"Re-weighted towards “{cls}”")
             with guard("Re-weighted search"):
-                grid(source.engine.similar_images(as_query(photo), k, reweight=cls), width=130)
+                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cls), width=130)
 
 
 @st.fragment
@@ -543,7 +542,7 @@ def text_search_section(source: Source, k: int) -> None:
         skipped = query_vector(text, source.engine.words).unknown
         if skipped:
             st.caption("Skipped words not in the vocabulary: " + ", ".join(skipped))
-        grid(results)
+        grid("text", results)
 
 
 @st.fragment
@@ -578,8 +577,8 @@ def map_section(source: Source) -> None:
             alt.Chart(frame)
             .mark_circle(size=70, opacity=0.85)
             .encode(
-                x=alt.X("x", axis=None),
-                y=alt.Y("y", axis=None),
+                x=alt.X("x", axis=None, scale=alt.Scale(zero=False, nice=False)),
+                y=alt.Y("y", axis=None, scale=alt.Scale(zero=False, nice=False)),
                 color=alt.Color("class:N", scale=alt.Scale(scheme="category20"), legend=alt.Legend(columns=2)),
                 tooltip=tooltip,
             )
@@ -597,6 +596,7 @@ def map_section(source: Source) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="vector_search walkthrough", page_icon="🔎", layout="wide")
+    st.html(GRID_STYLE)
     settings = sidebar()
     st.title("Semantic search over images and words")
     st.markdown(

@@ -128,13 +128,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="cold starts to time (default: %(default)s)")
     parser.add_argument("--browser", action="store_true", help="also time a real server in headless Chromium")
+    parser.add_argument("--browser-only", action="store_true", help="only the browser timings")
     args = parser.parse_args()
 
     print(f"dataset {DATASET}, store {ROOT / 'features'}")
-    cold = cold_start_apptest(args.runs)
-    rerun = rerun_apptest(QUERIES)
-    results = [("cold start, AppTest (fresh process)", cold), ("query rerun, AppTest (whole script)", rerun)]
-    if args.browser:
+    results = []
+    if not args.browser_only:
+        cold = cold_start_apptest(args.runs)
+        rerun = rerun_apptest(QUERIES)
+        results += [("cold start, AppTest (fresh process)", cold), ("query rerun, AppTest (whole script)", rerun)]
+    if args.browser or args.browser_only:
         b_cold, b_rerun = browser(args.runs, QUERIES)
         results += [("cold start, browser (server start -> results shown)", b_cold),
                     ("query rerun, browser (Enter -> new photos loaded)", b_rerun)]  # fmt: skip

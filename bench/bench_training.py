@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PASCAL, machine, median, table  # noqa: E402
+from _common import machine, median, table  # noqa: E402
 
 EPOCHS = 50
 

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +31,9 @@ import pytest
 from PIL import Image
 
 from conftest import DATASET, ROOT, copy_subset
-from vector_search import index as nn
 from vector_search.engine import Engine
 from vector_search.images import MAX_BYTES, ImageError, load_image
-from vector_search.store import FEATURES_FILE, Store, StoreError, open_store
+from vector_search.store import FEATURES_FILE, Store, StoreError
 from vector_search.words import load_words
 
 ENCODER = "efficientnet-lite0"
@@ -333,6 +331,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
         run.proc.send_signal(signal.SIGKILL)
         code = run.proc.wait(timeout=60)
         run.reader.join(timeout=10)
+        run.proc.stdout.close()
+        run.proc.stderr.close()
         store = store_rows(resumed)
         now = len(store) if store else 0
         history.append((attempt, code, run.to_embed(), now))
@@ -687,7 +687,7 @@ def test_no_pickle_from_disk_in_the_source() -> None:
                 names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
                 if any(n.split(".")[0] in ("dill", "joblib", "cloudpickle", "shelve", "torch") for n in names):
                     problems.append(f"{rel}:{node.lineno}: imports {names}")
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 def test_restricted_unpickler_refuses_a_malicious_state_dict(tmp_path: Path) -> None:

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urljoin, urlsplit
 
-from PIL import Image
-
 from . import fileio
 from .images import IMAGE_EXTENSIONS, class_of, find_images, load_image
 
@@ -104,27 +102,16 @@ def summarize(folder: str | os.PathLike) -> DatasetSummary:
     return DatasetSummary(str(folder), dict(sorted(classes.items())), problems)
 
 
-def thumbnail(image: str | os.PathLike, size: int = 160, square: bool = True) -> bytes:
-    """A small JPEG of an image, centre-cropped to a square by default; raises images.ImageError."""
-    import io
-
-    from PIL import ImageOps
-
-    picture = load_image(image)
-    if square:
-        picture = ImageOps.fit(picture, (size, size), method=Image.Resampling.BICUBIC)
-    else:
-        picture.thumbnail((size, size))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
 def thumbnail_uri(image: str | os.PathLike, size: int = 64) -> str:
     """A small JPEG of an image as a data: URI (for chart tooltips); raises images.ImageError."""
     import base64
+    import io
 
-    return "data:image/jpeg;base64," + base64.b64encode(thumbnail(image, size, square=False)).decode("ascii")
+    picture = load_image(image)
+    picture.thumbnail((size, size))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def captions(image: str | os.PathLike) -> list[str]:

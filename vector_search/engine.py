@@ -280,13 +280,7 @@ class ImageSpace:
         units = nn.normalize(store.vectors)
         mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
         vectors = units - mean
-        path = store.directory / "images.ann"
-        fingerprint = f"{store.fingerprint}-centred"
-        try:
-            index = nn.load_index(path, vectors, fingerprint)
-        except nn.IndexFileError:
-            index = nn.build_index(vectors, "annoy", **nn.default_params("annoy", *vectors.shape))
-            index.save(path, fingerprint)
+        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred")
         return cls(mean, vectors, index)
 
 
@@ -306,11 +300,4 @@ class JointSpace:
         if vectors is None:
             vectors = model.transform(store.vectors) if len(store) else np.zeros((0, model.meta["words"]["dim"]), np.float32)
             store.save_array(name, vectors, model=key)
-        path = store.directory / "joint.ann"
-        fingerprint = f"{store.fingerprint}-{key}"
-        try:
-            index = nn.load_index(path, vectors, fingerprint)
-        except nn.IndexFileError:
-            index = nn.build_index(vectors, "annoy", **nn.default_params("annoy", *vectors.shape))
-            index.save(path, fingerprint)
-        return cls(vectors, index)
+        return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}"))

@@ -224,17 +224,16 @@ def evaluate(
     image_to_image: dict[str, Any] = {}
     for name in ENCODER_NAMES:
         if name == store.encoder:
-            space = engine.images
-        else:
-            reason = vgg16_unavailable_reason() if name == "vgg16" else None
-            other = store_dir(engine.store_root, name)
-            if not (other / "features.npz").is_file():
+            space, space_labels = engine.images, labels
+        else:  # another encoder counts only if its store of this dataset was already indexed
+            if not (store_dir(engine.store_root, name) / "features.npz").is_file():
+                reason = vgg16_unavailable_reason() if name == "vgg16" else None
                 hint = f"not indexed under {engine.store_root} (`vector-search index DATASET --encoder {name}`)"
                 image_to_image[name] = {"unavailable": reason or hint}
                 continue
-            space = ImageSpace.of(open_store(engine.store_root, name))
-        other_labels = labels if name == store.encoder else np.asarray(open_store(engine.store_root, name).classes)
-        image_to_image[name] = dict(image_retrieval(space.vectors, other_labels, k), space="normalised, centred (ImageSpace)")
+            other = open_store(engine.store_root, name)
+            space, space_labels = ImageSpace.of(other), np.asarray(other.classes)
+        image_to_image[name] = dict(image_retrieval(space.vectors, space_labels, k), space="normalised, centred (ImageSpace)")
     timings["image_to_image"] = time.perf_counter() - t
 
     words = engine.words

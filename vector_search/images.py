@@ -60,7 +60,7 @@ def class_of(path: str | os.PathLike) -> str:
 def _file_kind(mode: int) -> str:
     kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe", stat.S_ISCHR: "a character device",
              stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
-    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:

@@ -10,6 +10,7 @@ not match it. Searching is safe from many threads at once on one built or loaded
 from __future__ import annotations
 
 import hashlib
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import hnswlib
 import numpy as np
 
 from .fileio import atomic_path, load_json, load_npy, save_json
+
+log = logging.getLogger(__name__)
 
 KINDS = ("exact", "annoy", "hnsw")
 FORMAT = "vector_search.index"
@@ -332,6 +335,24 @@ def load_index(path: str | Path, vectors: np.ndarray, fingerprint: str) -> Index
     rows = np.unique(np.linspace(0, n - 1, num=min(n, _SPOT_CHECKS)).astype(np.int64))
     if not np.allclose(index._stored_vectors(rows), normalize(vectors[rows]), atol=1e-4):
         raise fail("its stored vectors differ from the given ones")
+    return index
+
+
+def load_or_build(path: str | Path, vectors: np.ndarray, fingerprint: str, kind: str = "annoy") -> Index:
+    """The index saved at `path` if it matches `vectors`, `fingerprint` and today's default
+    parameters; otherwise build one with the defaults and save it there."""
+    params = default_params(kind, *np.shape(vectors))
+    try:
+        index = load_index(path, vectors, fingerprint)
+        if index.params == params:
+            return index
+        log.warning("rebuilding %s: built with %s, defaults now %s", path, index.params, params)
+    except IndexFileError as err:
+        if Path(path).exists():
+            log.warning("rebuilding %s: %s", path, err)
+    log.info("building the %s index over %d vectors (once)", kind, len(vectors))
+    index = build_index(vectors, kind, **params)
+    index.save(path, fingerprint)
     return index
 
 

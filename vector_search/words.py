@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .fileio import atomic_path, load_json, load_npy, save_json, save_npy
-from .index import Index, IndexFileError, build_index, default_params, exact_index, load_index, vectors_fingerprint
+from .index import Index, build_index, exact_index, load_or_build, vectors_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +144,7 @@ class WordVectors:
             return exact_index(self.vectors)
         if self.cache_dir is None:
             return build_index(self.vectors, kind)
-        path = self.cache_dir / f"index.{kind}"
-        params = default_params(kind, len(self), self.dim)
-        try:
-            index = load_index(path, self.vectors, self.fingerprint)
-            if index.params == params:
-                return index
-            log.warning("rebuilding the word index %s: built with %s, defaults now %s", path, index.params, params)
-        except IndexFileError as e:
-            if path.exists():
-                log.warning("rebuilding the word index: %s", e)
-        log.info("building the %s index over %d words (once)", kind, len(self))
-        index = build_index(self.vectors, kind, **params)
-        index.save(path, self.fingerprint)
-        return index
+        return load_or_build(self.cache_dir / f"index.{kind}", self.vectors, self.fingerprint, kind)
 
     def _unknown_message(self, unknown: list[str]) -> str:
         frequent = self.words[:_SUGGEST_FROM]
