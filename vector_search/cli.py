@@ -23,7 +23,8 @@ ENCODER_CHOICES = ("efficientnet-lite0", "vgg16")  # kept literal: importing enc
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # non-UTF-8 file names must print, not crash
         stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. "building the ... index (once)"
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("vector_search").setLevel(logging.INFO)  # e.g. "building the ... index (once)"
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
