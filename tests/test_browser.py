@@ -8,7 +8,6 @@ without them, except in CI (CI=true), where their absence is a failure.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
@@ -104,29 +103,29 @@ def chromium(profile: Path):
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
-SECTION_IMAGES = (
-    "//div[@data-testid='stImageContainer'][preceding::h2[starts-with(normalize-space(.), '{first}')]]"
-    "[following::h2[starts-with(normalize-space(.), '{after}')]]"
-)
-
-
 def result_captions(driver, first: str, after: str) -> list[str]:
-    """Captions of the loaded images between two section headers ([] while any is still loading).
-
-    One script call per poll, so waiting (and timing, in bench/bench_app.py) adds little.
-    """
+    """Captions of the loaded images between the headers starting with `first` and `after`
+    ([] while any of them is still loading). One cheap script call per poll, so waiting (and
+    timing, in bench/bench_app.py) disturbs the page little."""
     return driver.execute_script(
         """
-        const found = document.evaluate(arguments[0], document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+        const [first, after] = arguments, headers = [...document.querySelectorAll("h2")];
+        const start = headers.find(h => h.textContent.trim().startsWith(first));
+        const end = headers.find(h => h.textContent.trim().startsWith(after));
+        if (!start || !end) return [];
         const captions = [];
-        for (let i = 0; i < found.snapshotLength; i++) {
-            const image = found.snapshotItem(i), img = image.querySelector("img");
+        for (const image of document.querySelectorAll('[data-testid="stImageContainer"]')) {
+            const inside = start.compareDocumentPosition(image) & Node.DOCUMENT_POSITION_FOLLOWING
+                && end.compareDocumentPosition(image) & Node.DOCUMENT_POSITION_PRECEDING;
+            if (!inside) continue;
+            const img = image.querySelector("img");
             if (!img || !img.complete || img.naturalWidth === 0) return [];
-            captions.push(image.innerText.trim());
+            captions.push(image.textContent.trim());
         }
         return captions;
         """,
-        SECTION_IMAGES.format(first=first, after=after),
+        first,
+        after,
     )
 
 
@@ -138,12 +137,9 @@ def save_full_page(driver, path: Path) -> None:
     )
     driver.set_window_size(1400, min(int(height) + 120, 16000))
     time.sleep(1.5)  # let the layout and the charts settle at the new size
-    from PIL import Image
-
-    shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
-    shot.quantize(256, method=Image.Quantize.FASTOCTREE).save(tmp, optimize=True)  # ~0.6 MB instead of 2
+    tmp.write_bytes(driver.get_screenshot_as_png())  # true colour: a 256-colour palette spoils the photos
     os.replace(tmp, path)
 
 
