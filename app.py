@@ -16,7 +16,6 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
@@ -26,7 +25,6 @@ from vector_search.engine import Engine, Result
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.query import query_vector
 
-ROOT = Path(__file__).resolve().parent
 ENCODERS = ("efficientnet-lite0", "vgg16")
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")
@@ -35,21 +33,19 @@ log = logging.getLogger("vector_search.app")
 # --- settings -------------------------------------------------------------------------------------
 
 
-def shown(path: Path) -> str:
-    """A path as a user would type it: relative to the working folder when that is short."""
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith(os.pardir + os.sep + os.pardir) else rel
-
-
 def default_dataset() -> str:
+    """$VECTOR_SEARCH_DATASET, else the shared Pascal Sentences copy if present, else dataset/.
+
+    Relative paths are relative to the working folder, as for the CLI: run the app from the project.
+    """
     if os.environ.get("VECTOR_SEARCH_DATASET"):
         return os.environ["VECTOR_SEARCH_DATASET"]
-    shared = ROOT.parent / "shared" / "pascal_sentences" / "dataset"
-    return shown(shared if shared.is_dir() else ROOT / "dataset")
+    shared = os.path.join("..", "shared", "pascal_sentences", "dataset")
+    return shared if os.path.isdir(shared) else "dataset"
 
 
 def default_features() -> str:
-    return os.environ.get("VECTOR_SEARCH_FEATURES") or shown(ROOT / "features")
+    return os.environ.get("VECTOR_SEARCH_FEATURES") or "features"
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,6 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
     return [datasets.thumbnail_uri(p) for p in paths]
 
 
-
 # --- page helpers -----------------------------------------------------------------------------------
 
 
@@ -148,7 +143,6 @@ class Source:
     folder: str
     store_root: str
     encoder: str
-    summary: datasets.DatasetSummary
 
     @property
     def engine(self) -> Engine:
@@ -225,15 +219,14 @@ def dataset_section(settings: Settings) -> Source | None:
         summary = None if settings.use_gallery else summarize(settings.dataset)
         if summary is not None and summary.n_images:
             describe_dataset(summary)
-            return Source("dataset", settings.dataset, settings.features, settings.encoder, summary)
+            return Source("dataset", settings.dataset, settings.features, settings.encoder)
         if not settings.use_gallery:
             what = "no folder" if summary is None else "no images in the folder"
             st.warning(f"There is {what} `{settings.dataset}`: the walkthrough runs on the built-in gallery below.")
             st.markdown(datasets.HOW_TO_GET_DATA.format(url=datasets.PASCAL_URL))
         folder = export_gallery(settings.features)
-        summary = datasets.summarize(folder)
-        describe_gallery(summary)
-        return Source("gallery", folder, str(gallery.gallery_store_root(settings.features)), settings.encoder, summary)
+        describe_gallery(datasets.summarize(folder))
+        return Source("gallery", folder, str(gallery.gallery_store_root(settings.features)), settings.encoder)
     return None
 
 
@@ -246,10 +239,11 @@ def describe_dataset(summary: datasets.DatasetSummary) -> None:
         )
     else:
         st.markdown("Your own photos: each photo's label is the name of its folder.")
+    sizes = sorted(len(paths) for paths in summary.classes.values())
     cols = st.columns(3)
     cols[0].metric("Images", summary.n_images)
     cols[1].metric("Classes", len(summary.classes))
-    cols[2].metric("Folder", os.path.basename(os.path.normpath(summary.folder)) or summary.folder)
+    cols[2].metric("Images per class", sizes[0] if sizes[0] == sizes[-1] else f"{sizes[0]}–{sizes[-1]}")
     st.caption(f"From `{summary.folder}`.")
     for path, reason in summary.problems:
         st.warning(f"skipped {path}: {reason}")
@@ -309,10 +303,9 @@ def indexing_section(source: Source) -> bool:
             def progress(n: int, total: int) -> None:
                 bar.progress(n / max(total, 1), text=f"Embedded {n} of {total} photos with {encoder.name}")
 
-            if regenerate:  # re-embed every photo, even unchanged ones
-                report = engine.index(source.folder, progress=progress, rebuild=True)
-            else:  # embeds only photos the store does not have yet (all of them the first time)
-                report = engine.index(source.folder, progress=progress)
+            # Embeds only photos the store does not have yet (all of them the first time), or every
+            # photo when regenerating.
+            report = engine.index(source.folder, progress=progress, rebuild=regenerate)
             if report.embedded:
                 bar.progress(1.0, text=f"Done: embedded {report.embedded} photos.")
             else:
@@ -325,7 +318,7 @@ def indexing_section(source: Source) -> bool:
             st.warning(f"skipped {path}: {reason}")
         store = engine.store
         st.markdown(
-            f"The store `{shown(store.directory)}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers** "
+            f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers** "
             f"(indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged). The first ones:"
         )
         import pandas as pd
@@ -443,7 +436,7 @@ def hybrid_section(source: Source) -> None:
             "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"
         )
         retrain = st.checkbox(
-            f"Retrain now and save to `{shown(engine.joint_model_path())}` (otherwise the saved model is loaded)",
+            f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)",
             key="retrain",
         )
         run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
@@ -467,7 +460,7 @@ def describe_model(engine: Engine) -> None:
     with st.spinner("Loading the joint model…"):
         model = engine.joint
     meta = model.meta
-    path = shown(engine.joint_model_path())
+    path = engine.joint_model_path()
     if model.method == "conse":
         st.info(f"No trained model at `{path}` yet: tags and text search use ConSE. Tick the box to train one.")
         return

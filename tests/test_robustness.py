@@ -617,8 +617,6 @@ def test_folder_changes_seen_by_a_long_lived_engine(small_dataset: Path, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="engine.py: before the folder is indexed again, a query by the path of a photo "
-                   "modified on disk answers from its old stored vector, and a deleted photo still comes back in results")
 def test_engine_never_answers_from_stale_files(small_dataset: Path, tmp_path: Path) -> None:
     store = tmp_path / "features"
     Engine(store).index(small_dataset)

@@ -21,6 +21,7 @@ from .images import load_image
 from .store import DEFAULT_ROOT, Store, file_sha256, open_store, update_store
 
 T = TypeVar("T")
+STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
 MODELS_DIR = Path(os.environ.get("VECTOR_SEARCH_MODELS", "models"))
 
 
@@ -122,16 +123,14 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None):
-        """Index (or update) a dataset folder and its Annoy index; returns the UpdateReport."""
-        encoder = self._loaded.get("encoder")
-        store, report = update_store(dataset, self.store_root, self.encoder_name, encoder, progress)
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False):
+        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport."""
+        store, report = update_store(
+            dataset, self.store_root, self.encoder_name, self.encoder, progress, rebuild=rebuild
+        )
         with self._lock:
             self._forget("store", "images", "joint", "joint_space")
             self._loaded["store"] = store
-            self.encoder_name = store.encoder
-            if encoder is not None:
-                self._loaded["encoder"] = encoder
         self.images  # build and save the index now, not at the first query
         return report
 
@@ -184,22 +183,37 @@ class Engine:
     def image_vector(self, image: ImageQuery) -> tuple[np.ndarray, int | None]:
         """The feature vector of an image file or upload, and its store position if it is indexed.
 
-        Files already in the store (by path or by content) reuse their saved vector: no model runs.
+        A file whose saved vector is still current (same size and mtime as when indexed, or
+        the same content as an indexed file) reuses it: no model runs.
         """
         store = self.store
         if isinstance(image, (str, os.PathLike)):
             position = store.find(image)
-            if position is None and os.path.isfile(image):
-                try:
-                    same = store.find_content(file_sha256(image))
-                except OSError:
-                    same = None
+            try:
+                st = os.stat(image)
+                if position is not None and (st.st_size, st.st_mtime_ns) == (
+                    store.items[position].size,
+                    store.items[position].mtime_ns,
+                ):
+                    return store.vectors[position], position
+                same = store.find_content(file_sha256(image))
                 if same is not None:
-                    return store.vectors[same], None
+                    return store.vectors[same], position
+            except OSError:
+                pass  # load_image below says what is wrong with the file
             if position is not None:
-                return store.vectors[position], position
+                return self._embed(image), position
+        return self._embed(image), None
+
+    def _embed(self, image: ImageQuery) -> np.ndarray:
         pixels = self.encoder.preprocess(load_image(image))
-        return self.encoder.embed(pixels[None])[0], None
+        return self.encoder.embed(pixels[None])[0]
+
+    def _results(self, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
+        """The first k hits as Results, skipping `exclude` and files deleted since indexing."""
+        paths = self.store.paths
+        hits = (Result(paths[i], float(d)) for i, d in zip(ids, distances) if i != exclude)
+        return [r for r in hits if os.path.exists(r.item)][:k]
 
     def similar_images(self, image: ImageQuery, k: int = 10, reweight: str | None = None) -> list[Result]:
         """The k indexed images nearest to an image (the image itself excluded if indexed).
@@ -208,14 +222,14 @@ class Engine:
         class's classifier weight first, so the search looks at what makes that class.
         """
         vector, position = self.image_vector(image)
+        wanted = k + 1 + STALE_MARGIN
         if reweight is None:
-            ids, distances = self.images.index.search(self.images.project(vector), k + (position is not None))
+            ids, distances = self.images.index.search(self.images.project(vector), wanted)
         else:
             weights = self.class_weights(reweight)
             ranked = nn.exact_index(query.reweight(self.store.vectors, weights))
-            ids, distances = ranked.search(query.reweight(vector, weights), k + (position is not None))
-        paths = self.store.paths
-        return [Result(paths[i], float(d)) for i, d in zip(ids, distances) if i != position][:k]
+            ids, distances = ranked.search(query.reweight(vector, weights), wanted)
+        return self._results(ids, distances, k, exclude=position)
 
     def class_weights(self, class_name: str) -> np.ndarray:
         """Per-feature weights of the ImageNet class called `class_name` (see query.class_weights)."""
@@ -254,9 +268,8 @@ class Engine:
     def search(self, text: str, k: int = 10) -> list[Result]:
         """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
         vector = query.query_vector(text, self.words).vector
-        ids, distances = self.joint_space.index.search(nn.normalize(vector), k)
-        paths = self.store.paths
-        return [Result(paths[i], float(d)) for i, d in zip(ids, distances)]
+        ids, distances = self.joint_space.index.search(nn.normalize(vector), k + STALE_MARGIN)
+        return self._results(ids, distances, k)
 
 
 @dataclass(frozen=True)

@@ -217,9 +217,11 @@ def update_store(
     progress: Progress | None = None,
     batch_size: int = 32,
     checkpoint_seconds: float | None = None,
+    rebuild: bool = False,
 ) -> tuple[Store, UpdateReport]:
     """Bring the store of `encoder_name` in line with the images under `dataset`.
 
+    `rebuild` re-embeds every image instead of reusing saved vectors.
     `encoder` (an `encoders.Encoder`) is created only if some file must be embedded, so an
     unchanged folder never loads a model. Progress is saved every `checkpoint_seconds`
     (default: $VECTOR_SEARCH_CHECKPOINT_SECONDS, else 20).
@@ -231,12 +233,13 @@ def update_store(
         checkpoint_seconds = _checkpoint_seconds()
     report = UpdateReport()
     directory = store_dir(root, encoder_name)
+    old = Store(directory, encoder_name, str(dataset), [], np.zeros((0, 0), np.float32))
     try:
-        old = Store.load(directory)
+        if not rebuild:
+            old = Store.load(directory)
     except StoreError as err:
         if (directory / FEATURES_FILE).exists():
             report.notes.append(f"{err}; rebuilding it")
-        old = Store(directory, encoder_name, str(dataset), [], np.zeros((0, 0), np.float32))
 
     fileio.remove_stale_temporaries(directory)  # left by an indexer that was killed mid-save
     rel_paths, problems = find_images(dataset)
