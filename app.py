@@ -430,7 +430,7 @@ def hybrid_section(source: Source) -> None:
         engine = source.engine
         classes = sorted(set(engine.store.classes))
         left, middle, right = st.columns([2, 1, 2])
-        method = left.selectbox("Method", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
+        method = left.selectbox("Method to train", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
         epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
         holdout = right.multiselect(
             "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
     p.set_defaults(run=run_index)
 
+    p = commands.add_parser("download", help="download Pascal Sentences (needs internet) into DEST")
+    p.add_argument("name", choices=["pascal"], help="the dataset")
+    p.add_argument("dest", metavar="DEST", help="folder to download into (resumes an earlier run)")
+    p.set_defaults(run=run_download)
+
     p = commands.add_parser("similar", help="images similar to image files (indexed or not)")
     _query_options(p, "IMAGE")
     _store_options(p)
@@ -136,6 +141,24 @@ def run_index(args: argparse.Namespace) -> int:
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
     return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .datasets import download_pascal_sentences
+
+    with tqdm(unit="photo", desc="downloading") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = download_pascal_sentences(args.dest, progress)
+    print(f"downloaded {report.images} photos and {report.sentences} caption files; {report.kept} already there; {len(report.failed)} failed")
+    for url, reason in report.failed:
+        print(f"failed {url}: {reason}", file=sys.stderr)
+    print(f"next: vector-search index {Path(args.dest) / 'dataset'}")
+    return 1 if report.failed else 0
 
 
 def run_train(args: argparse.Namespace) -> int:
