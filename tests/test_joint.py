@@ -202,3 +202,11 @@ def test_retrieval_metrics() -> None:  # vector_search/evaluate.py, used by the 
     items = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]])
     got = mean_precision_at_k(np.array([[1.0, 0.0]]), np.array(["a"]), items, np.array(["a", "b", "a"]), k=2)
     assert got == 1.0
+
+
+@pytest.mark.slow
+def test_too_few_photos_is_a_clear_error(photos, words: WordVectors, encoder) -> None:
+    features, labels = photos
+    few = np.concatenate([np.flatnonzero(labels == c)[:2] for c in np.unique(labels)])  # 2 per class
+    with pytest.raises(ValueError, match="too few photos to hold out a stratified 20% test split"):
+        train((features[few], labels[few]), words, encoder, "blend")
