@@ -21,6 +21,7 @@ from .images import load_image
 from .store import DEFAULT_ROOT, Store, file_sha256, open_store, update_store
 
 T = TypeVar("T")
+_MISSING = object()
 STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
 MODELS_DIR = Path(os.environ.get("VECTOR_SEARCH_MODELS", "models"))
 
@@ -39,10 +40,13 @@ def _loaded_once(method: Callable[["Engine"], T]) -> T:
 
     @functools.wraps(method)
     def getter(self: "Engine") -> T:
+        value = self._loaded.get(name, _MISSING)  # loaded: no lock, threads never queue behind a load
+        if value is not _MISSING:
+            return value  # type: ignore[return-value]
         with self._lock:
             if name not in self._loaded:
                 self._loaded[name] = method(self)
-            return self._loaded[name]
+            return self._loaded[name]  # type: ignore[return-value]
 
     return property(getter)  # type: ignore[return-value]
 

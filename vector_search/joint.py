@@ -430,10 +430,10 @@ def train(
     if len(classes) < 2:
         raise ValueError(f"need at least 2 classes to train, got {classes}")
     counts = np.unique(labels[keep], return_counts=True)[1]
-    if test_size and (counts.min() < 2 or test_size * len(keep) < len(classes)):
+    if test_size and (counts.min() < 2 or np.ceil(test_size * len(keep)) < len(classes)):  # sklearn's rule
         raise ValueError(
             f"too few photos to hold out a stratified {test_size:.0%} test split: {len(keep)} photos in "
-            f"{len(classes)} classes (at least 2 per class and {int(np.ceil(len(classes) / test_size))} in all)"
+            f"{len(classes)} classes (at least 2 per class and {int(np.floor((len(classes) - 1) / test_size)) + 1} in all)"
         )
     targets = class_vectors(classes, words)
     y = np.searchsorted(classes, labels[keep])
