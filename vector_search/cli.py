@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vector-search", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="vector-search", description="Semantic search over images and words, offline.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     p = commands.add_parser("index", help="build or update the feature store and index of an image folder")
