@@ -176,12 +176,17 @@ def run_load(engine, queries: list[Query], reference: list[Answer], threads: int
     elapsed = time.perf_counter() - begin
     if any(thread.is_alive() for thread in pool):
         raise RuntimeError("a query thread is stuck (deadlock?)")
+    return LoadReport(elapsed, threads, _merge(per_thread))
+
+
+def _merge(per_thread: list[dict[str, KindStats]]) -> dict[str, KindStats]:
+    """One KindStats per query kind, pooling every thread's."""
     kinds: dict[str, KindStats] = defaultdict(KindStats)
     for stats in per_thread:
         for kind, s in stats.items():
             kinds[kind].latencies += s.latencies
             kinds[kind].errors += s.errors
-    return LoadReport(elapsed, threads, dict(kinds))
+    return dict(kinds)
 
 
 def cold_start(make_engine: Callable[[], object], queries: list[Query], reference: list[Answer], threads: int = 8, k: int = 10) -> LoadReport:
@@ -209,12 +214,7 @@ def cold_start(make_engine: Callable[[], object], queries: list[Query], referenc
         thread.join(timeout=1800)
     if any(thread.is_alive() for thread in pool):
         raise RuntimeError("a query thread is stuck (deadlock?)")
-    kinds: dict[str, KindStats] = defaultdict(KindStats)
-    for stats in per_thread:
-        for kind, s in stats.items():
-            kinds[kind].latencies += s.latencies
-            kinds[kind].errors += s.errors
-    return LoadReport(time.perf_counter() - begin, threads, dict(kinds))
+    return LoadReport(time.perf_counter() - begin, threads, _merge(per_thread))
 
 
 def main() -> int:
