@@ -11,6 +11,7 @@ hash, drops deleted ones, and checkpoints as it goes, so an interrupted run lose
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -57,7 +58,7 @@ class Store:
     def __len__(self) -> int:
         return len(self.items)
 
-    @property
+    @functools.cached_property
     def paths(self) -> list[str]:
         """Item paths as indexed: the dataset folder joined with each relative path."""
         return [os.path.join(self.dataset, item.path) for item in self.items]
@@ -76,17 +77,20 @@ class Store:
 
     def find(self, path: str | os.PathLike) -> int | None:
         """Position of an indexed file given any path to it, or None."""
-        target = os.path.realpath(path)
-        root = os.path.realpath(self.dataset)
-        rel = os.path.relpath(target, root)
-        for i, item in enumerate(self.items):
-            if item.path == rel:
-                return i
-        return None
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(self.dataset))
+        return self._by_path.get(rel)
 
     def find_content(self, sha256: str) -> int | None:
         """Position of an indexed file with this content hash, or None."""
-        return next((i for i, item in enumerate(self.items) if item.sha256 == sha256), None)
+        return self._by_hash.get(sha256)
+
+    @functools.cached_property
+    def _by_path(self) -> dict[str, int]:
+        return {item.path: i for i, item in enumerate(self.items)}
+
+    @functools.cached_property
+    def _by_hash(self) -> dict[str, int]:
+        return {item.sha256: i for i, item in reversed(list(enumerate(self.items)))}  # first one wins
 
     # --- persistence -------------------------------------------------------------------------
 
