@@ -1,10 +1,10 @@
-"""imagenet.py: the 1000 ImageNet class names and lookup by any synonym."""
+"""imagenet.py: the 1000 ImageNet class names, lookup by any synonym, and their WordNet ancestors."""
 
 from __future__ import annotations
 
 import pytest
 
-from vector_search.imagenet import class_names, class_synonyms, find_class
+from vector_search.imagenet import class_ancestors, class_names, class_synonyms, find_class
 
 
 def test_standard_order_and_format() -> None:
@@ -41,3 +41,17 @@ def test_find_class_unknown_lists_close_matches() -> None:
         find_class("siamse cat")
     with pytest.raises(ValueError, match="unknown ImageNet class"):
         find_class("xyzzy")
+
+
+def test_class_ancestors_follow_wordnet_to_its_root() -> None:
+    retriever = class_ancestors(find_class("golden retriever"))
+    assert retriever[:4] == [(1, ("retriever",)), (2, ("sporting dog", "gun dog")), (3, ("hunting dog",)), (4, ("dog", "domestic dog", "Canis familiaris"))]
+    assert (2, ("cat", "true cat")) in class_ancestors(find_class("tabby"))
+    # the two "crane" classes are told apart: a bird and a machine
+    assert (1, ("wading bird", "wader")) in class_ancestors(134)
+    assert any(lemmas == ("lifting device",) for _, lemmas in class_ancestors(517))
+    for cid in range(1000):
+        ancestors = class_ancestors(cid)
+        steps = [s for s, _ in ancestors]
+        assert steps == sorted(steps) and steps[0] == 1 and ("entity",) in {lemmas for _, lemmas in ancestors}
+        assert len(set(ancestors)) == len(ancestors)

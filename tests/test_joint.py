@@ -57,14 +57,29 @@ def test_class_vector_is_the_mean_of_its_words(words: WordVectors) -> None:
 
 
 def test_imagenet_label_vectors_use_head_words(words: WordVectors) -> None:
-    labels = joint.imagenet_label_vectors(words)
+    labels = joint.imagenet_label_vectors(words, depth=0)  # the class's own names only
     assert labels.shape == (1000, words.dim)
     # "tiger cat" -> cat; "tabby, tabby cat" -> cat (tabby is rarer than FREQUENT_WORDS); "Siamese cat, Siamese"
-    np.testing.assert_allclose(labels[find_class("tiger cat")], words.vector("cat"), rtol=1e-6)
-    np.testing.assert_allclose(labels[find_class("tabby")], words.vector("cat"), rtol=1e-6)
-    siamese = (words.vector("cat") + words.vector("siamese")) / 2
+    cat, siamese = normalize(words.vector("cat")), normalize(words.vector("cat") + words.vector("siamese"))
+    np.testing.assert_allclose(labels[find_class("tiger cat")], cat, rtol=1e-5)
+    np.testing.assert_allclose(labels[find_class("tabby")], cat, rtol=1e-5)
     np.testing.assert_allclose(labels[find_class("Siamese cat")], siamese, rtol=1e-5, atol=1e-6)
     assert 700 < np.count_nonzero(np.any(labels != 0, axis=1)) < 1000  # some classes have no frequent word
+
+
+def test_imagenet_label_vectors_add_wordnet_ancestors(words: WordVectors) -> None:
+    own, labels = joint.imagenet_label_vectors(words, depth=0), joint.imagenet_label_vectors(words)
+
+    def cosine(row: np.ndarray, word: str) -> float:
+        return float(normalize(row) @ normalize(words.vector(word)))
+
+    # no breed's name says "dog"; "sporting dog" two steps up does
+    retriever = find_class("golden retriever")
+    assert cosine(labels[retriever], "dog") > cosine(own[retriever], "dog") + 0.1
+    # "moped" is no frequent word; its parent "minibike, motorbike" is
+    moped = find_class("moped")
+    assert not own[moped].any() and cosine(labels[moped], "motorbike") > 0.9
+    assert np.count_nonzero(np.any(labels != 0, axis=1)) > 980
 
 
 def test_convex_combination_skips_labels_without_words() -> None:
@@ -102,6 +117,16 @@ def test_conse_tags_chelsea_as_a_cat(words: WordVectors, encoder) -> None:
     model = joint.conse_model(encoder.classifier(), words, encoder.name)
     found = [w for w, _ in joint.tags(model.transform(features), joint.tag_vocabulary(words), k=5)[0]]
     assert "cat" in found, found
+
+
+@pytest.mark.slow
+def test_conse_finds_photos_by_words_without_training(photos, words: WordVectors, encoder) -> None:
+    features, labels = photos
+    vectors = joint.conse_model(encoder.classifier(), words, encoder.name).transform(features)
+    found = {c: mean_precision_at_k(joint.class_vectors([c], words), np.array([c]), vectors, labels, k=10) for c in CLASSES}
+    # the dogs are found through WordNet ("sporting dog" -> dog): 0.2 with the breeds' own names only
+    assert found["dog"] >= 0.5
+    assert np.mean(list(found.values())) >= 0.65, found
 
 
 @pytest.mark.slow

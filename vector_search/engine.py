@@ -311,7 +311,7 @@ class JointSpace:
     @classmethod
     def of(cls, store: Store, model) -> "JointSpace":
         """Cached in the store, keyed by the model; recomputed (numpy only) when either changes."""
-        key = model.meta.get("weights_sha256") or f"{model.method}-{model.meta['words']['fingerprint']}"
+        key = model.fingerprint
         name = "joint"
         vectors = store.load_array(name, model=key)
         if vectors is None:

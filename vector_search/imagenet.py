@@ -1,4 +1,5 @@
-"""The 1000 ImageNet-1k class names, in the standard class-id order (index = class id)."""
+"""The 1000 ImageNet-1k classes, in the standard class-id order (index = class id): their names,
+and their place in WordNet (data/imagenet_hierarchy.json, from WordNet 3.0: data/WORDNET_LICENSE)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,27 @@ def class_synonyms() -> tuple[tuple[str, ...], ...]:
     """Synonyms of each class, primary name first, e.g. ``("tabby", "tabby cat")`` for class 281."""
     text = resources.files("vector_search").joinpath("data/imagenet_classes.json").read_text(encoding="utf-8")
     return tuple(tuple(names) for names in json.loads(text))
+
+
+@lru_cache(maxsize=1)
+def _hierarchy() -> dict:
+    text = resources.files("vector_search").joinpath("data/imagenet_hierarchy.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def class_ancestors(cid: int) -> list[tuple[int, tuple[str, ...]]]:
+    """The WordNet ancestors of class `cid` as (steps up, lemmas), nearest first; each once, at its
+    shortest distance. "golden retriever" -> (1, ("retriever",)), (2, ("sporting dog", "gun dog")),
+    (3, ("hunting dog",)), (4, ("dog", "domestic dog", "Canis familiaris")), ... (12, ("entity",))."""
+    synsets = _hierarchy()["synsets"]
+    steps: dict[str, int] = {}
+    level, distance = [_hierarchy()["classes"][cid]], 0
+    while level:
+        level = [s for s in dict.fromkeys(level) if s not in steps]
+        steps.update((s, distance) for s in level)
+        level = [parent for s in level for parent in synsets[s]["hypernyms"]]
+        distance += 1
+    return [(d, tuple(synsets[s]["lemmas"])) for s, d in steps.items() if d > 0]
 
 
 def class_names() -> list[str]:
