@@ -191,7 +191,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"{figures['dataset']}: {figures['photos']} photos, {figures['classes']} classes, encoder {figures['encoder']}")
     print(f"split: stratified 80/20, seed {figures['seed']} ({figures['split']['test_photos']} test photos); "
           f"zero-shot held out: {', '.join(figures['holdout_classes'])}")
-    print(f"\nimage -> image (leave-one-out, exact cosine in the searched space, relevant = same class)")
+    print("\nimage -> image (leave-one-out, exact cosine in the searched space, relevant = same class)")
     for name, row in figures["image_to_image"].items():
         if "unavailable" in row:
             print(f"  {name:20s} unavailable: {row['unavailable']}")

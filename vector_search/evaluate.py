@@ -197,8 +197,8 @@ def evaluate(
     saved: the user's models/ and the store's joint cache are left alone.
     """
     from . import joint
-    from .encoders import ENCODER_NAMES, get_encoder
-    from .engine import Engine, ImageSpace
+    from .encoders import ENCODER_NAMES
+    from .engine import ImageSpace
     from .query import query_vector
     from .store import open_store, store_dir
 
