@@ -21,11 +21,12 @@ from typing import Iterator
 import streamlit as st
 
 from vector_search import datasets, gallery, imagenet
+from vector_search.encoders import ENCODER_NAMES
 from vector_search.engine import Engine, Result
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.query import query_vector
+from vector_search.words import UnknownWordError
 
-ENCODERS = ("efficientnet-lite0", "vgg16")
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")
 
@@ -65,7 +66,7 @@ def sidebar() -> Settings:
         )
         encoder = st.selectbox(
             "Image encoder",
-            ENCODERS,
+            ENCODER_NAMES,
             key="encoder",
             help="EfficientNet-Lite0: 1280-d, ~50 photos/s on 2 cores. VGG16: 4096-d, ~4 photos/s.",
         )
@@ -116,11 +117,18 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
 # --- page helpers -----------------------------------------------------------------------------------
 
 
+def once_per_tick(ticked: bool, memo: str, run: tuple) -> bool:
+    """Whether a ticked action box acts now: once per tick (or per change of `run`), not on every
+    rerun while it stays ticked. The caller records `st.session_state[memo] = run` when done."""
+    if not ticked:
+        st.session_state.pop(memo, None)
+        return False
+    return st.session_state.get(memo) != run
+
+
 def message(err: BaseException) -> str:
     """An exception as one line for the page."""
-    if isinstance(err, KeyError) and err.args:
-        return str(err.args[0])
-    if isinstance(err, (ValueError, RuntimeError, OSError)):
+    if isinstance(err, (UnknownWordError, ValueError, RuntimeError, OSError)):
         return str(err)
     return f"{type(err).__name__}: {err}"
 
@@ -139,7 +147,6 @@ def guard(what: str) -> Iterator[None]:
 class Source:
     """The photos the walkthrough runs on: the dataset folder, or the built-in gallery."""
 
-    name: str  # "dataset" or "gallery"
     folder: str
     store_root: str
     encoder: str
@@ -219,14 +226,14 @@ def dataset_section(settings: Settings) -> Source | None:
         summary = None if settings.use_gallery else summarize(settings.dataset)
         if summary is not None and summary.n_images:
             describe_dataset(summary)
-            return Source("dataset", settings.dataset, settings.features, settings.encoder)
+            return Source(settings.dataset, settings.features, settings.encoder)
         if not settings.use_gallery:
             what = "no folder" if summary is None else "no images in the folder"
             st.warning(f"There is {what} `{settings.dataset}`: the walkthrough runs on the built-in gallery below.")
             st.markdown(datasets.HOW_TO_GET_DATA.format(url=datasets.PASCAL_URL))
         folder = export_gallery(settings.features)
-        describe_gallery(datasets.summarize(folder))
-        return Source("gallery", folder, str(gallery.gallery_store_root(settings.features)), settings.encoder)
+        describe_gallery(summarize(folder))
+        return Source(folder, str(gallery.gallery_store_root(settings.features)), settings.encoder)
     return None
 
 
@@ -288,14 +295,11 @@ def indexing_section(source: Source) -> bool:
             "that look alike get vectors that point the same way, so search becomes *nearest vectors* "
             "(cosine distance). The vectors are computed once and saved in the feature store."
         )
-        regenerate = st.checkbox(
+        ticked = st.checkbox(
             "Regenerate the features now (otherwise they are loaded from the store)", key="regenerate"
         )
-        # Regenerate once per tick of the box (not on every rerun while it stays ticked).
         run = (source.folder, source.store_root, source.encoder)
-        regenerate = regenerate and st.session_state.get("regenerated") != run
-        if not st.session_state.get("regenerate"):
-            st.session_state.pop("regenerated", None)
+        regenerate = once_per_tick(ticked, "regenerated", run)
         done = indexed(source.store_root, source.encoder)
         if regenerate or source.folder not in done:
             bar = st.progress(0.0, text=f"Embedding the photos of {source.folder} with {encoder.name}…")
@@ -440,9 +444,7 @@ def hybrid_section(source: Source) -> None:
             key="retrain",
         )
         run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
-        if not retrain:
-            st.session_state.pop("trained", None)
-        elif st.session_state.get("trained") != run:  # train once per tick (or per change of settings)
+        if once_per_tick(retrain, "trained", run):
             bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
 
             def progress(epoch: int, logs: dict) -> None:
@@ -599,10 +601,10 @@ def main() -> None:
     )
     source = dataset_section(settings)
     usable = source is not None and indexing_section(source)
-    if source is not None and usable:
+    if usable:
         image_search_section(source, settings.k)
     words_section(source.engine if source else get_engine(settings.features, settings.encoder), settings.k)
-    if source is not None and usable:
+    if usable:
         hybrid_section(source)
         tags_section(source, settings.k)
         text_search_section(source, settings.k)

@@ -18,12 +18,17 @@ PASCAL = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "p
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return f"{os.cpu_count()} cores ({cpu}), {mem / 2**20:.0f} GiB RAM, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    return f"{os.cpu_count()} cores ({cpu}), {mem / 2**20:.0f} GiB RAM, load average {load_average()}"
 
 
-def subset(dst: Path, limit: int | None, src: Path = PASCAL) -> Path:
-    """`dst` holding the first limit/classes photos of each class of `src` (copies; all if no limit)."""
-    classes = sorted(p for p in src.iterdir() if p.is_dir())
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as "0.52 0.61 0.70"."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def subset(dst: Path, limit: int | None) -> Path:
+    """`dst` holding the first limit/classes photos of each Pascal class (copies; all if no limit)."""
+    classes = sorted(p for p in PASCAL.iterdir() if p.is_dir())
     per_class = None if limit is None else max(1, limit // len(classes))
     for folder in classes:
         (dst / folder.name).mkdir(parents=True, exist_ok=True)
@@ -34,13 +39,12 @@ def subset(dst: Path, limit: int | None, src: Path = PASCAL) -> Path:
     return dst
 
 
-def run_child(argv: list[str]) -> tuple[dict, float]:
-    """Run a Python child; return its last stdout line as JSON and the peak RSS (MiB) it reported."""
+def run_child(argv: list[str]) -> dict:
+    """Run a Python child (from the project root); return its last stdout line, parsed as JSON."""
     proc = subprocess.run([sys.executable, *argv], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     if proc.returncode:
         raise RuntimeError(f"child {argv} failed with {proc.returncode}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result, float(result.get("maxrss_mib", 0.0))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def self_maxrss_mib() -> float:
@@ -51,8 +55,8 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def table(header: list[str], rows: list[list], widths: list[int] | None = None) -> str:
-    widths = widths or [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
+def table(header: list[str], rows: list[list]) -> str:
+    widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(_fmt(c).rjust(w) if i else _fmt(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 

@@ -26,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PASCAL  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "pascal_sentences")) / "dataset"
 QUERIES = ["cat", "street", "tree", "cat sofa", "ocean", "dog + grass", "2:dog", "bus", "train station", "person - car"]
 
 COLD = """
@@ -42,7 +44,7 @@ print(json.dumps({"first_run": time.perf_counter() - t0, "errors": errors}))
 
 
 def app_env() -> dict[str, str]:
-    env = dict(os.environ, VECTOR_SEARCH_DATASET=str(DATASET))
+    env = dict(os.environ, VECTOR_SEARCH_DATASET=str(PASCAL))
     env.pop("VECTOR_SEARCH_FEATURES", None)
     return env
 
@@ -132,7 +134,7 @@ def main() -> None:
     parser.add_argument("--browser-only", action="store_true", help="only the browser timings")
     args = parser.parse_args()
 
-    print(f"dataset {DATASET}, store {ROOT / 'features'}")
+    print(f"dataset {PASCAL}, store {ROOT / 'features'}")
     results = []
     if not args.browser_only:
         cold = cold_start_apptest(args.runs)

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # here, not only under __main__: tests import this file
+from _common import PASCAL  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "pascal_sentences")) / "dataset"
 KINDS = ("similar_images", "similar_words", "tags", "search")
 TOLERANCE = 1e-5
 
@@ -116,7 +118,6 @@ class KindStats:
 @dataclass
 class LoadReport:
     seconds: float
-    threads: int
     kinds: dict[str, KindStats]
 
     @property
@@ -176,7 +177,7 @@ def run_load(engine, queries: list[Query], reference: list[Answer], threads: int
     elapsed = time.perf_counter() - begin
     if any(thread.is_alive() for thread in pool):
         raise RuntimeError("a query thread is stuck (deadlock?)")
-    return LoadReport(elapsed, threads, _merge(per_thread))
+    return LoadReport(elapsed, _merge(per_thread))
 
 
 def _merge(per_thread: list[dict[str, KindStats]]) -> dict[str, KindStats]:
@@ -214,12 +215,12 @@ def cold_start(make_engine: Callable[[], object], queries: list[Query], referenc
         thread.join(timeout=1800)
     if any(thread.is_alive() for thread in pool):
         raise RuntimeError("a query thread is stuck (deadlock?)")
-    return LoadReport(time.perf_counter() - begin, threads, _merge(per_thread))
+    return LoadReport(time.perf_counter() - begin, _merge(per_thread))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, default=DATASET)
+    parser.add_argument("dataset", nargs="?", type=Path, default=PASCAL)
     parser.add_argument("--store", type=Path, default=ROOT / "bench" / "out" / "concurrency_features")
     parser.add_argument("--model", type=Path, help="joint model for tags/search (default: the engine's: models/joint-*.npz if trained, else ConSE)")
     parser.add_argument("--threads", type=int, default=8)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PASCAL, machine, median, table  # noqa: E402
+from _common import PASCAL, load_average, machine, median, table  # noqa: E402
 
 
 def first_answer_seconds(argv: list[str]) -> float:
@@ -57,7 +57,7 @@ def main() -> None:
         print(f"  {name}: cold {cold:.2f} s, warm {' '.join(f'{w:.2f}' for w in warm)}", flush=True)
     print()
     print(table(["command (to first answer)", "cold s", f"warm s (median of {args.repeats})", "warm min", "warm max"], rows))
-    print(f"load average now {machine().rsplit('load average ', 1)[1]}")
+    print(f"load average now {load_average()}")
 
 
 if __name__ == "__main__":

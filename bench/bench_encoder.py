@@ -6,38 +6,35 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, get_encoder
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, get_encoder
+from vector_search.images import find_images, load_image
 
-DATASET = Path(__file__).resolve().parents[2] / "shared" / "pascal_sentences" / "dataset"
-
-
-def load(encoder: Encoder, path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return encoder.preprocess(ImageOps.exif_transpose(image).convert("RGB"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PASCAL  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULT_ENCODER)
     parser.add_argument("--weights", default=None, help='weights file, or "random" for vgg16')
-    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--dataset", type=Path, default=PASCAL)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--limit", type=int, default=1000)
     args = parser.parse_args()
 
     encoder = get_encoder(args.encoder, args.weights)
-    paths = sorted(p for p in args.dataset.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[: args.limit]
+    paths = find_images(args.dataset)[0][: args.limit]
 
     start = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
-        batch = np.stack(list(pool.map(lambda p: load(encoder, p), paths)))
+        batch = np.stack(list(pool.map(lambda p: encoder.preprocess(load_image(args.dataset / p)), paths)))
     decode = time.perf_counter() - start
 
     start = time.perf_counter()

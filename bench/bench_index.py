@@ -16,7 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-DATASET = Path(__file__).resolve().parents[2] / "shared" / "pascal_sentences" / "dataset"
+from vector_search.images import find_images
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PASCAL  # noqa: E402
 
 
 def timed_index(dataset: Path, store: Path, encoder: str) -> float:
@@ -32,11 +35,11 @@ def timed_index(dataset: Path, store: Path, encoder: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, default=DATASET)
+    parser.add_argument("dataset", nargs="?", type=Path, default=PASCAL)
     parser.add_argument("--encoder", default="efficientnet-lite0")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    n = sum(1 for p in args.dataset.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    n = len(find_images(args.dataset)[0])
 
     cold, warm = [], []
     for _ in range(args.repeats):

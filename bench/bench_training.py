@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median, table  # noqa: E402
+from _common import load_average, machine, median, table  # noqa: E402
 
 EPOCHS = 50
 
@@ -109,7 +109,7 @@ def main() -> None:
     for method in ("hybrid", "blend"):
         ratio = classic_run / median(times[method])
         print(f"bar ours({method}) >= 100x faster per run: {'PASS' if ratio >= 100 else 'FAIL'} ({ratio:.0f}x)")
-    print(f"load average now {machine().rsplit('load average ', 1)[1]}")
+    print(f"load average now {load_average()}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
-"""Shared fixtures: the real Pascal Sentences photos and small real subsets of them."""
+"""Shared fixtures: the real Pascal Sentences photos and small real subsets of them, GloVe words,
+the Lite0 encoder, and an isolated models folder for every test."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from vector_search.encoders import Encoder
+    from vector_search.words import WordVectors
 
 ROOT = Path(__file__).resolve().parents[1]
 PASCAL = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "pascal_sentences"))
@@ -34,3 +40,32 @@ def copy_subset(dst: Path, classes: dict[str, int]) -> Path:
 def small_dataset(tmp_path: Path, pascal_dataset: Path) -> Path:
     """A writable folder of 12 real photos: 4 cats, 4 buses, 4 boats."""
     return copy_subset(tmp_path / "photos", {"cat": 4, "bus": 4, "boat": 4})
+
+
+@pytest.fixture(scope="session")
+def tmp_glove(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
+    """The packaged GloVe 6B 50-d, its cache built once per session in a temp folder (~1 s).
+
+    No word index is built there: tests that need the 400k-word HNSW index (minutes to build) use
+    the project's own cache in features/words instead (test_words, test_app, test_fuzz).
+    """
+    from vector_search.words import load_words
+
+    return load_words(cache_dir=tmp_path_factory.mktemp("glove"))
+
+
+@pytest.fixture(scope="session")
+def lite0() -> Encoder:
+    """The real EfficientNet-Lite0 encoder (weights from the project's models/encoders cache), shared."""
+    from vector_search.encoders import get_encoder
+
+    return get_encoder("efficientnet-lite0")
+
+
+@pytest.fixture(autouse=True)
+def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Trained joint models go to a fresh folder, never the project's models/ (untrained: ConSE)."""
+    import vector_search.engine
+
+    monkeypatch.setattr(vector_search.engine, "MODELS_DIR", tmp_path / "models")
+    return tmp_path / "models"

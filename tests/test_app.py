@@ -64,13 +64,7 @@ def features(tmp_path_factory: pytest.TempPathFactory, words_cache: Path) -> Pat
     return new_features(tmp_path_factory.mktemp("store") / "features", words_cache)
 
 
-@pytest.fixture(autouse=True)
-def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Trained joint models go to a fresh folder, never the project's models/ (untrained: ConSE)."""
-    import vector_search.engine
-
-    monkeypatch.setattr(vector_search.engine, "MODELS_DIR", tmp_path / "models")
-    return tmp_path / "models"
+# Trained joint models go to a fresh folder: conftest's autouse `models_dir` fixture.
 
 
 def start(monkeypatch: pytest.MonkeyPatch, dataset: Path, features: Path) -> AppTest:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_subset
 
 from vector_search.cli import main
 
@@ -19,12 +22,27 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[dict], str
     return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], out + err
 
 
-@pytest.fixture
-def indexed(small_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[Path, Path]:
-    store = tmp_path / "features"
-    code, _, out = run(capsys, "index", str(small_dataset), "--store", str(store))
+def run_captured(*argv: str) -> tuple[int, str]:
+    """main(argv) with its stdout and stderr captured without capsys (for module-scoped fixtures)."""
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in range(2))  # main() reconfigures them
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    out.flush()
+    err.flush()
+    return code, out.buffer.getvalue().decode() + err.buffer.getvalue().decode()
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> tuple[Path, Path]:
+    """12 real photos (4 cats, 4 buses, 4 boats) indexed once for the module: no test changes the
+    photos, and what tests add to the store (a second `index` run, the joint vectors of `search`) are
+    no-ops or caches keyed by the model; models go to conftest's per-test models_dir."""
+    base = tmp_path_factory.mktemp("cli")
+    dataset = copy_subset(base / "photos", {"cat": 4, "bus": 4, "boat": 4})
+    store = base / "features"
+    code, out = run_captured("index", str(dataset), "--store", str(store))
     assert code == 0 and "added 12, changed 0" in out
-    return small_dataset, store
+    return dataset, store
 
 
 @pytest.mark.slow

@@ -9,24 +9,23 @@ import numpy as np
 import pytest
 
 from vector_search import joint
-from vector_search.encoders import get_encoder
 from vector_search.evaluate import mean_precision_at_k
 from vector_search.images import find_images, load_image
 from vector_search.imagenet import find_class
 from vector_search.index import normalize
-from vector_search.words import WordVectors, load_words
+from vector_search.words import WordVectors
 
 CLASSES = ("aeroplane", "boat", "cat", "dog", "dining_table")  # 10 photos each
 
 
 @pytest.fixture(scope="module")
-def words(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
-    return load_words(cache_dir=tmp_path_factory.mktemp("glove"))
+def words(tmp_glove: WordVectors) -> WordVectors:
+    return tmp_glove  # the session's GloVe (conftest), cached in a temp folder
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return get_encoder("efficientnet-lite0")
+def encoder(lite0):
+    return lite0  # the session's Lite0 (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vector_search.encoders import get_encoder
 from vector_search.imagenet import find_class
 from vector_search.index import normalize
 from vector_search.query import QueryError, class_weights, parse_query, query_vector, reweight
-from vector_search.words import WordVectors, load_words
+from vector_search.words import WordVectors
 
 
 @pytest.fixture(scope="module")
-def words(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
-    return load_words(cache_dir=tmp_path_factory.mktemp("glove"))
+def words(tmp_glove: WordVectors) -> WordVectors:
+    return tmp_glove  # the session's GloVe (conftest), cached in a temp folder
 
 
 @pytest.mark.parametrize(
@@ -87,8 +86,8 @@ def test_unknown_words_are_skipped_and_reported(words: WordVectors) -> None:
         query_vector("cat - cat", words)
 
 
-def test_class_weights_clip_or_keep_negative_weights() -> None:
-    w, _ = get_encoder("efficientnet-lite0").classifier()
+def test_class_weights_clip_or_keep_negative_weights(lite0) -> None:
+    w, _ = lite0.classifier()
     siamese = find_class("Siamese cat")
     assert siamese == 284
     kept, clipped = class_weights(w, siamese, "keep"), class_weights(w, siamese, "clip")

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vector_search.encoders import get_encoder
 from vector_search.store import FEATURES_FILE, Store, StoreError, open_store, update_store
 
 pytestmark = pytest.mark.slow
@@ -19,8 +18,8 @@ pytestmark = pytest.mark.slow
 class CountingEncoder:
     """The real encoder, counting how many images it embeds."""
 
-    def __init__(self) -> None:
-        self.inner = get_encoder()
+    def __init__(self, inner) -> None:
+        self.inner = inner
         self.name, self.dim, self.preprocess = self.inner.name, self.inner.dim, self.inner.preprocess
         self.embedded = 0
 
@@ -30,8 +29,8 @@ class CountingEncoder:
 
 
 @pytest.fixture(scope="module")
-def encoder() -> CountingEncoder:
-    return CountingEncoder()
+def encoder(lite0) -> CountingEncoder:
+    return CountingEncoder(lite0)  # wraps the session's Lite0 (conftest), the default encoder
 
 
 def index(dataset: Path, root: Path, encoder: CountingEncoder):

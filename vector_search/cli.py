@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
+from .joint import DEFAULT_METHOD, METHODS
 from .store import DEFAULT_ROOT
-
-ENCODER_CHOICES = ("efficientnet-lite0", "vgg16")  # kept literal: importing encoders is not needed to parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(p)
     _model_option(p)
     p.add_argument("--epochs", type=int, default=50, help="epochs of the hybrid method (default: %(default)s)")
-    p.add_argument("--method", choices=("blend", "hybrid", "conse"), help="joint method (default: blend)")
+    p.add_argument("--method", choices=METHODS, help=f"joint method (default: {DEFAULT_METHOD})")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
     p.set_defaults(run=run_train)
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=str(DEFAULT_ROOT), help="feature store folder (default: %(default)s)")
-    p.add_argument("--encoder", choices=ENCODER_CHOICES, help="image encoder (default: efficientnet-lite0)")
+    p.add_argument("--encoder", choices=ENCODER_NAMES, help=f"image encoder (default: {DEFAULT_ENCODER})")
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
@@ -164,7 +164,7 @@ def run_download(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    holdout = [c.strip() for c in args.holdout_classes.split(",") if c.strip()]
+    holdout = _class_list(args.holdout_classes)
     with tqdm(total=args.epochs, unit="epoch", desc="training", disable=args.method != "hybrid") as bar:
         def progress(epoch: int, logs: dict) -> None:
             bar.set_postfix(loss=f"{logs['loss']:.4f}", val_loss=f"{logs['val_loss']:.4f}")
@@ -178,10 +178,15 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_list(text: str) -> list[str]:
+    """`cat, bus,,boat` -> ['cat', 'bus', 'boat']."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import DEFAULT_HOLDOUT, evaluate
 
-    holdout = DEFAULT_HOLDOUT if args.holdout_classes is None else [c.strip() for c in args.holdout_classes.split(",") if c.strip()]
+    holdout = DEFAULT_HOLDOUT if args.holdout_classes is None else _class_list(args.holdout_classes)
     progress = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
     figures = evaluate(_engine(args), args.dataset, holdout, seed=args.seed, progress=progress)
     if args.json:
@@ -216,7 +221,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def read_queries(args: argparse.Namespace) -> list[str]:
     queries = list(args.queries)
     if args.queries_file:
-        queries += [line.rstrip("\n") for line in args.queries_file.read_text(encoding="utf-8").splitlines()]
+        queries += args.queries_file.read_text(encoding="utf-8").splitlines()
     if not queries:
         raise ValueError("no query given: pass queries as arguments or with --queries-file")
     return queries
@@ -233,8 +238,7 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
             results = answer(engine, query)
         except (KeyError, ValueError, OSError, RuntimeError) as err:  # our errors all derive from these
             failed += 1
-            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            _print_error(args.json, query, str(message))
+            _print_error(args.json, query, str(err))  # UnknownWordError (a KeyError) prints its message plainly
             continue
         _print_results(args.json, query, results)
     return 1 if failed else 0

@@ -133,7 +133,7 @@ class Engine:
             dataset, self.store_root, self.encoder_name, self.encoder, progress, rebuild=rebuild
         )
         with self._lock:
-            self._forget("store", "images", "joint", "joint_space")
+            self._forget("store", "images", "joint", "joint_space", "_image_map")
             self._loaded["store"] = store
         self.images  # build and save the index now, not at the first query
         return report
@@ -191,23 +191,19 @@ class Engine:
         the same content as an indexed file) reuses it: no model runs.
         """
         store = self.store
+        position = None
         if isinstance(image, (str, os.PathLike)):
             position = store.find(image)
             try:
                 st = os.stat(image)
-                if position is not None and (st.st_size, st.st_mtime_ns) == (
-                    store.items[position].size,
-                    store.items[position].mtime_ns,
-                ):
+                if position is not None and store.items[position].matches(st):
                     return store.vectors[position], position
                 same = store.find_content(file_sha256(image))
                 if same is not None:
                     return store.vectors[same], position
             except OSError:
                 pass  # load_image below says what is wrong with the file
-            if position is not None:
-                return self._embed(image), position
-        return self._embed(image), None
+        return self._embed(image), position
 
     def _embed(self, image: ImageQuery) -> np.ndarray:
         pixels = self.encoder.preprocess(load_image(image))
@@ -253,14 +249,17 @@ class Engine:
 
     def image_map(self) -> np.ndarray:
         """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
+        return self._image_map
+
+    @_loaded_once
+    def _image_map(self) -> np.ndarray:
         from .projection import project_2d
 
         store = self.store
-        with self._lock:
-            points = store.load_array("map", method="tsne")
-            if points is None:
-                points = project_2d(store.vectors, method="tsne").astype(np.float32)
-                store.save_array("map", points, method="tsne")
+        points = store.load_array("map", method="tsne")
+        if points is None:
+            points = project_2d(store.vectors, method="tsne").astype(np.float32)
+            store.save_array("map", points, method="tsne")
         return points
 
     # --- word queries ----------------------------------------------------------------------------
@@ -272,7 +271,7 @@ class Engine:
     def search(self, text: str, k: int = 10) -> list[Result]:
         """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
         vector = query.query_vector(text, self.words).vector
-        ids, distances = self.joint_space.index.search(nn.normalize(vector), k + STALE_MARGIN)
+        ids, distances = self.joint_space.index.search(vector, k + STALE_MARGIN)
         return self._results(ids, distances, k)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import index as nn
 from .index import normalize
+from .joint import class_words
 
 
 def precision_at_k(relevant: np.ndarray, k: int) -> float:
@@ -130,13 +131,9 @@ def tag_accuracy(tag_lists: Sequence[Sequence[str]], labels: Sequence[str], ks: 
     -> dining, table) is among its first k tags (`tag_lists[i]`, best first)."""
     out: dict[str, Any] = {"photos": len(labels)}
     for k in ks:
-        hits = [bool(set(_class_words(label)) & set(t[:k])) for t, label in zip(tag_lists, labels)]
+        hits = [bool(set(class_words(str(label))) & set(t[:k])) for t, label in zip(tag_lists, labels)]
         out[f"top{k}"] = float(np.mean(hits)) if hits else 0.0
     return out
-
-
-def _class_words(name: str) -> list[str]:
-    return [w for w in str(name).lower().split("_") if w]
 
 
 def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | None = None, leave_out_self: bool = True) -> float:
@@ -147,18 +144,7 @@ def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | 
     """
     vectors = np.asarray(vectors)
     rows = np.arange(len(vectors)) if queries is None else np.asarray(queries, np.int64)
-    extra = 1 if leave_out_self else 0
-    kk = min(k + extra, len(vectors))
-    approx, _ = index.search_many(vectors[rows], kk)
-    exact, _ = nn.exact_index(vectors).search_many(vectors[rows], kk)
-    found = 0
-    wanted = 0
-    for row, a, e in zip(rows, approx, exact):
-        if leave_out_self:
-            a, e = a[a != row][:k], e[e != row][:k]
-        found += len(np.intersect1d(a, e))
-        wanted += len(e)
-    return found / wanted if wanted else 1.0
+    return nn.recall_at_k(index, nn.exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
 
 
 # --- the whole evaluation of an engine --------------------------------------------------------------
@@ -250,6 +236,7 @@ def evaluate(
 
     by_method: dict[str, Any] = {}
     joint_for_index = None
+    zs_rows = [classes.index(c) for c in holdout]
     for method in methods:
         t = time.perf_counter()
         say(f"joint method {method}: training on {len(classes)} classes")
@@ -263,7 +250,6 @@ def evaluate(
         tags = tag_accuracy(tag_lists, labels[test], (1, 5))
         say(f"joint method {method}: zero-shot, holding out {', '.join(holdout)}")
         zs_model = train(method, holdout)
-        zs_rows = [classes.index(c) for c in holdout]
         zero_shot = text_to_image(query_vectors[zs_rows], holdout, zs_model.transform(store.vectors), labels, k)
         zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
         by_method[method] = {
@@ -284,7 +270,7 @@ def evaluate(
         f"recall_at_{k}": index_recall(space.index, space.vectors, k),
     }
     if joint_for_index is not None:
-        ann = nn.build_index(joint_for_index, "annoy", **nn.default_params("annoy", *joint_for_index.shape))
+        ann = nn.build_index(joint_for_index, "annoy")
         index_quality["joint"] = {
             "kind": ann.kind, "params": ann.params, "queries": len(joint_for_index),
             f"recall_at_{k}": index_recall(ann, joint_for_index, k),

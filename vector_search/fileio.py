@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
+
+
+def sha256_of(file: BinaryIO) -> str:
+    """SHA-256 (hex) of the rest of an open binary file, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: file.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 @contextmanager

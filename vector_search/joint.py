@@ -36,6 +36,7 @@ plain numpy; TensorFlow is imported only to train the hybrid.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -109,8 +110,10 @@ def class_vectors(names: Sequence[str], words: WordVectors) -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
+@functools.lru_cache(maxsize=2)
 def imagenet_label_vectors(words: WordVectors, decay: float = HYPERNYM_DECAY, depth: int = HYPERNYM_DEPTH) -> np.ndarray:
-    """(1000, dim) word vector of each ImageNet class; zero rows for classes with no usable word.
+    """(1000, dim) word vector of each ImageNet class, read-only and computed once per word
+    vectors and settings; zero rows for classes with no usable word.
 
     Rule (measured by bench/measure_joint.py --tune): the class and each WordNet ancestor up to
     `depth` steps up add the unit mean of their lemmas' HEAD words (the last word) among the
@@ -127,6 +130,7 @@ def imagenet_label_vectors(words: WordVectors, decay: float = HYPERNYM_DECAY, de
             known = [words.vector(h) for h in sorted(heads) if h in words and words.index_of(h) < FREQUENT_WORDS]
             if known:
                 out[cid] += decay**steps * normalize(np.mean(known, axis=0, keepdims=True))[0]
+    out.flags.writeable = False
     return out
 
 
@@ -317,8 +321,7 @@ class JointModel:
                 f"joint model was trained on {self.meta['encoder']} features, not {encoder}: retrain it with this encoder"
             )
         if words is not None:
-            mine = self.meta["words"]
-            theirs = {"name": words.name, "dim": words.dim, "fingerprint": words.fingerprint}
+            mine, theirs = self.meta["words"], _words_identity(words)
             if mine != theirs:
                 other = f"{words.name} ({words.dim}-d)" if mine["name"] != words.name else "other vectors of that name"
                 raise ModelMismatchError(
@@ -359,11 +362,8 @@ def sidecar(path: str | Path) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return fileio.sha256_of(f)
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -380,12 +380,17 @@ def split(labels: Sequence[str] | np.ndarray, test_size: float | int, seed: int)
     return np.sort(train), np.sort(test)
 
 
+def _words_identity(words: WordVectors) -> dict[str, Any]:
+    """What a saved model records of its word vectors, to refuse others."""
+    return {"name": words.name, "dim": words.dim, "fingerprint": words.fingerprint}
+
+
 def _base_meta(method: str, encoder: str, feature_dim: int, words: WordVectors) -> dict[str, Any]:
     return {
         "method": method,
         "encoder": encoder,
         "feature_dim": int(feature_dim),
-        "words": {"name": words.name, "dim": words.dim, "fingerprint": words.fingerprint},
+        "words": _words_identity(words),
         "conse_top": CONSE_TOP,
         "hypernyms": {"decay": HYPERNYM_DECAY, "depth": HYPERNYM_DEPTH},
         "frequent_words": FREQUENT_WORDS,

@@ -44,6 +44,10 @@ class Item:
     mtime_ns: int
     sha256: str
 
+    def matches(self, st: os.stat_result) -> bool:
+        """Whether a file's stat still says it is this item (same size and mtime): no need to hash it."""
+        return (self.size, self.mtime_ns) == (st.st_size, st.st_mtime_ns)
+
 
 @dataclass
 class Store:
@@ -63,11 +67,11 @@ class Store:
         """Item paths as indexed: the dataset folder joined with each relative path."""
         return [os.path.join(self.dataset, item.path) for item in self.items]
 
-    @property
+    @functools.cached_property
     def classes(self) -> list[str]:
         return [class_of(item.path) for item in self.items]
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Changes whenever the set of vectors changes; derived files record it."""
         h = hashlib.sha256(f"{FORMAT_VERSION}\n{self.encoder}\n{self.vectors.shape}\n".encode())
@@ -127,7 +131,7 @@ class Store:
                 Item(str(p), int(s), int(m), str(h))
                 for p, s, m, h in zip(data["paths"], data["sizes"], data["mtimes"], data["hashes"])
             ]
-            return cls(directory, meta["encoder"], meta["dataset"], items, data["vectors"].astype(np.float32))
+            return cls(directory, meta["encoder"], meta["dataset"], items, data["vectors"].astype(np.float32, copy=False))
         except StoreError:
             raise
         except Exception as err:  # truncated zip, missing keys, bad JSON...
@@ -192,11 +196,8 @@ class UpdateReport:
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a regular file's bytes; ImageError for a named pipe, device or folder (which
     would block or never end), OSError if it cannot be read."""
-    h = hashlib.sha256()
     with open_regular(path) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return fileio.sha256_of(f)
 
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -248,8 +249,8 @@ def update_store(
     fileio.remove_stale_temporaries(directory)  # left by an indexer that was killed mid-save
     rel_paths, problems = find_images(dataset)
     report.skipped.extend(problems)
-    by_path = {item.path: i for i, item in enumerate(old.items)}
-    by_hash = {item.sha256: i for i, item in enumerate(old.items)}
+    by_path = old._by_path
+    by_hash = {item.sha256: i for i, item in enumerate(old.items)}  # the last copy wins: a rename is reported
 
     kept: list[tuple[Item, np.ndarray]] = []
     todo: list[Item] = []
@@ -258,7 +259,7 @@ def update_store(
         try:
             st = os.stat(full)
             j = by_path.get(rel)
-            if j is not None and (old.items[j].size, old.items[j].mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if j is not None and old.items[j].matches(st):
                 kept.append((old.items[j], old.vectors[j]))
                 report.unchanged += 1
                 continue
@@ -285,8 +286,7 @@ def update_store(
 
     def snapshot(done: list[tuple[Item, np.ndarray]]) -> Store:
         rows = sorted(kept + done, key=lambda pair: pair[0].path)
-        dim = rows[0][1].shape[0] if rows else 0
-        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
         return Store(directory, encoder_name, str(dataset), [item for item, _ in rows], vectors)
 
     done: list[tuple[Item, np.ndarray]] = []
