@@ -20,7 +20,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from vector_search import datasets, gallery, imagenet
+from vector_search import config, datasets, gallery, imagenet
 from vector_search.encoders import ENCODER_NAMES
 from vector_search.engine import Engine, Result
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
@@ -32,21 +32,6 @@ log = logging.getLogger("vector_search.app")
 
 
 # --- settings -------------------------------------------------------------------------------------
-
-
-def default_dataset() -> str:
-    """$VECTOR_SEARCH_DATASET, else the shared Pascal Sentences copy if present, else dataset/.
-
-    Relative paths are relative to the working folder, as for the CLI: run the app from the project.
-    """
-    if os.environ.get("VECTOR_SEARCH_DATASET"):
-        return os.environ["VECTOR_SEARCH_DATASET"]
-    shared = os.path.join("..", "shared", "pascal_sentences", "dataset")
-    return shared if os.path.isdir(shared) else "dataset"
-
-
-def default_features() -> str:
-    return os.environ.get("VECTOR_SEARCH_FEATURES") or "features"
 
 
 @dataclass(frozen=True)
@@ -62,7 +47,7 @@ def sidebar() -> Settings:
     with st.sidebar:
         st.header("Settings")
         dataset = st.text_input(
-            "Dataset folder", default_dataset(), key="dataset", help="A folder laid out as <folder>/<class>/<image>.jpg"
+            "Dataset folder", str(config.default_dataset()), key="dataset", help="A folder laid out as <folder>/<class>/<image>.jpg"
         )
         encoder = st.selectbox(
             "Image encoder",
@@ -72,13 +57,13 @@ def sidebar() -> Settings:
         )
         k = st.slider("Results per query (k)", 1, 30, 8, key="k")
         features = st.text_input(
-            "Feature store folder", default_features(), key="features", help="Where vectors and indexes are saved"
+            "Feature store folder", str(config.features_root()), key="features", help="Where vectors and indexes are saved"
         )
         use_gallery = st.checkbox(
             "Use the built-in gallery instead", key="use_gallery", help="9 sample photos shipped with scikit-image"
         )
         st.caption("Models, indexes and word vectors load once per server; queries then take milliseconds.")
-    return Settings(dataset.strip(), encoder, k, features.strip() or default_features(), use_gallery)
+    return Settings(dataset.strip(), encoder, k, features.strip() or str(config.features_root()), use_gallery)
 
 
 # --- cached resources -------------------------------------------------------------------------------

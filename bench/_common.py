@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vector_search import config
+
 ROOT = Path(__file__).resolve().parents[1]
-PASCAL = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "pascal_sentences")) / "dataset"
+PASCAL = config.pascal_root() / "dataset"
 
 
 def machine() -> str:

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from vector_search import config
 from vector_search.index import exact_index
-from vector_search.words import PACKAGED_NAME, WordVectors, features_dir, load_words
+from vector_search.words import PACKAGED_NAME, WordVectors, load_words
 
 
 def write_glove_text(wv: WordVectors, path: Path) -> None:
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kinds", default="hnsw,annoy", help="our index kinds to measure")
-    parser.add_argument("--cache-dir", type=Path, default=features_dir() / "words" / PACKAGED_NAME)
+    parser.add_argument("--cache-dir", type=Path, default=config.cache_root() / "words" / PACKAGED_NAME)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vector_search_bench")
     args = parser.parse_args()
     kinds = args.kinds.split(",")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PASCAL  # noqa: E402
+
 from vector_search import joint  # noqa: E402
 from vector_search.evaluate import mean_precision_at_k, tag_accuracy  # noqa: E402
 from vector_search.index import normalize  # noqa: E402

@@ -3,19 +3,20 @@ the Lite0 encoder, and an isolated models folder for every test."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from vector_search import config
+
 if TYPE_CHECKING:
     from vector_search.encoders import Encoder
     from vector_search.words import WordVectors
 
 ROOT = Path(__file__).resolve().parents[1]
-PASCAL = Path(os.environ.get("VECTOR_SEARCH_PASCAL", ROOT.parent / "shared" / "pascal_sentences"))
+PASCAL = config.pascal_root()
 DATASET = PASCAL / "dataset"
 
 
@@ -65,7 +66,5 @@ def lite0() -> Encoder:
 @pytest.fixture(autouse=True)
 def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Trained joint models go to a fresh folder, never the project's models/ (untrained: ConSE)."""
-    import vector_search.engine
-
-    monkeypatch.setattr(vector_search.engine, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setenv("VECTOR_SEARCH_MODELS", str(tmp_path / "models"))
     return tmp_path / "models"

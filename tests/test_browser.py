@@ -146,10 +146,10 @@ def save_full_page(driver, path: Path) -> None:
 
 def test_text_query_shows_photos_in_chromium(tmp_path: Path) -> None:
     browser_or_skip()
+    from PIL import Image
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
-    from PIL import Image
     from selenium.webdriver.support.ui import WebDriverWait
 
     env = dict(os.environ, VECTOR_SEARCH_DATASET=str(DATASET), PYTHONUNBUFFERED="1")

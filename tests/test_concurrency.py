@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_subset
+
 from vector_search.engine import Engine
 
 pytestmark = pytest.mark.slow

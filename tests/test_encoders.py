@@ -52,7 +52,7 @@ def test_import_and_construction_do_not_load_tensorflow_or_torch(tmp_path: Path)
         "bad = [m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    env = {**os.environ, "VECTOR_SEARCH_MODELS": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "VECTOR_SEARCH_CACHE": str(tmp_path), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "encoders" / f"{packaged_weights().stem}.npz").is_file()
@@ -86,7 +86,7 @@ def test_weight_cache_is_created_once_and_reused(tmp_path: Path, monkeypatch: py
     calls = []
     real = lite0.load_state_dict
     monkeypatch.setattr(lite0, "load_state_dict", lambda path: calls.append(path) or real(path))
-    monkeypatch.setenv("VECTOR_SEARCH_MODELS", str(tmp_path))
+    monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path))
 
     first = get_encoder().weights()
     cache = tmp_path / "encoders" / "efficientnet-lite0-57934424.npz"

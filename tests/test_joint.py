@@ -10,8 +10,8 @@ import pytest
 
 from vector_search import joint
 from vector_search.evaluate import mean_precision_at_k
-from vector_search.images import find_images, load_image
 from vector_search.imagenet import find_class
+from vector_search.images import find_images, load_image
 from vector_search.index import normalize
 from vector_search.words import WordVectors
 

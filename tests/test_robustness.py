@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATASET, ROOT, copy_subset
 from PIL import Image
 
-from conftest import DATASET, ROOT, copy_subset
 from vector_search.engine import Engine
 from vector_search.images import MAX_BYTES, ImageError, load_image
 from vector_search.store import FEATURES_FILE, Store, StoreError

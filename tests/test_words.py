@@ -125,9 +125,9 @@ def test_word_index_saved_and_reloaded(glove: WordVectors, glove_cache: Path) ->
 
 def test_text_glove_of_another_dimension(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = write_tiny(tmp_path / "glove.tiny.3d.txt")
-    monkeypatch.setenv("VECTOR_SEARCH_FEATURES", str(tmp_path / "features"))
+    monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path / "cache"))
     wv = load_words(source)
-    cache = tmp_path / "features" / "words" / "glove.tiny.3d"
+    cache = tmp_path / "cache" / "words" / "glove.tiny.3d"
     assert wv.name == "glove.tiny.3d" and wv.cache_dir == cache
     assert wv.words == ["the", "cat", "dog", "über"] and wv.dim == 3
     np.testing.assert_array_equal(wv.vector("über"), np.array([-1.5, 2.25, 0.03], np.float32))

@@ -1,7 +1,7 @@
 """vector_search: semantic search over images and words."""
 
-import os
+from .config import quiet_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides our output
+quiet_tensorflow()
 
 __version__ = "0.1.0"

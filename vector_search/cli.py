@@ -17,7 +17,6 @@ from typing import Callable, Sequence
 from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
 from .joint import DEFAULT_METHOD, METHODS
-from .store import DEFAULT_ROOT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", default=str(DEFAULT_ROOT), help="feature store folder (default: %(default)s)")
+    p.add_argument("--store", help="feature store folder (default: $VECTOR_SEARCH_FEATURES, else features/)")
     p.add_argument("--encoder", choices=ENCODER_NAMES, help=f"image encoder (default: {DEFAULT_ENCODER})")
 
 
@@ -111,7 +110,7 @@ def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> Non
 
 def _engine(args: argparse.Namespace) -> Engine:
     return Engine(
-        getattr(args, "store", DEFAULT_ROOT),
+        getattr(args, "store", None),
         encoder=getattr(args, "encoder", None),
         words=getattr(args, "glove", None),
         encoder_weights=getattr(args, "weights", None),

@@ -30,6 +30,7 @@ from typing import Callable
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import fileio
+from .errors import VectorSearchError
 from .images import IMAGE_EXTENSIONS, class_of, find_images, load_image
 
 PASCAL_URL = "http://vision.cs.uiuc.edu/pascal-sentences/"
@@ -60,7 +61,7 @@ name is the label) works the same way.
 """
 
 
-class DownloadError(RuntimeError):
+class DownloadError(VectorSearchError, RuntimeError):
     """A download that cannot go on (offline, site gone or changed); one-line message."""
 
 

@@ -15,15 +15,14 @@ from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from . import config, query
 from . import index as nn
-from . import query
 from .images import load_image
-from .store import DEFAULT_ROOT, Store, file_sha256, open_store, update_store
+from .store import Store, file_sha256, open_store, update_store
 
 T = TypeVar("T")
 _MISSING = object()
 STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
-MODELS_DIR = Path(os.environ.get("VECTOR_SEARCH_MODELS", "models"))
 
 
 @dataclass(frozen=True)
@@ -59,13 +58,13 @@ class Engine:
 
     def __init__(
         self,
-        store_root: str | os.PathLike = DEFAULT_ROOT,
+        store_root: str | os.PathLike | None = None,
         encoder: str | None = None,
         words: str | os.PathLike | None = None,
         encoder_weights: str | os.PathLike | None = None,
         model: str | os.PathLike | None = None,
     ) -> None:
-        self.store_root = Path(store_root)
+        self.store_root = Path(store_root if store_root is not None else config.features_root())
         self.encoder_name = encoder
         self.words_source = words
         self.encoder_weights = encoder_weights
@@ -123,7 +122,7 @@ class Engine:
     def joint_model_path(self) -> Path:
         from .encoders import DEFAULT_ENCODER
 
-        return self.model_path or MODELS_DIR / f"joint-{self.encoder_name or DEFAULT_ENCODER}.npz"
+        return self.model_path or config.models_root() / f"joint-{self.encoder_name or DEFAULT_ENCODER}.npz"
 
     # --- indexing --------------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import config
 from . import index as nn
 from .index import normalize
 from .joint import class_words
@@ -159,8 +159,7 @@ def vgg16_unavailable_reason() -> str | None:
     """Why VGG16 cannot embed photos here (None if its ImageNet weights are in the Keras cache)."""
     from .encoders.vgg16 import WEIGHTS_FILE
 
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    path = home / "models" / WEIGHTS_FILE
+    path = config.keras_home() / "models" / WEIGHTS_FILE
     if path.is_file():
         return None
     return f"VGG16 ImageNet weights not cached ({path} missing) and no internet to download them"

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import fileio
+from .errors import VectorSearchError
 
 
-class GalleryError(RuntimeError):
+class GalleryError(VectorSearchError, RuntimeError):
     """The gallery cannot be exported (scikit-image missing, folder not writable); one-line message."""
 
 

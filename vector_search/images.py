@@ -19,12 +19,14 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import VectorSearchError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 MAX_PIXELS = 50_000_000  # refuse decompression bombs: a 50-megapixel photo is already huge
 MAX_BYTES = 100 * 2**20  # refuse to read files (or uploads) bigger than 100 MiB
 
 
-class ImageError(ValueError):
+class ImageError(VectorSearchError, ValueError):
     """A file that cannot be used as an image; the message says why."""
 
 

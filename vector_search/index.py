@@ -19,6 +19,7 @@ import annoy
 import hnswlib
 import numpy as np
 
+from .errors import VectorSearchError
 from .fileio import atomic_path, load_json, load_npy, save_json
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ _EXACT_BLOCK = 1 << 24
 _SPOT_CHECKS = 8
 
 
-class IndexFileError(RuntimeError):
+class IndexFileError(VectorSearchError, RuntimeError):
     """A saved index is missing, truncated, of another format version, or does not match."""
 
 

@@ -48,6 +48,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import fileio
+from .errors import VectorSearchError
 from .imagenet import class_ancestors, class_synonyms
 from .index import normalize
 from .words import WordVectors
@@ -83,11 +84,11 @@ BN_EPSILON = 1e-3  # Keras' BatchNormalization default
 Progress = Callable[[int, dict], None]  # (epoch, {"loss": ..., "val_loss": ...})
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(VectorSearchError, FileNotFoundError):
     """No saved joint model at the given path."""
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(VectorSearchError, ValueError):
     """A joint model used with other image features or word vectors than it was trained on."""
 
 

@@ -28,13 +28,14 @@ from typing import Literal
 
 import numpy as np
 
+from .errors import VectorSearchError
 from .words import WordVectors
 
 _WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 MAX_WEIGHT = 1e6  # only ratios of weights matter; bigger ones would overflow float32 vectors
 
 
-class QueryError(ValueError):
+class QueryError(VectorSearchError, ValueError):
     """A text query that cannot be turned into a vector; the message says why."""
 
 

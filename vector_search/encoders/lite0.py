@@ -8,7 +8,6 @@ Keras' padding="same" reproduces exactly at 224x224 input.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import pickle
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from vector_search import config
 from vector_search.encoders import Encoder, EncoderError
 from vector_search.encoders.torch_legacy import load_state_dict
 from vector_search.fileio import load_npz, save_npz
@@ -106,7 +106,7 @@ class Lite0Encoder(Encoder):
     def __init__(self, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> None:
         super().__init__()
         self._source = Path(weights) if weights is not None else None
-        cache = Path(cache_dir) if cache_dir else Path(os.environ.get("VECTOR_SEARCH_MODELS", "models")) / "encoders"
+        cache = Path(cache_dir) if cache_dir else config.cache_root() / "encoders"
         self.cache_dir = cache.absolute()
         self._weights_lock = threading.Lock()
         self._weights: dict[str, np.ndarray] | None = None
