@@ -156,7 +156,8 @@ def test_evaluate_command_on_a_small_real_subset(tmp_path: Path, pascal_dataset:
         assert set(row["zero_shot"]["per_class"]) == {"bus", "cat"}
     blend = figures["joint"]["blend"]
     assert blend["tags"]["photos"] == 10 and blend["tags"]["top5"] >= 0.6
-    assert blend["zero_shot"]["mean_precision_at_k"] >= 0.5  # ImageNet's words find cats and buses never trained on
+    # ImageNet's words find cats and buses never trained on; the hybrid snaps photos onto the trained classes
+    assert blend["zero_shot"]["mean_precision_at_k"] >= 0.5 > figures["joint"]["hybrid"]["zero_shot"]["mean_precision_at_k"]
     # 50 rows: the image and joint Annoy indexes search exhaustively (search_k >= n), so they are exact
     assert figures["index_recall"]["image"]["recall_at_10"] == 1.0 and figures["index_recall"]["joint"]["recall_at_10"] == 1.0
     words = figures["index_recall"]["words"]

@@ -22,6 +22,8 @@ Arrays = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Method:
+    """A method: how a saved model of it runs (numpy only), and how it is fitted."""
+
     transform: Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
     fit: Callable[[TrainingData], tuple[Arrays, dict[str, Any]]] | None  # None: nothing to fit (ConSE)
 
