@@ -583,7 +583,7 @@ def test_folder_changes_between_runs_cli(small_dataset: Path, tmp_path: Path) ->
 def test_folder_changes_seen_by_a_long_lived_engine(small_dataset: Path, tmp_path: Path) -> None:
     """One Engine (as the app keeps one) re-indexing after each change answers from the folder as it
     is: similar images and text search, with only new or modified photos embedded."""
-    engine = Engine(tmp_path / "features", model=tmp_path / "joint.npz")
+    engine = Engine(tmp_path / "features", model_path=tmp_path / "joint.npz")
     engine.index(small_dataset)
     engine.train()
     cats = sorted((small_dataset / "cat").iterdir())

@@ -158,11 +158,16 @@ def store_dir(root: str | os.PathLike | None, encoder: str) -> Path:
     return Path(root if root is not None else config.features_root()) / encoder
 
 
+def store_encoders(root: str | os.PathLike) -> list[str]:
+    """The encoders of the stores under `root`, sorted (empty when there is none)."""
+    return sorted(p.parent.name for p in Path(root).glob(f"*/{FEATURES_FILE}"))
+
+
 def open_store(root: str | os.PathLike | None = None, encoder: str | None = None) -> Store:
     """Load the store of `encoder` under `root` (or the only store there when encoder is None)."""
     root = Path(root if root is not None else config.features_root())
     if encoder is None:
-        found = sorted(p.parent.name for p in root.glob(f"*/{FEATURES_FILE}"))
+        found = store_encoders(root)
         if len(found) != 1:
             raise StoreError(
                 f"no feature store under {root}: run `vector-search index DATASET_DIR` first"
