@@ -93,7 +93,11 @@ def test_words_json(capsys: pytest.CaptureFixture) -> None:
 
 def test_no_query_and_missing_store(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     assert main(["words"]) == 2
-    assert "no query given" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: no query given: pass queries as arguments or with --queries-file\n"
+    assert main(["words", "cat", "-k", "0"]) == 2
+    assert capsys.readouterr().err == "error: -k must be at least 1\n"
+    assert main(["index", str(tmp_path / "nowhere"), "--store", str(tmp_path / "features")]) == 2
+    assert capsys.readouterr().err.startswith("error: dataset folder not found")
     code, rows, _ = run(capsys, "similar", "x.jpg", "--store", str(tmp_path), "--json")
     assert code == 1 and "vector-search index" in rows[0]["error"]
 
@@ -141,3 +145,7 @@ def test_similar_reweight(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]] == ["cat"] * 3
     code, rows, _ = run(capsys, "similar", cat, "--reweight", "no such class", "--store", str(store), "--json")
     assert code == 1 and "no such class" in rows[0]["error"]
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "crane", "--store", str(store), "--json")
+    assert code == 1 and "ambiguous" in rows[0]["error"] and "134 (crane)" in rows[0]["error"] and "517 (crane)" in rows[0]["error"]
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "517", "-k", "3", "--store", str(store), "--json")
+    assert code == 0 and len(rows[0]["results"]) == 3

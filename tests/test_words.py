@@ -12,6 +12,7 @@ import pytest
 from vector_search import config
 from vector_search import index as nn
 from vector_search import words as words_module
+from vector_search.errors import VectorSearchError
 from vector_search.index import exact_index, recall_at_k
 from vector_search.words import (
     DEFAULT_INDEX_KIND,
@@ -94,7 +95,8 @@ def test_phrase_is_the_mean_of_known_words(glove: WordVectors) -> None:
 def test_unknown_word_error_suggests(glove: WordVectors) -> None:
     with pytest.raises(UnknownWordError) as err:
         glove.vector("umbrela")
-    assert isinstance(err.value, KeyError)
+    assert isinstance(err.value, KeyError) and isinstance(err.value, VectorSearchError)
+    assert str(err.value).startswith("unknown word 'umbrela'")  # the message, not KeyError's repr of it
     assert "'umbrela'" in str(err.value) and "umbrella" in str(err.value) and "400000" in str(err.value)
     with pytest.raises(UnknownWordError, match="qqzzxqq"):
         glove.phrase("qqzzxqq_zzqqxx")
