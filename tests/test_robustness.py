@@ -310,7 +310,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     reference = cli("index", dataset, "--store", clean)
     assert reference.returncode == 0 and summary(reference.stdout)["added"] == n, reference.stderr[-2000:]
 
-    seed = random.randrange(1 << 30)
+    seed = 0  # kill moments drawn from a fixed seed: every run tries the same moments
     rng = random.Random(seed)
     history = []  # (when killed, images to embed at start, images saved after the kill)
     saved = 0
@@ -324,9 +324,9 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
             run.embedding.wait(timeout=300)  # once the first batch is embedded...
             time.sleep(rng.uniform(0.0, 2.0))  # ...at a random moment of the rest
         elif attempt == 2:  # while a checkpoint is being written (its temporary file exists)
-            wait_for(lambda: any(file.parent.glob(f".{FEATURES_FILE}.*.tmp")) or mtime(file) != before or run.proc.poll() is not None)
+            wait_for(lambda run=run, before=before: any(file.parent.glob(f".{FEATURES_FILE}.*.tmp")) or mtime(file) != before or run.proc.poll() is not None)
         else:  # a random moment after a checkpoint has landed
-            wait_for(lambda: mtime(file) != before or run.proc.poll() is not None)
+            wait_for(lambda run=run, before=before: mtime(file) != before or run.proc.poll() is not None)
             time.sleep(rng.uniform(0.0, 1.0))
         run.proc.send_signal(signal.SIGKILL)
         code = run.proc.wait(timeout=60)
@@ -400,7 +400,7 @@ class Exploit:
 def test_damaged_or_foreign_store_is_rebuilt(small_dataset: Path, tmp_path: Path) -> None:
     dataset, store = small_dataset, tmp_path / "features"
     indexer = Engine(store)  # one engine re-indexes after each damage: the model loads once
-    indexer.encoder
+    _ = indexer.encoder  # loaded once, before the first index
     indexer.index(dataset)
     file = store / ENCODER / FEATURES_FILE
     good = file.read_bytes()
