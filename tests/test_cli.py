@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -102,11 +103,16 @@ def test_no_query_and_missing_store(capsys: pytest.CaptureFixture, tmp_path: Pat
     assert code == 1 and "vector-search index" in rows[0]["error"]
 
 
-def test_console_script_runs_without_tensorflow(tmp_path: Path) -> None:
-    """`words` must not import TensorFlow (5 s); checked in a fresh interpreter."""
-    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', '-k', '3']); print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines()[-1] == "False" and "sea" in out
+def test_one_shot_words_import_no_tensorflow_and_build_no_index(tmp_path: Path) -> None:
+    """`words` with a few queries, as a new user runs it (fresh interpreter, empty cache folder):
+    no TensorFlow (5 s to import) and no word index (a minute to build): an exact scan answers."""
+    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', 'said', '-k', '3']); print('tensorflow' in sys.modules)"
+    env = {**os.environ, "VECTOR_SEARCH_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout
+    assert out.splitlines()[-1] == "False" and "sea" in out and "told" in out
+    cache = tmp_path / "cache" / "words" / "glove.6B.50d"
+    assert (cache / "vectors.npy").is_file() and not list(cache.glob("index.*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing left in the working folder
 
 
 @pytest.mark.slow

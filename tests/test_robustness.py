@@ -304,6 +304,8 @@ def store_rows(store: Path) -> Store | None:
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
+    """Four kills in a row (starting up, mid-embedding, mid-save, after a checkpoint), then a resume.
+    One function over 60 lines: each kill starts from the state the previous one left."""
     dataset = copy_subset(tmp_path / "photos", {c: 20 for c in sorted(p.name for p in DATASET.iterdir())[:10]})
     n = 200
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
@@ -716,39 +718,3 @@ def test_joint_model_file_is_never_unpickled(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="allow_pickle"):
         joint.JointModel.load(path)
     assert not marker.exists()
-
-
-def test_app_decodes_uploads_in_memory_and_never_writes_them() -> None:
-    """app.py: the uploaded file is only read (getvalue) and named in a label; nothing is written
-    from it, and no file name anywhere in the app comes from the upload."""
-    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
-    uploads = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and dotted(node.value.func).endswith("file_uploader"):
-            uploads |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-    assert uploads, "no file_uploader found in app.py"
-    parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in uploads and isinstance(node.ctx, ast.Load):
-            use = parents[node]
-            if isinstance(use, ast.Compare):  # `upload is not None`
-                continue
-            assert isinstance(use, ast.Attribute), ast.unparse(use)
-            if use.attr == "name":  # only shown, inside an f-string label
-                assert isinstance(parents[parents[use]], ast.JoinedStr), ast.unparse(parents[use])
-            else:
-                assert use.attr == "getvalue", f"upload.{use.attr} used"
-    writes = [
-        ast.unparse(node)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and (dotted(node.func).split(".")[-1] in ("write_bytes", "write_text", "NamedTemporaryFile", "mkstemp", "copyfileobj")
-             or (dotted(node.func) == "open" and any(isinstance(a, ast.Constant) and "w" in str(a.value) for a in node.args[1:])))
-    ]
-    assert writes == [], writes
-    # The BytesIO handed to the engine goes through load_image's limits (tested above) and a bomb
-    # upload gets a clear error from the engine, as a query does.
-    bomb = io.BytesIO()
-    Image.new("1", (20000, 20000)).save(bomb, format="PNG")
-    with pytest.raises(ImageError, match="too large"):
-        load_image(io.BytesIO(bomb.getvalue()))

@@ -18,7 +18,7 @@ from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
 from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
-from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES
+from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
 
 
 class UsageError(VectorSearchError, ValueError):
@@ -85,16 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(p)
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.search(q, a.k)))
 
-    p = commands.add_parser(
-        "words",
-        help="words similar to words or phrases",
-        description=f"Words similar to words or phrases. Fewer than {EXACT_SCAN_QUERIES} queries are answered by an "
-        f"exact scan of the vocabulary (a few ms each, nothing to build); more use the {DEFAULT_INDEX_KIND} index "
-        "(built once per user in the cache folder, about a minute, then loaded in a second).",
-    )
-    _query_options(p, "WORD_OR_PHRASE")
-    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+    _words_command(commands)
 
     p = commands.add_parser("evaluate", help="measure search quality on a labelled folder (one subfolder per class)")
     p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="index this folder first (default: the store as it is)")
@@ -104,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(run=run_evaluate)
     return parser
+
+
+def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
+    p = commands.add_parser(
+        "words",
+        help="words similar to words or phrases",
+        description=f"Words similar to words or phrases. A few queries are answered by an exact scan of the "
+        f"vocabulary (a few ms each, nothing to build or load); from {EXACT_SCAN_QUERIES} queries in one run "
+        f"({EXACT_SCAN_QUERIES_UNBUILT} while it is not built yet) the {DEFAULT_INDEX_KIND} index answers sooner: "
+        "it is built once per user in the cache folder (about a minute on 2 cores), then loaded.",
+    )
+    _query_options(p, "WORD_OR_PHRASE")
+    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
