@@ -1,9 +1,10 @@
 """When does the word index pay? An exact scan of the 400k x 50 GloVe matrix against the HNSW index.
 
 A one-shot `vector-search words dog` needs no index: the exact float32 scan answers in
-milliseconds, while the index costs a build (once per user, ~1 min on 2 cores) or a load from the
-cache (later processes). This prints each cost and the break-even number of queries in one
-process: below it the scan finishes first (`words.EXACT_SCAN_QUERIES` is set from it).
+milliseconds, while the index costs a build (once per user, ~1 min on 2 idle cores) or a load from
+the cache (later processes). This prints each cost and the break-even number of queries in one
+process: below it the scan finishes first (`words.EXACT_SCAN_QUERIES` and
+`EXACT_SCAN_QUERIES_UNBUILT` are set from it).
 
     python bench/bench_word_scan.py [--queries 300] [--build]   # --build: also time a fresh build
 """

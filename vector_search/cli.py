@@ -102,7 +102,7 @@ def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
         "words",
         help="words similar to words or phrases",
         description=f"Words similar to words or phrases. A few queries are answered by an exact scan of the "
-        f"vocabulary (a few ms each, nothing to build or load); from {EXACT_SCAN_QUERIES} queries in one run "
+        f"vocabulary (milliseconds each, nothing to build or load); from {EXACT_SCAN_QUERIES} queries in one run "
         f"({EXACT_SCAN_QUERIES_UNBUILT} while it is not built yet) the {DEFAULT_INDEX_KIND} index answers sooner: "
         "it is built once per user in the cache folder (about a minute on 2 cores), then loaded.",
     )

@@ -35,11 +35,13 @@ CACHE_FORMAT = "vector_search.words"
 CACHE_VERSION = 1
 # hnsw reaches recall@10 >= 0.95 at p50 < 1 ms on the 400k vocabulary; annoy does not (docs/index.md).
 DEFAULT_INDEX_KIND = "hnsw"
-# Fewer queries than this in one process are answered sooner by an exact scan (a few ms each, no
-# index) than by loading the saved index, or building it when it is not saved yet
-# (break-even measured by bench/bench_word_scan.py: see index_kind_for).
-EXACT_SCAN_QUERIES = 300
-EXACT_SCAN_QUERIES_UNBUILT = 10_000
+# Fewer queries than this in one process are answered sooner by an exact scan (no index) than by
+# loading the saved index, or building it when it is not saved yet. Measured by
+# `python bench/bench_word_scan.py --build` (2 cores, load 11-18): the scan 43-61 ms a query after
+# 0.2-0.3 s of set-up; hnsw 0.2 ms a query after a 1.4-1.5 s load or a 471 s build (57 s idle):
+# break-even 22-26 queries with the index saved, 7,800 without.
+EXACT_SCAN_QUERIES = 25
+EXACT_SCAN_QUERIES_UNBUILT = 8_000
 
 _SPLIT = re.compile(r"[\s_\-]+")
 _SUGGEST_FROM = 20_000  # unknown-word suggestions come from the most frequent words (GloVe is frequency-ordered)
