@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Header
 
 from vector_search.engine import Engine
+from vector_search.images import class_of
 
 APP = ROOT / "app.py"
 TIMEOUT = 600  # the first run loads TensorFlow and embeds the photos
@@ -105,6 +106,11 @@ def classes(captions: list[str]) -> list[str]:
     return [c.split(" · ")[0] for c in captions]
 
 
+def tags_line(results) -> str:
+    """How section 6 shows tags."""
+    return "**Tags:** " + " · ".join(f"**{r.item}** {r.distance:.2f}" for r in results)
+
+
 def distances(captions: list[str]) -> list[float]:
     return [float(c.split(" · ")[1]) for c in captions]
 
@@ -168,11 +174,20 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
 def test_image_search_with_another_photo_upload_and_k(monkeypatch, photos: Path, features: Path) -> None:
     at = start(monkeypatch, photos, features)
     at.slider(key="k").set_value(3)
-    at.selectbox(key="search_photo").set_value(str(photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0]))
+    bus = str(photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0])
+    at.selectbox(key="search_photo").set_value(bus)
     ok(at.run())
     query, plain, weighted = grids(sections(at)["3"])
     assert query[0].startswith("query: bus/")
     assert len(plain) == 3 and classes(plain)[0] == "bus"
+
+    # "crane" names two classes: picking 517 (the machine) re-weights by 517, not by 134 (the bird)
+    at.selectbox(key="reweight_class").set_value(517)
+    ok(at.run())
+    _, _, weighted = grids(sections(at)["3"])
+    want = Engine(features).similar_images(bus, 3, reweight=517)
+    assert weighted == [f"{class_of(r.item)} · {r.distance:.3f}" for r in want]
+    assert weighted != [f"{class_of(r.item)} · {r.distance:.3f}" for r in Engine(features).similar_images(bus, 3, reweight=134)]
 
     # an uploaded photo is decoded in memory (here a cat photo, re-encoded as PNG)
     buffer = io.BytesIO()
@@ -281,8 +296,7 @@ def test_tags_for_a_chosen_and_an_uploaded_photo(monkeypatch, photos: Path, feat
     ok(at.run())
     s6 = sections(at)["6"]
     assert grids(s6)[0] == ["your photo (dog.jpg)"]
-    want = Engine(features).tags(io.BytesIO(buffer.getvalue()), 8)  # the library's tags of those bytes
-    assert "**Tags:** " + " · ".join(f"**{r.item}** {r.distance:.2f}" for r in want) in texts(s6)
+    assert tags_line(Engine(features).tags(io.BytesIO(buffer.getvalue()), 8)) in texts(s6)  # the library's, of those bytes
 
 
 def test_retrain_hybrid_model_shows_epochs_and_losses(
@@ -303,7 +317,8 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
     assert "Trained **5 epochs**" in text and "final loss **-" in text and "final val_loss **-" in text
     assert any(n.type == "vega_lite_chart" for n in s5)  # the loss curve
     assert (models_dir / "joint-efficientnet-lite0.npz").is_file()
-    assert "**Tags:**" in texts(sections(at)["6"])  # the sections below use the new model
+    first = str(sorted(training_photos.rglob("*.jpg"))[0])  # the tags section's default photo
+    assert tags_line(Engine(features).tags(first, 8)) in texts(sections(at)["6"])  # ...by the new model
 
     at.text_input(key="word").input("dog")  # a rerun with the box still ticked does not train again
     ok(at.run())

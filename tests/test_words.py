@@ -129,9 +129,10 @@ def test_word_index_saved_and_reloaded(glove: WordVectors, glove_cache: Path, mo
     assert (glove_cache / "index.hnsw").is_file() and (glove_cache / "index.hnsw.json").is_file()
 
     before = inodes(glove_cache)
-    monkeypatch.setattr(nn, "build_index", refuse("building an index"))
-    again = load_words(cache_dir=glove_cache)
-    index = again.index()
+    with monkeypatch.context() as m:
+        m.setattr(nn, "build_index", refuse("building an index"))
+        again = load_words(cache_dir=glove_cache)
+        index = again.index()
     assert inodes(glove_cache) == before  # loaded, not rebuilt
     assert again.index_saved(DEFAULT_INDEX_KIND) and again.index_kind_for(EXACT_SCAN_QUERIES) == DEFAULT_INDEX_KIND
 
