@@ -23,9 +23,9 @@ import streamlit as st
 from vector_search import config, datasets, gallery, imagenet
 from vector_search.encoders import ENCODER_NAMES
 from vector_search.engine import Engine, Result
+from vector_search.errors import VectorSearchError
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.query import query_vector
-from vector_search.words import UnknownWordError
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")
@@ -71,7 +71,7 @@ def sidebar() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def get_engine(store_root: str, encoder: str) -> Engine:
-    return Engine(store_root, encoder=encoder)
+    return Engine(store_root, encoder_name=encoder)
 
 
 @st.cache_resource(show_spinner=False)
@@ -112,8 +112,9 @@ def once_per_tick(ticked: bool, memo: str, run: tuple) -> bool:
 
 
 def message(err: BaseException) -> str:
-    """An exception as one line for the page."""
-    if isinstance(err, (UnknownWordError, ValueError, RuntimeError, OSError)):
+    """An exception as one line for the page: the library's errors and file errors say it all;
+    anything else is a bug, named by its type."""
+    if isinstance(err, (VectorSearchError, OSError)):
         return str(err)
     return f"{type(err).__name__}: {err}"
 
@@ -359,7 +360,7 @@ def image_search_section(source: Source, k: int) -> None:
         with weighted:
             st.subheader(f"Re-weighted towards “{cls}”")
             with guard("Re-weighted search"):
-                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cls), width=130)
+                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cid), width=130)
 
 
 @st.fragment
@@ -374,7 +375,7 @@ def words_section(engine: Engine, k: int) -> None:
         if word:
             try:
                 vector = engine.words.vector(word)
-            except KeyError as err:
+            except VectorSearchError as err:  # UnknownWordError
                 st.warning(
                     f"{message(err)}. A word outside the vocabulary has no vector: searches skip it "
                     "(and say so), and a query of unknown words only is refused."
@@ -390,7 +391,7 @@ def words_section(engine: Engine, k: int) -> None:
         text = st.text_input("Words similar to (a word or a phrase)", "cat", key="similar_to")
         try:
             results = engine.similar_words(text, k)
-        except (KeyError, ValueError) as err:
+        except VectorSearchError as err:  # unknown words, an empty query
             st.warning(message(err))
         else:
             st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in results))
@@ -516,7 +517,7 @@ def text_search_section(source: Source, k: int) -> None:
         text = st.text_input("Search the photos", key="text_query")
         try:
             results = source.engine.search(text, k)
-        except ValueError as err:  # QueryError: empty, malformed, or no known word
+        except VectorSearchError as err:  # QueryError: empty, malformed, or no known word
             st.warning(message(err))
             return
         skipped = query_vector(text, source.engine.words).unknown

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,16 +94,25 @@ def test_words_json(capsys: pytest.CaptureFixture) -> None:
 
 def test_no_query_and_missing_store(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     assert main(["words"]) == 2
-    assert "no query given" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: no query given: pass queries as arguments or with --queries-file\n"
+    assert main(["words", "cat", "-k", "0"]) == 2
+    assert capsys.readouterr().err == "error: -k must be at least 1\n"
+    assert main(["index", str(tmp_path / "nowhere"), "--store", str(tmp_path / "features")]) == 2
+    assert capsys.readouterr().err.startswith("error: dataset folder not found")
     code, rows, _ = run(capsys, "similar", "x.jpg", "--store", str(tmp_path), "--json")
     assert code == 1 and "vector-search index" in rows[0]["error"]
 
 
-def test_console_script_runs_without_tensorflow(tmp_path: Path) -> None:
-    """`words` must not import TensorFlow (5 s); checked in a fresh interpreter."""
-    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', '-k', '3']); print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines()[-1] == "False" and "sea" in out
+def test_one_shot_words_import_no_tensorflow_and_build_no_index(tmp_path: Path) -> None:
+    """`words` with a few queries, as a new user runs it (fresh interpreter, empty cache folder):
+    no TensorFlow (5 s to import) and no word index (a minute to build): an exact scan answers."""
+    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', 'said', '-k', '3']); print('tensorflow' in sys.modules)"
+    env = {**os.environ, "VECTOR_SEARCH_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout
+    assert out.splitlines()[-1] == "False" and "sea" in out and "told" in out
+    cache = tmp_path / "cache" / "words" / "glove.6B.50d"
+    assert (cache / "vectors.npy").is_file() and not list(cache.glob("index.*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing left in the working folder
 
 
 @pytest.mark.slow
@@ -141,3 +151,7 @@ def test_similar_reweight(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]] == ["cat"] * 3
     code, rows, _ = run(capsys, "similar", cat, "--reweight", "no such class", "--store", str(store), "--json")
     assert code == 1 and "no such class" in rows[0]["error"]
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "crane", "--store", str(store), "--json")
+    assert code == 1 and "ambiguous" in rows[0]["error"] and "134 (crane)" in rows[0]["error"] and "517 (crane)" in rows[0]["error"]
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "517", "-k", "3", "--store", str(store), "--json")
+    assert code == 0 and len(rows[0]["results"]) == 3

@@ -17,7 +17,6 @@ from skimage import data
 from vector_search.encoders import EncoderError, get_encoder, lite0
 from vector_search.encoders.lite0 import Lite0Encoder, packaged_weights
 from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
-from vector_search.encoders.vgg16 import VGG16Encoder
 from vector_search.imagenet import find_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,12 +185,21 @@ def test_vgg16_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_vgg16_default_weights_download_or_clear_error() -> None:
-    """Offline, Keras' download fails: a one-line EncoderError naming --weights (success if cached in ~/.keras)."""
-    vgg: VGG16Encoder = get_encoder("vgg16")
-    try:
-        W, _ = vgg.classifier()
-    except EncoderError as e:
-        assert "--weights" in str(e) and "\n" not in str(e)
-    else:
-        assert W.shape == (4096, 1000)
+def test_vgg16_weights_that_cannot_be_downloaded_give_a_clear_error(tmp_path: Path) -> None:
+    """No cached VGG16 weights and no network (an empty KERAS_HOME; every download goes through a
+    proxy that refuses): one line, naming --weights. In a fresh interpreter: Keras reads KERAS_HOME
+    when it is imported."""
+    code = (
+        "from vector_search.encoders import EncoderError, get_encoder\n"
+        "try:\n"
+        "    get_encoder('vgg16').classifier()\n"
+        "except EncoderError as e:\n"
+        "    print('EncoderError:', e)\n"
+    )
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith("EncoderError:")]
+    assert "could not be downloaded" in line and "--weights" in line

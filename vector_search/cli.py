@@ -16,7 +16,13 @@ from typing import Callable, Sequence
 
 from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
+from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
+from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
+
+
+class UsageError(VectorSearchError, ValueError):
+    """The command line asks for something impossible (no query, k < 1)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # setup errors: one clear line
+    except (VectorSearchError, OSError) as err:  # the library's errors and file errors: one clear line
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -53,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("similar", help="images similar to image files (indexed or not)")
     _query_options(p, "IMAGE")
     _store_options(p)
-    p.add_argument("--reweight", metavar="CLASS", help='re-weight features by an ImageNet class, e.g. "siamese cat"')
+    p.add_argument(
+        "--reweight", metavar="CLASS", help='re-weight features by an ImageNet class: a name ("siamese cat") or an id (517)'
+    )
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k, reweight=a.reweight)))
 
     p = commands.add_parser("train", help="train the joint image-word model on the store's cached features")
@@ -77,10 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(p)
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.search(q, a.k)))
 
-    p = commands.add_parser("words", help="words similar to words or phrases")
-    _query_options(p, "WORD_OR_PHRASE")
-    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+    _words_command(commands)
 
     p = commands.add_parser("evaluate", help="measure search quality on a labelled folder (one subfolder per class)")
     p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="index this folder first (default: the store as it is)")
@@ -90,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(run=run_evaluate)
     return parser
+
+
+def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
+    p = commands.add_parser(
+        "words",
+        help="words similar to words or phrases",
+        description=f"Words similar to words or phrases. A few queries are answered by an exact scan of the "
+        f"vocabulary (milliseconds each, nothing to build or load); from {EXACT_SCAN_QUERIES} queries in one run "
+        f"({EXACT_SCAN_QUERIES_UNBUILT} while it is not built yet) the {DEFAULT_INDEX_KIND} index answers sooner: "
+        "it is built once per user in the cache folder (about a minute on 2 cores), then loaded.",
+    )
+    _query_options(p, "WORD_OR_PHRASE")
+    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
@@ -108,13 +127,16 @@ def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> Non
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
-def _engine(args: argparse.Namespace) -> Engine:
+def _engine(args: argparse.Namespace, queries: int | None = None) -> Engine:
+    """The engine the options ask for; `queries` (how many this process answers) lets similar
+    words skip the word index for a few queries."""
     return Engine(
         getattr(args, "store", None),
-        encoder=getattr(args, "encoder", None),
-        words=getattr(args, "glove", None),
+        encoder_name=getattr(args, "encoder", None),
+        words_path=getattr(args, "glove", None),
         encoder_weights=getattr(args, "weights", None),
-        model=getattr(args, "model", None),
+        model_path=getattr(args, "model", None),
+        word_queries=queries,
     )
 
 
@@ -197,22 +219,23 @@ def read_queries(args: argparse.Namespace) -> list[str]:
     if args.queries_file:
         queries += args.queries_file.read_text(encoding="utf-8").splitlines()
     if not queries:
-        raise ValueError("no query given: pass queries as arguments or with --queries-file")
+        raise UsageError("no query given: pass queries as arguments or with --queries-file")
     return queries
 
 
 def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[Result]]) -> int:
     """Answer each query, printing as we go; a failed query is reported and the rest still run."""
     if args.k < 1:
-        raise ValueError("-k must be at least 1")
-    engine = _engine(args)
+        raise UsageError("-k must be at least 1")
+    queries = read_queries(args)
+    engine = _engine(args, len(queries))
     failed = 0
-    for query in read_queries(args):
+    for query in queries:
         try:
             results = answer(engine, query)
-        except (KeyError, ValueError, OSError, RuntimeError) as err:  # our errors all derive from these
+        except (VectorSearchError, OSError) as err:  # anything else is a bug: its traceback is wanted
             failed += 1
-            _print_error(args.json, query, str(err))  # UnknownWordError (a KeyError) prints its message plainly
+            _print_error(args.json, query, str(err))
             continue
         _print_results(args.json, query, results)
     return 1 if failed else 0

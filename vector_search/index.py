@@ -38,6 +38,10 @@ class IndexFileError(VectorSearchError, RuntimeError):
     """A saved index is missing, truncated, of another format version, or does not match."""
 
 
+class IndexArgumentError(VectorSearchError, ValueError):
+    """An index kind, parameter, query shape or k the index cannot use."""
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Float32 copy of `vectors` with L2-normalised rows (last axis); zero rows stay zero."""
     v = np.asarray(vectors, dtype=np.float32)
@@ -99,7 +103,7 @@ def default_params(kind: str, n: int, dim: int) -> dict[str, Any]:
         return {"n_trees": 20, "search_k": 20_000 if words else max(10_000, 2 * n)}
     if kind == "hnsw":
         return {"M": 16, "ef_construction": 200, "ef": 80 if words else 400}
-    raise ValueError(f"unknown index kind {kind!r}; expected one of {KINDS}")
+    raise IndexArgumentError(f"unknown index kind {kind!r}; expected one of {KINDS}")
 
 
 class Index(ABC):
@@ -129,7 +133,7 @@ class Index(ABC):
         """Ids (int64) and cosine distances (float32) of the k nearest rows, best first."""
         vector = np.asarray(vector)
         if vector.shape != (self.dim,):
-            raise ValueError(f"query has shape {vector.shape}, expected ({self.dim},)")
+            raise IndexArgumentError(f"query has shape {vector.shape}, expected ({self.dim},)")
         ids, dist = self.search_many(vector[None, :], k)
         return ids[0], dist[0]
 
@@ -137,9 +141,9 @@ class Index(ABC):
         """`search` for each row of a (q, dim) batch: two (q, min(k, len)) arrays."""
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"queries have shape {vectors.shape}, expected (q, {self.dim})")
+            raise IndexArgumentError(f"queries have shape {vectors.shape}, expected (q, {self.dim})")
         if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+            raise IndexArgumentError(f"k must be >= 0, got {k}")
         k = min(k, len(self))
         if k == 0 or len(vectors) == 0:
             return np.empty((len(vectors), k), np.int64), np.empty((len(vectors), k), np.float32)
@@ -264,7 +268,7 @@ def _check_params(kind: str, params: dict[str, Any], n: int, dim: int) -> dict[s
     defaults = default_params(kind, n, dim)
     unknown = set(params) - set(defaults)
     if unknown:
-        raise ValueError(f"unknown {kind} parameters {sorted(unknown)}; expected {sorted(defaults)}")
+        raise IndexArgumentError(f"unknown {kind} parameters {sorted(unknown)}; expected {sorted(defaults)}")
     return {**defaults, **params}
 
 
@@ -275,7 +279,7 @@ def build_index(vectors: np.ndarray, kind: str = "annoy", **params: Any) -> Inde
     """
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(vectors) == 0:
-        raise ValueError(f"need a non-empty (n, dim) matrix, got shape {vectors.shape}")
+        raise IndexArgumentError(f"need a non-empty (n, dim) matrix, got shape {vectors.shape}")
     n, dim = vectors.shape
     params = _check_params(kind, params, n, dim)
     if kind == "exact":
@@ -362,18 +366,18 @@ def _open(path: Path, kind: str, vectors: np.ndarray, params: dict[str, Any]) ->
     if kind == "exact":
         units = load_npy(path, mmap=True)
         if units.shape != (n, dim) or units.dtype != np.float32:
-            raise ValueError(f"holds a {units.dtype} {units.shape} matrix")
+            raise IndexFileError(f"holds a {units.dtype} {units.shape} matrix")
         return ExactIndex(vectors, units)
     if kind == "annoy":
         ann = annoy.AnnoyIndex(dim, "angular")
         ann.load(str(path))  # memory-mapped
         if ann.get_n_items() != n:
-            raise ValueError(f"holds {ann.get_n_items()} items, expected {n}")
+            raise IndexFileError(f"holds {ann.get_n_items()} items, expected {n}")
         return AnnoyIndex(vectors, params, ann)
     graph = hnswlib.Index(space="cosine", dim=dim)
     graph.load_index(str(path), max_elements=n)
     if graph.get_current_count() != n:
-        raise ValueError(f"holds {graph.get_current_count()} items, expected {n}")
+        raise IndexFileError(f"holds {graph.get_current_count()} items, expected {n}")
     return HnswIndex(vectors, params, graph)
 
 

@@ -158,11 +158,16 @@ def store_dir(root: str | os.PathLike | None, encoder: str) -> Path:
     return Path(root if root is not None else config.features_root()) / encoder
 
 
+def store_encoders(root: str | os.PathLike) -> list[str]:
+    """The encoders of the stores under `root`, sorted (empty when there is none)."""
+    return sorted(p.parent.name for p in Path(root).glob(f"*/{FEATURES_FILE}"))
+
+
 def open_store(root: str | os.PathLike | None = None, encoder: str | None = None) -> Store:
     """Load the store of `encoder` under `root` (or the only store there when encoder is None)."""
     root = Path(root if root is not None else config.features_root())
     if encoder is None:
-        found = sorted(p.parent.name for p in root.glob(f"*/{FEATURES_FILE}"))
+        found = store_encoders(root)
         if len(found) != 1:
             raise StoreError(
                 f"no feature store under {root}: run `vector-search index DATASET_DIR` first"
@@ -234,13 +239,31 @@ def update_store(
     except StoreError as err:
         if (directory / FEATURES_FILE).exists():
             report.notes.append(f"{err}; rebuilding it")
-
     fileio.remove_stale_temporaries(directory)  # left by an indexer that was killed mid-save
+    kept, todo = _plan_update(dataset, old, report)
+
+    def snapshot(done: list[tuple[Item, np.ndarray]]) -> Store:
+        rows = sorted(kept + done, key=lambda pair: pair[0].path)
+        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+        return Store(directory, encoder_name, str(dataset), [item for item, _ in rows], vectors)
+
+    done: list[tuple[Item, np.ndarray]] = []
+    if todo:
+        checkpoint = _Checkpoint(checkpoint_seconds, lambda: snapshot(done).save())
+        _embed_into(done, dataset, todo, encoder or get_encoder(encoder_name), report, progress, batch_size, checkpoint)
+    store = snapshot(done)
+    if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
+        store.save()
+    return store, report
+
+
+def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -> tuple[list[tuple[Item, np.ndarray]], list[Item]]:
+    """Which images keep their saved vector (unchanged, touched, renamed or copied: same content)
+    and which must be embedded; counts each in `report`, with the files that are gone or unreadable."""
     rel_paths, problems = find_images(dataset)
     report.skipped.extend(problems)
     by_path = old._by_path
     by_hash = {item.sha256: i for i, item in enumerate(old.items)}  # the last copy wins: a rename is reported
-
     kept: list[tuple[Item, np.ndarray]] = []
     todo: list[Item] = []
     for rel in rel_paths:
@@ -272,33 +295,45 @@ def update_store(
     present = set(rel_paths)
     renamed_from = {a for a, _ in report.renamed}
     report.removed = [i.path for i in old.items if i.path not in present and i.path not in renamed_from]
+    return kept, todo
 
-    def snapshot(done: list[tuple[Item, np.ndarray]]) -> Store:
-        rows = sorted(kept + done, key=lambda pair: pair[0].path)
-        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
-        return Store(directory, encoder_name, str(dataset), [item for item, _ in rows], vectors)
 
-    done: list[tuple[Item, np.ndarray]] = []
-    if todo:
-        encoder = encoder or get_encoder(encoder_name)
-        failed: set[str] = set()
-        last_save = time.monotonic()
-        for batch in iter_batches([os.path.join(dataset, t.path) for t in todo], encoder.preprocess, batch_size):
-            for i, reason in batch.errors:
-                report.skipped.append((todo[i].path, reason))
-                failed.add(todo[i].path)
-            if batch.array is not None:
-                vectors = encoder.embed(batch.array)
-                done.extend((todo[i], vectors[row]) for row, i in enumerate(batch.indices))
-            if progress:
-                progress(len(done) + len(failed), len(todo))
-            if time.monotonic() - last_save > checkpoint_seconds:
-                snapshot(done).save()
-                last_save = time.monotonic()
-        report.added = [p for p in report.added if p not in failed]
-        report.changed = [p for p in report.changed if p not in failed]
+@dataclass
+class _Checkpoint:
+    """Calls `save` when `seconds` have passed since the last save."""
 
-    store = snapshot(done)
-    if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
-        store.save()
-    return store, report
+    seconds: float
+    save: Callable[[], None]
+    last: float = field(default_factory=time.monotonic)
+
+    def tick(self) -> None:
+        if time.monotonic() - self.last > self.seconds:
+            self.save()
+            self.last = time.monotonic()
+
+
+def _embed_into(
+    done: list[tuple[Item, np.ndarray]],
+    dataset: str | os.PathLike,
+    todo: list[Item],
+    encoder,  # encoders.Encoder
+    report: UpdateReport,
+    progress: Progress | None,
+    batch_size: int,
+    checkpoint: _Checkpoint,
+) -> None:
+    """Embed `todo` in batches, appending (item, vector) to `done` as they come (checkpoints save
+    it); files that fail to decode are skipped and no longer counted as added or changed."""
+    failed: set[str] = set()
+    for batch in iter_batches([os.path.join(dataset, t.path) for t in todo], encoder.preprocess, batch_size):
+        for i, reason in batch.errors:
+            report.skipped.append((todo[i].path, reason))
+            failed.add(todo[i].path)
+        if batch.array is not None:
+            vectors = encoder.embed(batch.array)
+            done.extend((todo[i], vectors[row]) for row, i in enumerate(batch.indices))
+        if progress:
+            progress(len(done) + len(failed), len(todo))
+        checkpoint.tick()
+    report.added = [p for p in report.added if p not in failed]
+    report.changed = [p for p in report.changed if p not in failed]

@@ -27,6 +27,10 @@ class EncoderError(VectorSearchError, RuntimeError):
     """An encoder cannot be used (unknown name, missing or unreadable weights); one-line message."""
 
 
+class EncoderInputError(VectorSearchError, ValueError):
+    """A batch of pixels of the wrong shape for the encoder."""
+
+
 class Encoder(ABC):
     """Turns RGB images into `dim`-d float32 embeddings. Safe to share between threads."""
 
@@ -54,7 +58,7 @@ class Encoder(ABC):
         """(n, H, W, 3) preprocessed images -> (n, dim) float32 embeddings."""
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
-            raise ValueError(f"{self.name} expects a batch of shape (n, {', '.join(map(str, self.input_shape))}), got {batch.shape}")
+            raise EncoderInputError(f"{self.name} expects a batch of shape (n, {', '.join(map(str, self.input_shape))}), got {batch.shape}")
         if len(batch) == 0:
             return np.empty((0, self.dim), np.float32)
         return self._inference()(batch).numpy()
