@@ -21,8 +21,13 @@ import numpy as np
 
 from . import config
 from . import index as nn
+from .errors import VectorSearchError
 from .index import normalize
 from .joint import DEFAULT_METHOD, class_words, tags, train
+
+
+class EvaluationError(VectorSearchError, ValueError):
+    """An evaluation that cannot run as asked (k < 1, an unknown class to hold out, ...)."""
 
 # --- the metrics, over whole rankings at once -------------------------------------------------------
 
@@ -42,7 +47,7 @@ def ranked_relevance(
     sims = normalize(np.atleast_2d(queries)) @ normalize(np.atleast_2d(items)).T
     if leave_one_out:
         if sims.shape[0] != sims.shape[1]:
-            raise ValueError("leave_one_out needs the queries to be the items")
+            raise EvaluationError("leave_one_out needs the queries to be the items")
         np.fill_diagonal(sims, -np.inf)
     order = np.argsort(-sims, axis=1, kind="stable")
     if leave_one_out:
@@ -54,7 +59,7 @@ def ranked_relevance(
 def precisions_at_k(relevance: np.ndarray, k: int) -> np.ndarray:
     """Precision@k of each row of a ranked relevance matrix: the share of relevant items among its first k."""
     if k < 1:
-        raise ValueError("k must be at least 1")
+        raise EvaluationError("k must be at least 1")
     return np.count_nonzero(relevance[:, :k], axis=1) / k
 
 
@@ -162,7 +167,7 @@ def evaluate(
     classes = sorted(set(store.classes))
     holdout = sorted(set(holdout_classes))
     if unknown := sorted(set(holdout) - set(classes)):
-        raise ValueError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
+        raise EvaluationError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
     clock.lap("index")
 
     say("image to image")
