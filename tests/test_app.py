@@ -17,6 +17,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Header
 
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, describe
+
 APP = ROOT / "app.py"
 TIMEOUT = 600  # the first run loads TensorFlow and embeds the photos
 NOISY = "bottle/2008_000112.jpg"
@@ -137,6 +139,11 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
     assert noisy == ["labelled “bottle”"]
     assert "Pascal Sentences" in texts(s1) and "cat in a sink" in texts(s1)
     assert "A small white cat sitting in a sink." in texts(s1)
+
+    # the sidebar offers every encoder, the default chosen, with its measured figures in the help
+    box = at.selectbox(key="encoder")
+    assert box.value == DEFAULT_ENCODER and list(box.options) == list(ENCODER_NAMES)
+    assert all(describe(name) in box.help for name in ENCODER_NAMES)
 
     # 2. indexing: the encoder, its size, the first embeddings (non-negative)
     s2 = page["2"]

@@ -16,7 +16,16 @@ from conftest import copy_subset
 from PIL import Image
 from skimage import data
 
-from vector_search.encoders import LITE_NAMES, EncoderError, get_encoder
+from vector_search.encoders import (
+    DEFAULT_ENCODER,
+    ENCODER_FIGURES,
+    ENCODER_NAMES,
+    LITE_NAMES,
+    EncoderError,
+    describe,
+    encoders_help,
+    get_encoder,
+)
 from vector_search.encoders import efficientnet_lite as lite_module
 from vector_search.encoders.efficientnet_lite import SPECS, LiteEncoder, packaged_weights
 from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
@@ -110,6 +119,19 @@ def test_lite0_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
     encoder = get_encoder(weights=tmp_path / "nope.pth", cache_dir=tmp_path)  # cheap: nothing read yet
     with pytest.raises(EncoderError, match="weights not found"):
         encoder.classifier()
+
+
+def test_every_encoder_has_its_measured_figures_described() -> None:
+    assert set(ENCODER_FIGURES) == set(ENCODER_NAMES) and DEFAULT_ENCODER in ENCODER_NAMES
+    for name in ENCODER_NAMES:
+        line, figures = describe(name), ENCODER_FIGURES[name]
+        assert line.startswith(name) and f"indexing {figures['index_cost']:.1f}x" in line and "\n" not in line
+        quality = "quality not measured" if figures["p_at_10"] is None else f"P@10 {figures['p_at_10']:.3f}"
+        assert quality in line
+    lite = [ENCODER_FIGURES[n] for n in LITE_NAMES]
+    assert [f["p_at_10"] for f in lite] == sorted(f["p_at_10"] for f in lite), "the bigger members see sharper"
+    assert "(default)" in describe(DEFAULT_ENCODER) and ENCODER_FIGURES[DEFAULT_ENCODER]["index_cost"] == 1.0
+    assert all(describe(name) in encoders_help() for name in ENCODER_NAMES)
 
 
 def test_unknown_encoder() -> None:
