@@ -122,7 +122,7 @@ def browser(runs: int, queries: list[str]) -> tuple[list[float], list[float]]:
                         t = time.perf_counter()
                         box.send_keys(Keys.ENTER)
                         WebDriverWait(driver, 60, poll_frequency=0.02).until(
-                            lambda d: (c := result_captions(d, "7.", "8.")) and c != before
+                            lambda d, before=before: (c := result_captions(d, "7.", "8.")) and c != before
                         )
                         rerun.append(time.perf_counter() - t)
             finally:

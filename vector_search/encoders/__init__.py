@@ -29,8 +29,8 @@ ENCODER_NAMES = (*LITE_NAMES, "vgg16")
 # Shown to people choosing an encoder (the app's help text); update it with that table.
 ENCODER_FIGURES: dict[str, dict[str, float | None]] = {
     "efficientnet-lite0": {"dim": 1280, "p_at_10": 0.564, "index_cost": 1.0},
-    "efficientnet-lite1": {"dim": 1280, "p_at_10": 0.583, "index_cost": 1.2},
-    "efficientnet-lite2": {"dim": 1280, "p_at_10": 0.602, "index_cost": 1.6},
+    "efficientnet-lite1": {"dim": 1280, "p_at_10": 0.583, "index_cost": 1.4},
+    "efficientnet-lite2": {"dim": 1280, "p_at_10": 0.602, "index_cost": 1.7},
     "vgg16": {"dim": 4096, "p_at_10": None, "index_cost": 8.9},
 }
 LITE0_PHOTOS_PER_S = 24  # `python bench/bench_index.py`, 1000 photos, idle 2-core machine
