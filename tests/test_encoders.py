@@ -122,7 +122,7 @@ def test_lite0_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_every_encoder_has_its_measured_figures_described() -> None:
-    assert set(ENCODER_FIGURES) == set(ENCODER_NAMES) and DEFAULT_ENCODER in ENCODER_NAMES
+    assert set(ENCODER_FIGURES) == set(ENCODER_NAMES) and DEFAULT_ENCODER in ENCODER_NAMES and set(LITE_NAMES) == set(SPECS)
     for name in ENCODER_NAMES:
         line, figures = describe(name), ENCODER_FIGURES[name]
         assert line.startswith(name) and f"indexing {figures['index_cost']:.1f}x" in line and "\n" not in line
