@@ -19,6 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Header
 
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, describe
 from vector_search.engine import Engine
 from vector_search.images import class_of
 
@@ -133,6 +134,11 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
     assert noisy == ["labelled “bottle”"]
     assert "Pascal Sentences" in texts(s1) and "cat in a sink" in texts(s1)
     assert "A small white cat sitting in a sink." in texts(s1)
+
+    # the sidebar offers every encoder, the default chosen, with its measured figures in the help
+    box = at.selectbox(key="encoder")
+    assert box.value == DEFAULT_ENCODER and list(box.options) == list(ENCODER_NAMES)
+    assert all(describe(name) in box.help for name in ENCODER_NAMES)
 
     # 2. indexing: the encoder, its size, the first embeddings (non-negative)
     s2 = page["2"]
