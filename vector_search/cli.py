@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -218,12 +219,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:
+    """The queries: arguments, then the lines of --queries-file.
+
+    The file is read as bytes and each line decoded like a file name (os.fsdecode: invalid UTF-8
+    bytes become lone surrogates), so a line that is not UTF-8 is still a query (a photo named in
+    Latin-1 is found) and never aborts the batch. Arguments arrive decoded the same way.
+    """
     queries = list(args.queries)
     if args.queries_file:
-        queries += args.queries_file.read_text(encoding="utf-8").splitlines()
+        queries += [os.fsdecode(line) for line in args.queries_file.read_bytes().splitlines()]
     if not queries:
         raise ValueError("no query given: pass queries as arguments or with --queries-file")
     return queries
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of a file name shown as \\xNN: always valid UTF-8 (and JSON)."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[Result]]) -> int:
@@ -245,19 +261,19 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
 
 def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
     if as_json:
-        rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
-        print(json.dumps({"query": query, "results": rows}), flush=True)
+        rows = [{"item": printable(r.item), "distance": round(r.distance, 6)} for r in results]
+        print(json.dumps({"query": printable(query), "results": rows}), flush=True)
         return
-    print(f"{query}:")
+    print(f"{printable(query)}:")
     for rank, r in enumerate(results, 1):
-        print(f"  {rank:3d}. {r.distance:.4f}  {r.item}")
+        print(f"  {rank:3d}. {r.distance:.4f}  {printable(r.item)}")
 
 
 def _print_error(as_json: bool, query: str, message: str) -> None:
     if as_json:
-        print(json.dumps({"query": query, "error": message}), flush=True)
+        print(json.dumps({"query": printable(query), "error": printable(message)}), flush=True)
     else:
-        print(f"{query}: error: {message}", file=sys.stderr)
+        print(f"{printable(query)}: error: {printable(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
