@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
+from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
 
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # setup errors: one clear line
+    except (FileNotFoundError, RuntimeError, ValueError, VectorSearchError) as err:  # setup errors: one clear line
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET_DIR")
     _store_options(p)
     p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
     p = commands.add_parser("download", help="download Pascal Sentences (needs internet) into DEST")
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help=f"joint method (default: {DEFAULT_METHOD})")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
+    _no_wait_option(p, "model")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("tag", help="word tags for image files (indexed or not)")
@@ -102,6 +105,13 @@ def _model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="joint model file (default: models/joint-<encoder>.npz; ConSE if untrained)")
 
 
+def _no_wait_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--no-wait", dest="wait", action="store_false",
+        help=f"fail at once if another process is writing the {what} (default: wait for it, saying so)",
+    )
+
+
 def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> None:
     p.add_argument("queries", nargs="*", metavar=metavar)
     p.add_argument("--queries-file", type=Path, help="read more queries from a file, one a line")
@@ -129,9 +139,11 @@ def run_index(args: argparse.Namespace) -> int:
         bar = bar or tqdm(total=total, unit="img", desc="embedding")
         bar.update(done - bar.n)
 
-    report = _engine(args).index(args.dataset, progress)
-    if bar is not None:
-        bar.close()
+    try:
+        report = _engine(args).index(args.dataset, progress, wait=args.wait)
+    finally:  # an error (a full disk) then prints on a line of its own
+        if bar is not None:
+            bar.close()
     for note in report.notes:
         print(note)
     print(
@@ -171,7 +183,7 @@ def run_train(args: argparse.Namespace) -> int:
             bar.update(1)
 
         engine = _engine(args)
-        model = engine.train(args.epochs, holdout, args.method, args.seed, progress)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait)
     print(f"trained {model.method} on {len(model.classes)} classes in {model.meta['train_seconds']} s; saved {engine.joint_model_path()}")
     if holdout:
         print(f"held out: {', '.join(holdout)}")

@@ -15,10 +15,10 @@ from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from . import config, query
+from . import config, locks, query
 from . import index as nn
 from .images import load_image
-from .store import Store, file_sha256, open_store, update_store
+from .store import Store, file_sha256, open_store, store_dir, update_store
 
 T = TypeVar("T")
 _MISSING = object()
@@ -126,15 +126,23 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False):
-        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport."""
-        store, report = update_store(
-            dataset, self.store_root, self.encoder_name, self.encoder, progress, rebuild=rebuild
-        )
-        with self._lock:
-            self._forget("store", "images", "joint", "joint_space", "_image_map")
-            self._loaded["store"] = store
-        self.images  # build and save the index now, not at the first query
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False, wait: bool = True):
+        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport.
+
+        Holds the store's writer lock (see locks.py); `wait=False` raises LockBusyError at once
+        if another writer has it.
+        """
+        from .encoders import DEFAULT_ENCODER
+
+        directory = store_dir(self.store_root, self.encoder_name or DEFAULT_ENCODER)
+        with locks.writer_lock(directory, f"the feature store {directory}", wait):
+            store, report = update_store(
+                dataset, self.store_root, self.encoder_name, self.encoder, progress, rebuild=rebuild
+            )
+            with self._lock:
+                self._forget("store", "images", "joint", "joint_space", "_image_map")
+                self._loaded["store"] = store
+            _ = self.images  # build and save the index now, not at the first query
         return report
 
     def train(
@@ -144,12 +152,14 @@ class Engine:
         method: str | None = None,
         seed: int = 0,
         progress: Callable[[int, dict], None] | None = None,
+        wait: bool = True,
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
         held out as a stratified test split recorded in the model. `progress(epoch, logs)` is
-        called after each epoch of the hybrid.
+        called after each epoch of the hybrid. Holds the model file's writer lock throughout
+        (`wait=False`: LockBusyError at once if another writer has it).
         """
         from . import joint
 
@@ -157,21 +167,22 @@ class Engine:
         unknown = sorted(set(holdout_classes) - set(store.classes))
         if unknown:
             raise ValueError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
-        model = joint.train(
-            store.vectors,
-            store.classes,
-            self.words,
-            method=method or joint.DEFAULT_METHOD,
-            encoder=store.encoder,
-            imagenet_classifier=self.encoder.classifier(),
-            exclude_classes=holdout_classes,
-            seed=seed,
-            epochs=epochs,
-            items=[item.path for item in store.items],
-            progress=progress,
-        )
         path = self.joint_model_path()
-        model.save(path)
+        with locks.writer_lock(path, f"the joint model {path}", wait):
+            model = joint.train(
+                store.vectors,
+                store.classes,
+                self.words,
+                method=method or joint.DEFAULT_METHOD,
+                encoder=store.encoder,
+                imagenet_classifier=self.encoder.classifier(),
+                exclude_classes=holdout_classes,
+                seed=seed,
+                epochs=epochs,
+                items=[item.path for item in store.items],
+                progress=progress,
+            )
+            model.save(path)
         with self._lock:
             self.model_path = path
             self._forget("joint", "joint_space")

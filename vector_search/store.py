@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import numpy as np
 from . import config, fileio
 from .errors import VectorSearchError
 from .images import ImageError, class_of, find_images, iter_batches, open_regular
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npz"
@@ -137,9 +140,15 @@ class Store:
             raise StoreError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
 
     def save_array(self, name: str, array: np.ndarray, **meta: object) -> None:
-        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint."""
-        fileio.save_npy(self.directory / f"{name}.npy", array)
-        fileio.save_json(self.directory / f"{name}.json", {"fingerprint": self.fingerprint, **meta})
+        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint.
+
+        A cache: on a full disk it is left unsaved (with a warning) and computed again next time."""
+        try:
+            with fileio.atomic_paths(self.directory / f"{name}.npy", self.directory / f"{name}.json") as (npy, sidecar):
+                fileio.write_npy(npy, array)
+                fileio.write_json(sidecar, {"fingerprint": self.fingerprint, **meta})
+        except fileio.DiskFullError as err:
+            log.warning("%s; it will be computed again", err)
 
     def load_array(self, name: str, **meta: object) -> np.ndarray | None:
         """A derived array saved by save_array, or None if absent, damaged or stale."""

@@ -1,0 +1,251 @@
+"""Safe to put online: one writer at a time (file locks, a killed holder), a full disk that loses
+nothing (a real 2 MiB filesystem), queries answered while another process indexes, and the app's
+server mode (a root folder, read-only).
+
+Real photos (small subsets of Pascal Sentences), real weights; the CLI runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from conftest import ROOT, copy_subset
+from test_robustness import cli, cli_args, cli_env, json_rows, summary
+
+from vector_search import locks
+from vector_search.joint import JointModel
+from vector_search.store import FEATURES_FILE, Store
+
+ENCODER = "efficientnet-lite0"
+
+# --- one writer at a time ---------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from vector_search import locks
+with locks.writer_lock(sys.argv[1], "the test target"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def hold_in_child(target: Path) -> subprocess.Popen:
+    """A separate process that holds the writer lock of `target` until it is killed."""
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(target)], cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "held\n"
+    return child
+
+
+def test_a_writer_killed_by_sigkill_leaves_no_stale_lock(tmp_path: Path) -> None:
+    target = tmp_path / "features" / ENCODER
+    child = hold_in_child(target)
+    with pytest.raises(locks.LockBusyError, match="being written by another process"):
+        with locks.writer_lock(target, "the store", wait=False):
+            pass
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    assert locks.lock_file(target).exists()  # the lock file stays; the kernel dropped the lock itself
+    with locks.writer_lock(target, "the store", wait=False):  # taken over at once, nothing to clean
+        pass
+
+
+def test_threads_of_one_process_take_turns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    target = tmp_path / "model.npz"
+    waiting, order = threading.Event(), []
+
+    class Waiting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waiting for another writer" in record.getMessage():
+                waiting.set()
+
+    def second() -> None:
+        with locks.writer_lock(target, "the model"):
+            order.append("second")
+
+    handler = Waiting()
+    logging.getLogger("vector_search.locks").addHandler(handler)
+    try:
+        with locks.writer_lock(target, "the model"):
+            with pytest.raises(locks.LockBusyError):
+                with locks.writer_lock(target, "the model", wait=False):
+                    pass
+            thread = threading.Thread(target=second)
+            thread.start()
+            assert waiting.wait(timeout=60)  # it said it waits...
+            order.append("first")  # ...and did not get in while we hold the lock
+        thread.join()
+    finally:
+        logging.getLogger("vector_search.locks").removeHandler(handler)
+    assert order == ["first", "second"]
+
+
+@pytest.mark.slow
+def test_cli_no_wait_fails_fast_on_a_busy_store(small_dataset: Path, tmp_path: Path) -> None:
+    store = tmp_path / "features"
+    child = hold_in_child(store / ENCODER)
+    try:
+        result = cli("index", small_dataset, "--store", store, "--no-wait")
+    finally:
+        child.kill()
+        child.wait()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: the feature store {store / ENCODER} is being written by another "
+                                                  f"process (lock {store / ENCODER}.lock): try again when it is done"]
+    assert not (store / ENCODER / FEATURES_FILE).exists()
+
+
+@pytest.mark.slow
+def test_two_concurrent_index_runs_end_with_one_complete_store(small_dataset: Path, tmp_path: Path) -> None:
+    """Both runs start while a third party holds the lock, so they really overlap; both wait, say
+    so, take turns and report; the store ends complete, its index matching it."""
+    store = tmp_path / "features"
+    holder = hold_in_child(store / ENCODER)
+    runs = [
+        subprocess.Popen(cli_args("index", small_dataset, "--store", store), cwd=ROOT, env=cli_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for run in runs:  # each says it waits (stderr is read line by line until it does)
+        assert any("waiting for another writer" in line for line in run.stderr), "a run never said it waits"
+    holder.kill()
+    holder.wait()
+    outputs = [run.communicate() + (run.returncode,) for run in runs]
+    assert [code for _, _, code in outputs] == [0, 0], outputs
+    counts = sorted((summary(out)["added"], summary(out)["unchanged"]) for out, _, _ in outputs)
+    assert counts == [(0, 12), (12, 0)]  # one embedded everything, the other found it all done
+    loaded = Store.load(store / ENCODER)
+    assert len(loaded) == 12 and loaded.vectors.shape == (12, 1280)
+    first = loaded.paths[0]
+    result = cli("similar", first, "--store", store, "-k", "11", "--json")
+    assert result.returncode == 0 and len(json_rows(result.stdout)[0]["results"]) == 11
+    assert "rebuilding" not in result.stderr and "building" not in result.stderr  # the saved index matches the store
+    assert list((store / ENCODER).glob(".*.tmp")) == []
+
+
+# --- a full disk loses nothing ------------------------------------------------------------------------
+
+
+class SmallDisk:
+    """A real small filesystem: a tmpfs of `size` where root may mount one, else files capped by
+    RLIMIT_FSIZE in the child (writes past the cap fail with EFBIG). `limit(n)` leaves n bytes
+    free on the tmpfs, or caps each file at n bytes; `cli` runs the CLI under that limit."""
+
+    def __init__(self, folder: Path, size: str) -> None:
+        self.folder = folder
+        folder.mkdir()
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+        self.tmpfs = mounted.returncode == 0
+        self.cap: int | None = None
+
+    def limit(self, free_bytes: int) -> None:
+        if not self.tmpfs:
+            self.cap = free_bytes
+            return
+        self.unlimit()
+        st = os.statvfs(self.folder)
+        with open(self.folder / "filler", "wb") as f:
+            f.write(b"\0" * max(st.f_bavail * st.f_frsize - free_bytes, 0))
+
+    def unlimit(self) -> None:
+        self.cap = None
+        (self.folder / "filler").unlink(missing_ok=True)
+
+    def _capped(self) -> None:  # in the child, before exec
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death; kept across exec
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.cap, self.cap))
+
+    def cli(self, *args: str | os.PathLike, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cli_args(*args), cwd=ROOT, env=cli_env(**env), capture_output=True, text=True,
+                              preexec_fn=self._capped if self.cap is not None else None)
+
+    def close(self) -> None:
+        if self.tmpfs:
+            subprocess.run(["umount", str(self.folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 2 MiB disk: room for a small store."""
+    disk = SmallDisk(tmp_path / "disk", "2m")
+    yield disk
+    disk.close()
+
+
+@pytest.fixture
+def model_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 32 MiB disk: room for one joint model (its ConSE part holds ImageNet's class vectors)."""
+    disk = SmallDisk(tmp_path / "models", "32m")
+    yield disk
+    disk.close()
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (the filler aside): relative path -> SHA-256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "filler" and not p.name.endswith(".lock")}
+
+
+def error_line(stderr: str) -> str:
+    """The one error line of a failed run (the progress bar aside)."""
+    [line] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+FULL = f"({os.strerror(errno.ENOSPC).lower()}|{os.strerror(errno.EFBIG).lower()}); the previous version is kept"
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_checkpoint_loses_nothing(tmp_path: Path, small_disk: SmallDisk, pascal_dataset: Path) -> None:
+    dataset = copy_subset(tmp_path / "photos", {"cat": 3, "bus": 3})
+    store = small_disk.folder / "features"
+    assert small_disk.cli("index", dataset, "--store", store).returncode == 0
+    before = snapshot(store)
+    assert set(before) >= {f"{ENCODER}/{FEATURES_FILE}", f"{ENCODER}/images.ann", f"{ENCODER}/images.ann.json"}
+    copy_subset(dataset, {"boat": 6})  # 6 more photos; their first checkpoint does not fit
+    small_disk.limit(os.path.getsize(store / ENCODER / FEATURES_FILE) + 8192)
+
+    result = small_disk.cli("index", dataset, "--store", store, VECTOR_SEARCH_CHECKPOINT_SECONDS="0")  # a checkpoint per batch
+    assert result.returncode == 2, result.stderr
+    error = error_line(result.stderr)
+    assert error.startswith(f"error: cannot save {store / ENCODER / FEATURES_FILE}: ")
+    assert re.search(FULL, error), error
+    assert snapshot(store) == before  # byte-identical, no temporary left
+    served = small_disk.cli("similar", sorted((dataset / "cat").iterdir())[0], "--store", store, "-k", "5", "--json")
+    assert served.returncode == 0 and len(json_rows(served.stdout)[0]["results"]) == 5  # the old store, still served
+
+    small_disk.unlimit()  # space again: the next run completes
+    assert summary(small_disk.cli("index", dataset, "--store", store).stdout)["added"] == 6
+    assert len(Store.load(store / ENCODER)) == 12
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_model_save_loses_nothing(tmp_path: Path, model_disk: SmallDisk, pascal_dataset: Path) -> None:
+    dataset = copy_subset(tmp_path / "photos", {"cat": 4, "bus": 4, "boat": 4})
+    store, model = tmp_path / "features", model_disk.folder / "joint.npz"
+    assert cli("index", dataset, "--store", store).returncode == 0
+    trained = model_disk.cli("train", "--store", store, "--model", model, "--method", "blend")
+    assert trained.returncode == 0, trained.stderr
+    before = snapshot(model.parent)
+    assert set(before) == {"joint.npz", "joint.json"}
+    model_disk.limit(4096)  # too little for the model file
+
+    result = model_disk.cli("train", "--store", store, "--model", model, "--method", "hybrid", "--epochs", "2")
+    assert result.returncode == 2, result.stderr
+    error = error_line(result.stderr)
+    assert error.startswith(f"error: cannot save {model}: ") and re.search(FULL, error), error
+    assert snapshot(model.parent) == before
+    assert JointModel.load(model).method == "blend"  # the previous model, whole and loadable
+    tags = model_disk.cli("tag", sorted((dataset / "cat").iterdir())[0], "--store", store, "--model", model, "--json")
+    assert tags.returncode == 0 and json_rows(tags.stdout)[0]["results"]
