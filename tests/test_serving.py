@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import logging
 import os
 import re
@@ -18,15 +19,20 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 from conftest import ROOT, copy_subset
+from PIL import Image
 from test_robustness import cli, cli_args, cli_env, json_rows, summary
 
 from vector_search import locks
+from vector_search.engine import Engine
 from vector_search.joint import JointModel
 from vector_search.store import FEATURES_FILE, Store
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 ENCODER = "efficientnet-lite0"
 
@@ -35,6 +41,7 @@ ENCODER = "efficientnet-lite0"
 HOLDER = """
 import sys, time
 from vector_search import locks
+from vector_search.engine import Engine
 with locks.writer_lock(sys.argv[1], "the test target"):
     print("held", flush=True)
     time.sleep(600)
@@ -249,3 +256,128 @@ def test_a_full_disk_during_a_model_save_loses_nothing(tmp_path: Path, model_dis
     assert JointModel.load(model).method == "blend"  # the previous model, whole and loadable
     tags = model_disk.cli("tag", sorted((dataset / "cat").iterdir())[0], "--store", store, "--model", model, "--json")
     assert tags.returncode == 0 and json_rows(tags.stdout)[0]["results"]
+
+
+# --- queries while another process indexes ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_searches_answer_while_another_process_indexes(tmp_path: Path, pascal_dataset: Path) -> None:
+    """One long-lived engine (as the app keeps) queries in a loop while `vector-search index` adds
+    photos in another process: every answer is the old state or the new one, never an error or a
+    mix, and the new photos appear once the indexer is done, without restarting the engine."""
+    dataset = copy_subset(tmp_path / "photos", {"cat": 4, "bus": 4, "boat": 4})
+    store = tmp_path / "features"
+    engine = Engine(store)
+    engine.index(dataset)
+    query = sorted((dataset / "cat").iterdir())[0]
+
+    def answers() -> tuple[frozenset[str], frozenset[str]]:
+        return (frozenset(r.item for r in engine.similar_images(str(query), 100)),
+                frozenset(r.item for r in engine.search("cat", 100)))
+
+    old = answers()
+    assert len(old[0]) == 11 and len(old[1]) == 12
+    copy_subset(dataset, {"dog": 6, "sofa": 6})  # 12 more: one batch, so no in-between checkpoint
+    indexer = subprocess.Popen(cli_args("index", dataset, "--store", store), cwd=ROOT, env=cli_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    while True:
+        running = indexer.poll() is None
+        seen.append(answers())
+        if not running:
+            break
+    out, err = indexer.communicate()
+    assert indexer.returncode == 0 and summary(out)["added"] == 12, err
+    new = seen[-1]  # asked after the indexer had finished
+    assert len(new[0]) == 23 and len(new[1]) == 24 and new[0] > old[0]
+    assert set(seen) <= {old, new}, [(len(a), len(b)) for a, b in set(seen) - {old, new}]
+    assert len(seen) > 1  # it did answer while the other process was indexing
+
+
+# --- the app behind a URL: a root folder, read-only --------------------------------------------------
+
+APP = ROOT / "app.py"
+APP_TIMEOUT = 600  # a full page loads TensorFlow (and the word index, once per machine)
+
+
+def visit(monkeypatch: pytest.MonkeyPatch, root: Path, dataset: str | Path, features: str | Path, read_only: bool = False) -> AppTest:
+    """The app as a visitor of a deployment meets it: VECTOR_SEARCH_ROOT set, default folders from the deployer."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("VECTOR_SEARCH_ROOT", str(root))
+    monkeypatch.setenv("VECTOR_SEARCH_DATASET", str(dataset))
+    monkeypatch.setenv("VECTOR_SEARCH_FEATURES", str(features))
+    if read_only:
+        monkeypatch.setenv("VECTOR_SEARCH_READONLY", "1")
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+@pytest.fixture
+def served(tmp_path: Path, pascal_dataset: Path) -> Path:
+    """A deployment's root: real photos in root/photos, a store to come in root/features."""
+    root = tmp_path / "root"
+    copy_subset(root / "photos", {"cat": 3, "dog": 3, "bus": 3, "boat": 3})
+    return root
+
+
+def test_a_visitor_is_refused_every_folder_outside_the_root(monkeypatch: pytest.MonkeyPatch, served: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    copy_subset(outside, {"cat": 1})
+    (served / "escape").symlink_to(outside, target_is_directory=True)  # inside by name, outside in fact
+    (served / "photos" / "up").symlink_to("../..", target_is_directory=True)
+    at = visit(monkeypatch, served, "/etc", served / "features")
+    assert errors(at) == [f"the dataset folder must be under {served} on this server, not /etc"]
+    refused = {
+        "../": "may not contain `..`",
+        str(served / "photos" / ".." / ".." / "outside"): "may not contain `..`",
+        str(served / "escape"): f"not {served / 'escape'} (which leads to {outside})",
+        "escape/cat": f"(which leads to {outside / 'cat'})",
+        str(served / "photos" / "up"): f"(which leads to {tmp_path})",
+    }
+    for typed, why in refused.items():
+        at.sidebar.text_input(key="dataset").set_value(typed).run()
+        assert len(errors(at)) == 1 and why in errors(at)[0], (typed, errors(at))
+        assert len(at.main.children) <= 2  # the error alone: nothing of the folder is shown or indexed
+    at.sidebar.text_input(key="dataset").set_value(str(served / "photos"))
+    at.sidebar.text_input(key="features").set_value(str(outside / "store")).run()
+    assert errors(at) == [f"the feature store folder must be under {served} on this server, not {outside / 'store'}"]
+    assert not (outside / "store").exists() and not (served / "features").exists()  # nothing written anywhere
+
+
+@pytest.mark.slow
+def test_a_visitor_is_served_inside_the_root(monkeypatch: pytest.MonkeyPatch, served: Path) -> None:
+    (served / "link").symlink_to("photos", target_is_directory=True)  # a symlink that stays inside is fine
+    at = visit(monkeypatch, served, "link", "features")  # relative: taken under the root
+    assert errors(at) == []
+    assert any(m.value == "12" for m in at.metric)
+    assert (served / "features" / ENCODER / FEATURES_FILE).is_file()  # indexed, under the root
+    assert [c.key for c in at.checkbox if c.key in ("regenerate", "retrain")] == ["regenerate", "retrain"]
+
+
+@pytest.mark.slow
+def test_read_only_mode_shows_no_write_control_and_writes_nothing(monkeypatch: pytest.MonkeyPatch, served: Path) -> None:
+    engine = Engine(served / "features")  # the deployer indexes beforehand (and warms the caches)
+    engine.index(served / "photos")
+    engine.search("cat", 3)
+    engine.image_map()
+    before = snapshot(served)
+
+    at = visit(monkeypatch, served, served / "photos", served / "features", read_only=True)
+    assert errors(at) == []
+    keys = {w.key for kind in (at.checkbox, at.selectbox, at.multiselect, at.number_input) for w in kind}
+    assert not keys & {"regenerate", "retrain", "method", "epochs", "holdout"}, keys
+    assert "12 vectors of 1280 numbers" in "\n".join(m.value for m in at.markdown)
+    plain = next(e for e in at.get("imgs") if e.proto.imgs and "·" in e.proto.imgs[0].caption)
+    assert len(plain.proto.imgs) == 8  # image search answers
+    with io.BytesIO() as upload:  # an upload as a query still works, decoded in memory
+        Image.open(sorted((served / "photos" / "dog").iterdir())[0]).save(upload, format="PNG")
+        at.file_uploader(key="search_upload").set_value(("my dog.png", upload.getvalue(), "image/png")).run()
+    assert not at.exception and errors(at) == []
+    assert snapshot(served) == before  # nothing written: no store, index, model or upload

@@ -192,6 +192,16 @@ class Engine:
         for name in names:
             self._loaded.pop(name, None)
 
+    def _reload_if_changed(self) -> None:
+        """If another process saved the store since it was loaded (`vector-search index` while the
+        app serves), forget everything made from it: the next use loads the new one, whole. Until
+        then, and while it is being written, answers come from the last complete state."""
+        store = self._loaded.get("store")
+        if store is not None and store.changed_on_disk():  # type: ignore[attr-defined]
+            with self._lock:
+                if self._loaded.get("store") is store:
+                    self._forget("store", "images", "joint_space", "_image_map")
+
     # --- image queries ---------------------------------------------------------------------------
 
     def image_vector(self, image: ImageQuery) -> tuple[np.ndarray, int | None]:
@@ -200,6 +210,7 @@ class Engine:
         A file whose saved vector is still current (same size and mtime as when indexed, or
         the same content as an indexed file) reuses it: no model runs.
         """
+        self._reload_if_changed()
         store = self.store
         position = None
         if isinstance(image, (str, os.PathLike)):
@@ -280,6 +291,7 @@ class Engine:
 
     def search(self, text: str, k: int = 10) -> list[Result]:
         """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
+        self._reload_if_changed()
         vector = query.query_vector(text, self.words).vector
         ids, distances = self.joint_space.index.search(vector, k + STALE_MARGIN)
         return self._results(ids, distances, k)

@@ -21,7 +21,7 @@ import hnswlib
 import numpy as np
 
 from .errors import VectorSearchError
-from .fileio import DiskFullError, atomic_paths, load_json, load_npy, write_json
+from .fileio import atomic_paths, load_json, load_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def load_or_build(path: str | Path, vectors: np.ndarray, fingerprint: str, kind:
     index = build_index(vectors, kind, **params)
     try:
         index.save(path, fingerprint)
-    except DiskFullError as err:  # a cache: answer from memory now, save it another time
+    except OSError as err:  # a cache (a full disk, a read-only store): answer from memory, save it another time
         log.warning("%s; using the index from memory", err)
     return index
 
