@@ -2,7 +2,9 @@
 
 Query subcommands answer every query given (arguments and/or --queries-file) in one process.
 With --json each answer is one line: {"query": ..., "results": [{"item": ..., "distance": ...}]}
-or {"query": ..., "error": "..."}; the exit code is 1 if any query failed.
+or {"query": ..., "error": "..."}; the exit code is 1 if any query failed. A query or a file name
+that is not UTF-8 (bytes, on Linux) is escaped as \\udcXX in JSON: os.fsencode() of the loaded
+string gives the exact bytes back; plain output shows such bytes as \\xNN.
 """
 
 from __future__ import annotations
@@ -246,7 +248,7 @@ def read_queries(args: argparse.Namespace) -> list[str]:
 
 
 def printable(text: str) -> str:
-    """`text` with the undecodable bytes of a file name shown as \\xNN: always valid UTF-8 (and JSON)."""
+    """`text` with the undecodable bytes of a file name shown as \\xNN, for people: always valid UTF-8."""
     try:
         raw = os.fsencode(text)
     except UnicodeEncodeError:  # a surrogate that no file name decodes to
@@ -272,9 +274,9 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
 
 
 def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
-    if as_json:
-        rows = [{"item": printable(r.item), "distance": round(r.distance, 6)} for r in results]
-        print(json.dumps({"query": printable(query), "results": rows}), flush=True)
+    if as_json:  # JSON escapes a name's undecodable bytes as \udcXX: os.fsencode(loaded) gives the bytes back
+        rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
+        print(json.dumps({"query": query, "results": rows}), flush=True)
         return
     print(f"{printable(query)}:")
     for rank, r in enumerate(results, 1):
@@ -283,7 +285,7 @@ def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
 
 def _print_error(as_json: bool, query: str, message: str) -> None:
     if as_json:
-        print(json.dumps({"query": printable(query), "error": printable(message)}), flush=True)
+        print(json.dumps({"query": query, "error": message}), flush=True)
     else:
         print(f"{printable(query)}: error: {printable(message)}", file=sys.stderr)
 

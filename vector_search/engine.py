@@ -197,7 +197,7 @@ class Engine:
         app serves), forget everything made from it: the next use loads the new one, whole. Until
         then, and while it is being written, answers come from the last complete state."""
         store = self._loaded.get("store")
-        if store is not None and store.changed_on_disk():  # type: ignore[attr-defined]
+        if isinstance(store, Store) and store.changed_on_disk():
             with self._lock:
                 if self._loaded.get("store") is store:
                     self._forget("store", "images", "joint_space", "_image_map")
