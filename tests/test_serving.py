@@ -364,6 +364,8 @@ def test_a_visitor_is_served_inside_the_root(monkeypatch: pytest.MonkeyPatch, se
 
 @pytest.mark.slow
 def test_read_only_mode_shows_no_write_control_and_writes_nothing(monkeypatch: pytest.MonkeyPatch, served: Path) -> None:
+    from test_app import grids, sections
+
     engine = Engine(served / "features")  # the deployer indexes beforehand (and warms the caches)
     engine.index(served / "photos")
     engine.search("cat", 3)
@@ -375,10 +377,12 @@ def test_read_only_mode_shows_no_write_control_and_writes_nothing(monkeypatch: p
     keys = {w.key for kind in (at.checkbox, at.selectbox, at.multiselect, at.number_input) for w in kind}
     assert not keys & {"regenerate", "retrain", "method", "epochs", "holdout"}, keys
     assert "12 vectors of 1280 numbers" in "\n".join(m.value for m in at.markdown)
-    plain = next(e for e in at.get("imgs") if e.proto.imgs and "·" in e.proto.imgs[0].caption)
-    assert len(plain.proto.imgs) == 8  # image search answers
+    query, plain, weighted = grids(sections(at)["3"])
+    assert len(plain) == len(weighted) == 8  # image search answers
     with io.BytesIO() as upload:  # an upload as a query still works, decoded in memory
         Image.open(sorted((served / "photos" / "dog").iterdir())[0]).save(upload, format="PNG")
         at.file_uploader(key="search_upload").set_value(("my dog.png", upload.getvalue(), "image/png")).run()
     assert not at.exception and errors(at) == []
+    query, plain, _ = grids(sections(at)["3"])
+    assert query == ["query: your photo (my dog.png)"] and plain[0].startswith("dog · ")
     assert snapshot(served) == before  # nothing written: no store, index, model or upload
