@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+import numpy as np
 import pytest
 from conftest import ROOT, copy_subset
 from PIL import Image
@@ -174,7 +175,10 @@ class SmallDisk:
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.cap, self.cap))
 
     def cli(self, *args: str | os.PathLike, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(cli_args(*args), cwd=ROOT, env=cli_env(**env), capture_output=True, text=True,
+        return self.run(cli_args(*args), **env)
+
+    def run(self, argv: list, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=ROOT, env=cli_env(**env), capture_output=True, text=True,
                               preexec_fn=self._capped if self.cap is not None else None)
 
     def close(self) -> None:
@@ -235,6 +239,55 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing(tmp_path: Path, small_dis
     small_disk.unlimit()  # space again: the next run completes
     assert summary(small_disk.cli("index", dataset, "--store", store).stdout)["added"] == 6
     assert len(Store.load(store / ENCODER)) == 12
+
+
+def test_a_failed_save_of_any_kind_leaves_the_files_and_no_temporary(tmp_path: Path) -> None:
+    """Not only a full disk: whatever fails inside a save (here a bug, and an interrupt) leaves
+    both files as they were and removes both temporaries."""
+    from vector_search import fileio
+
+    model, sidecar = tmp_path / "joint.npz", tmp_path / "joint.json"
+    fileio.save_npz(model, weights=np.arange(6, dtype=np.float32))
+    fileio.save_json(sidecar, {"version": 1})
+    before = snapshot(tmp_path)
+    for failure in (ValueError("a bug"), KeyboardInterrupt()):
+        with pytest.raises(type(failure)):
+            with fileio.atomic_paths(model, sidecar) as (arrays, meta):
+                fileio.write_npz(arrays, weights=np.zeros(6, np.float32))
+                fileio.write_json(meta, {"version": 2})
+                raise failure
+        assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["joint.json", "joint.npz"]
+
+
+INDEX_SCRIPT = """
+import sys
+import numpy as np
+from vector_search import index as nn
+vectors = np.load(sys.argv[1])[: int(sys.argv[3])]
+for kind in ("annoy", "hnsw"):
+    index = nn.load_or_build(f"{sys.argv[2]}/words.{kind}", vectors, f"first {len(vectors)}", kind)
+    print(kind, index.search(vectors[7], 1)[0][0])
+"""
+
+
+def test_a_full_disk_during_an_index_save_keeps_the_saved_index(tmp_path: Path, small_disk: SmallDisk, tmp_glove) -> None:
+    """Annoy and HNSW indexes (of real GloVe vectors) that do not fit: the saved ones stay as they
+    were, no temporary is left, and the new index answers from memory (an index is a cache)."""
+    vectors = tmp_path / "vectors.npy"
+    np.save(vectors, np.asarray(tmp_glove.vectors[:3000]))
+    indexes = small_disk.folder / "indexes"
+    indexes.mkdir()
+    first = small_disk.run([sys.executable, "-c", INDEX_SCRIPT, str(vectors), str(indexes), "1000"])
+    assert first.returncode == 0 and first.stdout.split() == ["annoy", "7", "hnsw", "7"], first.stderr
+    before = snapshot(indexes)
+    assert set(before) == {"words.annoy", "words.annoy.json", "words.hnsw", "words.hnsw.json"}
+    small_disk.limit(8192)
+
+    bigger = small_disk.run([sys.executable, "-c", INDEX_SCRIPT, str(vectors), str(indexes), "3000"])
+    assert bigger.returncode == 0 and bigger.stdout.split() == ["annoy", "7", "hnsw", "7"], bigger.stderr
+    warnings = [line for line in bigger.stderr.splitlines() if "cannot save" in line]
+    assert len(warnings) == 2 and all(re.search(FULL, line) for line in warnings), bigger.stderr
+    assert snapshot(indexes) == before
 
 
 @pytest.mark.slow
