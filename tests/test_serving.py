@@ -386,6 +386,7 @@ def test_a_visitor_is_refused_every_folder_outside_the_root(monkeypatch: pytest.
     copy_subset(outside, {"cat": 1})
     (served / "escape").symlink_to(outside, target_is_directory=True)  # inside by name, outside in fact
     (served / "photos" / "up").symlink_to("../..", target_is_directory=True)
+    (served / "loop").symlink_to("loop")
     at = visit(monkeypatch, served, "/etc", served / "features")
     assert errors(at) == [f"the dataset folder must be under {served} on this server, not /etc"]
     refused = {
@@ -394,6 +395,7 @@ def test_a_visitor_is_refused_every_folder_outside_the_root(monkeypatch: pytest.
         str(served / "escape"): f"not {served / 'escape'} (which leads to {outside})",
         "escape/cat": f"(which leads to {outside / 'cat'})",
         str(served / "photos" / "up"): f"(which leads to {tmp_path})",
+        "loop/cat": "cannot be resolved",
     }
     for typed, why in refused.items():
         at.sidebar.text_input(key="dataset").set_value(typed).run()

@@ -31,7 +31,10 @@ def check_allowed(path: str | os.PathLike, purpose: str) -> Path:
         return given.resolve()
     if ".." in given.parts:
         raise PathNotAllowedError(f"the {purpose} may not contain `..`: give a folder under {root}")
-    resolved = (root / given).resolve()  # an absolute `given` replaces root here
+    try:
+        resolved = (root / given).resolve()  # an absolute `given` replaces root here
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise PathNotAllowedError(f"the {purpose} {given} cannot be resolved: {err}") from None
     if not resolved.is_relative_to(root):
         shown = f"{given} (which leads to {resolved})" if resolved != given else str(given)
         raise PathNotAllowedError(f"the {purpose} must be under {root} on this server, not {shown}")
