@@ -156,17 +156,8 @@ class Index(ABC):
         path = Path(path)
         with atomic_paths(path, _sidecar(path)) as (tmp, sidecar):
             self._save(tmp)
-            meta = {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "kind": self.kind,
-                "dim": self.dim,
-                "n": len(self),
-                "params": self.params,
-                "fingerprint": fingerprint,
-                "file_size": tmp.stat().st_size,
-            }
-            write_json(sidecar, meta)
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "dim": self.dim, "n": len(self)}
+            write_json(sidecar, dict(meta, params=self.params, fingerprint=fingerprint, file_size=tmp.stat().st_size))
 
     @abstractmethod
     def _save(self, path: Path) -> None: ...
