@@ -7,6 +7,9 @@ Expensive things (engines, models, indexes, word vectors) are loaded once per se
 Settings live in the sidebar; the environment sets their defaults:
     VECTOR_SEARCH_DATASET    the image folder (<folder>/<class>/<image>)
     VECTOR_SEARCH_FEATURES   the feature store folder (default: features/)
+Behind a URL (README, "Serving it"):
+    VECTOR_SEARCH_ROOT       the only folder visitors may name (datasets and stores under it)
+    VECTOR_SEARCH_READONLY   1: serve what is indexed; no control that writes is shown
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from typing import Iterator
 
 import streamlit as st
 
-from vector_search import config, datasets, gallery, imagenet
+from vector_search import config, datasets, gallery, imagenet, serving
 from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, encoders_help
 from vector_search.engine import Engine, Result
 from vector_search.errors import VectorSearchError
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.query import query_vector
+from vector_search.store import UpdateReport
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")
@@ -65,6 +69,20 @@ def sidebar() -> Settings:
         )
         st.caption("Models, indexes and word vectors load once per server; queries then take milliseconds.")
     return Settings(dataset.strip(), encoder, k, features.strip() or str(config.features_root()), use_gallery)
+
+
+def allowed(settings: Settings) -> Settings:
+    """The settings with both folders checked against the server's root (serving.check_allowed);
+    a folder outside it stops the page with one line saying so. On a laptop (no root) as typed."""
+    if config.serve_root() is None:
+        return settings
+    try:
+        dataset = serving.check_allowed(settings.dataset, "dataset folder")
+        features = serving.check_allowed(settings.features, "feature store folder")
+    except serving.PathNotAllowedError as err:
+        st.error(str(err))
+        st.stop()
+    return Settings(str(dataset), settings.encoder, settings.k, str(features), settings.use_gallery)
 
 
 # --- cached resources -------------------------------------------------------------------------------
@@ -216,9 +234,15 @@ def dataset_section(settings: Settings) -> Source | None:
             return Source(settings.dataset, settings.features, settings.encoder)
         if not settings.use_gallery:
             what = "no folder" if summary is None else "no images in the folder"
+            if config.read_only():
+                st.warning(f"There is {what} `{settings.dataset}` on this server.")
+                return None
             st.warning(f"There is {what} `{settings.dataset}`: the walkthrough runs on the built-in gallery below.")
             st.markdown(datasets.HOW_TO_GET_DATA.format(url=datasets.PASCAL_URL))
-        folder = export_gallery(settings.features)
+        folder = str(gallery.gallery_photos_dir(settings.features)) if config.read_only() else export_gallery(settings.features)
+        if summarize(folder) is None:  # read-only, and never exported
+            st.warning("The built-in gallery is not set up on this server.")
+            return None
         describe_gallery(summarize(folder))
         return Source(folder, str(gallery.gallery_store_root(settings.features)), settings.encoder)
     return None
@@ -282,6 +306,8 @@ def indexing_section(source: Source) -> bool:
             "that look alike get vectors that point the same way, so search becomes *nearest vectors* "
             "(cosine distance). The vectors are computed once and saved in the feature store."
         )
+        if config.read_only():  # serve what is indexed: never write
+            return describe_store(source, None)
         ticked = st.checkbox(
             "Regenerate the features now (otherwise they are loaded from the store)", key="regenerate"
         )
@@ -304,25 +330,30 @@ def indexing_section(source: Source) -> bool:
             done[source.folder] = report
             if regenerate:
                 st.session_state["regenerated"] = run
-        report = done[source.folder]
+        return describe_store(source, done[source.folder])
+    return False
+
+
+def describe_store(source: Source, report: UpdateReport | None) -> bool:
+    """The store's size and its first vectors; `report` (an UpdateReport) when this server indexed it."""
+    if report is not None:
         for path, reason in report.skipped:
             st.warning(f"skipped {path}: {reason}")
-        store = engine.store
-        st.markdown(
-            f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers** "
-            f"(indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged). The first ones:"
-        )
-        import pandas as pd
+    store = source.engine.store
+    by_us = "" if report is None else f" (indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged)"
+    st.markdown(
+        f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers**{by_us}. The first ones:"
+    )
+    import pandas as pd
 
-        first = pd.DataFrame(store.vectors[:5, :10], index=[source.label(p) for p in store.paths[:5]])
-        first.columns = [str(c) for c in first.columns]
-        st.dataframe(first, width="stretch")
-        st.caption(
-            f"10 of {store.vectors.shape[1]} numbers for 5 of {len(store)} photos. They are averages of "
-            "ReLU activations: never negative, and most are small."
-        )
-        return True
-    return False
+    first = pd.DataFrame(store.vectors[:5, :10], index=[source.label(p) for p in store.paths[:5]])
+    first.columns = [str(c) for c in first.columns]
+    st.dataframe(first, width="stretch")
+    st.caption(
+        f"10 of {store.vectors.shape[1]} numbers for 5 of {len(store)} photos. They are averages of "
+        "ReLU activations: never negative, and most are small."
+    )
+    return True
 
 
 @st.fragment
@@ -418,30 +449,36 @@ def hybrid_section(source: Source) -> None:
         "no training at all and is used until a model is trained."
     )
     with guard("Hybrid model"):
-        engine = source.engine
-        classes = sorted(set(engine.store.classes))
-        left, middle, right = st.columns([2, 1, 2])
-        method = left.selectbox("Method to train", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
-        epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
-        holdout = right.multiselect(
-            "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"
-        )
-        retrain = st.checkbox(
-            f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)",
-            key="retrain",
-        )
-        run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
-        if once_per_tick(retrain, "trained", run):
-            bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
+        if not config.read_only():  # serve the saved model: no training controls
+            retrain_controls(source)
+        describe_model(source.engine)
 
-            def progress(epoch: int, logs: dict) -> None:
-                shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
-                bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
 
-            engine.train(epochs=int(epochs), holdout_classes=holdout, method=method, progress=progress)
-            st.session_state["trained"] = run
-            st.rerun()  # tags and text search below now use the new model
-        describe_model(engine)
+def retrain_controls(source: Source) -> None:
+    """Method, epochs, held-out classes and the Retrain box; trains and reruns the page when ticked."""
+    engine = source.engine
+    classes = sorted(set(engine.store.classes))
+    left, middle, right = st.columns([2, 1, 2])
+    method = left.selectbox("Method to train", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
+    epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
+    holdout = right.multiselect(
+        "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"
+    )
+    retrain = st.checkbox(
+        f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)",
+        key="retrain",
+    )
+    run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
+    if once_per_tick(retrain, "trained", run):
+        bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
+
+        def progress(epoch: int, logs: dict) -> None:
+            shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
+            bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
+
+        engine.train(epochs=int(epochs), holdout_classes=holdout, method=method, progress=progress)
+        st.session_state["trained"] = run
+        st.rerun()  # tags and text search below now use the new model
 
 
 def describe_model(engine: Engine) -> None:
@@ -451,7 +488,8 @@ def describe_model(engine: Engine) -> None:
     meta = model.meta
     path = engine.joint_model_path()
     if model.method == "conse":
-        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE. Tick the box to train one.")
+        train = "" if config.read_only() else " Tick the box to train one."
+        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE.{train}")
         return
     held_out = meta.get("held_out_classes") or []
     st.markdown(
@@ -579,7 +617,7 @@ def map_section(source: Source) -> None:
 def main() -> None:
     st.set_page_config(page_title="vector_search walkthrough", page_icon="🔎", layout="wide")
     st.html(GRID_STYLE)
-    settings = sidebar()
+    settings = allowed(sidebar())
     st.title("Semantic search over images and words")
     st.markdown(
         "A walkthrough you can play with: turn photos into vectors with a pretrained network, find similar "

@@ -155,3 +155,40 @@ def test_similar_reweight(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert code == 1 and "ambiguous" in rows[0]["error"] and "134 (crane)" in rows[0]["error"] and "517 (crane)" in rows[0]["error"]
     code, rows, _ = run(capsys, "similar", cat, "--reweight", "517", "-k", "3", "--store", str(store), "--json")
     assert code == 0 and len(rows[0]["results"]) == 3
+
+
+def test_a_queries_file_line_that_is_not_utf8_answers_every_other_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    queries = tmp_path / "q.txt"
+    queries.write_bytes(b"dog\n\xff\xfe\ncat\n")
+    code, rows, _ = run(capsys, "words", "--queries-file", str(queries), "--json", "-k", "3")
+    assert code == 1  # one query failed, reported on its own line
+    assert [os.fsencode(r["query"]) for r in rows] == [b"dog", b"\xff\xfe", b"cat"]  # escaped in JSON, the bytes come back
+    assert "results" in rows[0] and "error" in rows[1] and "results" in rows[2]
+    assert "dogs" in {r["item"] for r in rows[0]["results"]}
+
+
+@pytest.mark.slow
+def test_similar_finds_a_photo_whose_name_is_not_utf8(capsys: pytest.CaptureFixture, tmp_path: Path, pascal_dataset: Path) -> None:
+    dataset = copy_subset(tmp_path / "photos", {"cat": 3, "bus": 3})
+    original = sorted((dataset / "cat").iterdir())[0]
+    latin1 = os.fsencode(dataset / "cat") + b"/caf\xe9.jpg"  # "café" in Latin-1: not UTF-8
+    shutil.copyfile(original, latin1)
+    store = tmp_path / "features"
+    code, _, out = run(capsys, "index", str(dataset), "--store", str(store))
+    assert code == 0 and "added 7" in out
+    name = os.fsdecode(latin1)  # how Python hands such a name over (argv, os.listdir, json.loads)
+
+    code, rows, _ = run(capsys, "similar", str(original), "-k", "2", "--store", str(store), "--json")
+    assert code == 0 and rows[0]["results"][0]["item"] == name and rows[0]["results"][0]["distance"] < 0.01
+
+    code, _, out = run(capsys, "similar", str(original), "-k", "1", "--store", str(store))
+    assert code == 0 and f"{dataset / 'cat'}/caf\\xe9.jpg" in out  # plain output: the byte as \xe9
+
+    queries = tmp_path / "queries.txt"
+    queries.write_bytes(latin1 + b"\n" + os.fsencode(original) + b"\n")
+    for argv in (["--queries-file", str(queries)], [name]):  # from a file (bytes) and as an argument
+        code, rows, _ = run(capsys, "similar", *argv, "-k", "2", "--store", str(store), "--json")
+        assert code == 0, rows
+        assert rows[0]["query"] == name
+        assert rows[0]["results"][0] == {"item": str(original), "distance": rows[0]["results"][0]["distance"]}
+        assert rows[0]["results"][0]["distance"] < 0.01

@@ -2,7 +2,9 @@
 
 Query subcommands answer every query given (arguments and/or --queries-file) in one process.
 With --json each answer is one line: {"query": ..., "results": [{"item": ..., "distance": ...}]}
-or {"query": ..., "error": "..."}; the exit code is 1 if any query failed.
+or {"query": ..., "error": "..."}; the exit code is 1 if any query failed. A query or a file name
+that is not UTF-8 (bytes, on Linux) is escaped as \\udcXX in JSON: os.fsencode() of the loaded
+string gives the exact bytes back; plain output shows such bytes as \\xNN.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -49,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET_DIR")
     _store_options(p)
     p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
     p = commands.add_parser("download", help="download Pascal Sentences (needs internet) into DEST")
@@ -71,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help=f"joint method (default: {DEFAULT_METHOD})")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
+    _no_wait_option(p, "model")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("tag", help="word tags for image files (indexed or not)")
@@ -120,6 +125,13 @@ def _model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="joint model file (default: models/joint-<encoder>.npz; ConSE if untrained)")
 
 
+def _no_wait_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--no-wait", dest="wait", action="store_false",
+        help=f"fail at once if another process is writing the {what} (default: wait for it, saying so)",
+    )
+
+
 def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> None:
     p.add_argument("queries", nargs="*", metavar=metavar)
     p.add_argument("--queries-file", type=Path, help="read more queries from a file, one a line")
@@ -150,9 +162,11 @@ def run_index(args: argparse.Namespace) -> int:
         bar = bar or tqdm(total=total, unit="img", desc="embedding")
         bar.update(done - bar.n)
 
-    report = _engine(args).index(args.dataset, progress)
-    if bar is not None:
-        bar.close()
+    try:
+        report = _engine(args).index(args.dataset, progress, wait=args.wait)
+    finally:  # an error (a full disk) then prints on a line of its own
+        if bar is not None:
+            bar.close()
     for note in report.notes:
         print(note)
     print(
@@ -192,7 +206,7 @@ def run_train(args: argparse.Namespace) -> int:
             bar.update(1)
 
         engine = _engine(args)
-        model = engine.train(args.epochs, holdout, args.method, args.seed, progress)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait)
     print(f"trained {model.method} on {len(model.classes)} classes in {model.meta['train_seconds']} s; saved {engine.joint_model_path()}")
     if holdout:
         print(f"held out: {', '.join(holdout)}")
@@ -215,12 +229,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:
+    """The queries: arguments, then the lines of --queries-file.
+
+    The file is read as bytes and each line decoded like a file name (os.fsdecode: invalid UTF-8
+    bytes become lone surrogates), so a line that is not UTF-8 is still a query (a photo named in
+    Latin-1 is found) and never aborts the batch. Arguments arrive decoded the same way.
+    """
     queries = list(args.queries)
     if args.queries_file:
-        queries += args.queries_file.read_text(encoding="utf-8").splitlines()
+        queries += [os.fsdecode(line) for line in args.queries_file.read_bytes().splitlines()]
     if not queries:
         raise UsageError("no query given: pass queries as arguments or with --queries-file")
     return queries
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of a file name shown as \\xNN, for people: always valid UTF-8."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[Result]]) -> int:
@@ -242,20 +271,20 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
 
 
 def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
-    if as_json:
+    if as_json:  # JSON escapes a name's undecodable bytes as \udcXX: os.fsencode(loaded) gives the bytes back
         rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
         print(json.dumps({"query": query, "results": rows}), flush=True)
         return
-    print(f"{query}:")
+    print(f"{printable(query)}:")
     for rank, r in enumerate(results, 1):
-        print(f"  {rank:3d}. {r.distance:.4f}  {r.item}")
+        print(f"  {rank:3d}. {r.distance:.4f}  {printable(r.item)}")
 
 
 def _print_error(as_json: bool, query: str, message: str) -> None:
     if as_json:
         print(json.dumps({"query": query, "error": message}), flush=True)
     else:
-        print(f"{query}: error: {message}", file=sys.stderr)
+        print(f"{printable(query)}: error: {printable(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

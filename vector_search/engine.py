@@ -20,11 +20,12 @@ from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from . import config, query
+from . import config, locks, query
 from . import index as nn
 from .errors import VectorSearchError
 from .images import load_image
-from .store import Store, file_sha256, open_store, store_encoders, update_store
+from .spaces import ImageSpace, JointSpace
+from .store import Store, file_sha256, open_store, store_dir, store_encoders, update_store
 from .words import DEFAULT_INDEX_KIND
 
 T = TypeVar("T")
@@ -83,8 +84,13 @@ class Loaded:
     def store(self) -> Store:
         return open_store(self.engine.store_root, self.engine.encoder_name)
 
+    def saved_since(self) -> bool:
+        """Whether another process saved the store since it was loaded here."""
+        store = self._parts.get("store")
+        return isinstance(store, Store) and store.changed_on_disk()
+
     @loaded_once
-    def images(self) -> "ImageSpace":
+    def images(self) -> ImageSpace:
         return ImageSpace.of(self.store)
 
     @loaded_once
@@ -102,7 +108,7 @@ class Loaded:
         return joint.conse_model(classifier, engine.words, encoder)
 
     @loaded_once
-    def joint_space(self) -> "JointSpace":
+    def joint_space(self) -> JointSpace:
         return JointSpace.of(self.store, self.joint)
 
     @loaded_once
@@ -154,23 +160,23 @@ class Engine:
 
     @property
     def store(self) -> Store:
-        return self.loaded.store
+        return self.current().store
 
     @property
-    def images(self) -> "ImageSpace":
-        return self.loaded.images
+    def images(self) -> ImageSpace:
+        return self.current().images
 
     @property
     def joint(self):  # -> joint.JointModel
-        return self.loaded.joint
+        return self.current().joint
 
     @property
-    def joint_space(self) -> "JointSpace":
-        return self.loaded.joint_space
+    def joint_space(self) -> JointSpace:
+        return self.current().joint_space
 
     def image_map(self) -> np.ndarray:
         """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
-        return self.loaded.image_map
+        return self.current().image_map
 
     def encoder_in_use(self) -> str:
         """The encoder's name: `encoder_name`, else that of the only store under store_root, else the
@@ -217,11 +223,17 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False):
-        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport."""
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False, wait: bool = True):
+        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport.
+
+        Holds the store's writer lock (see locks.py); `wait=False` raises LockBusyError at once
+        if another writer has it.
+        """
         name = self.encoder_in_use()
-        store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress, rebuild=rebuild)
-        self._replace_loaded(store, build_index=True)
+        directory = store_dir(self.store_root, name)
+        with locks.writer_lock(directory, f"the feature store {directory}", wait):
+            store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress, rebuild=rebuild)
+            self._replace_loaded(store, build_index=True)
         return report
 
     def train(
@@ -231,12 +243,13 @@ class Engine:
         method: str | None = None,
         seed: int = 0,
         progress: Callable[[int, dict], None] | None = None,
+        wait: bool = True,
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
         held out as a stratified test split recorded in the model. `progress(epoch, logs)` is
-        called after each epoch of the hybrid.
+        called after each epoch of the hybrid. Holds the model's writer lock (`wait` as in index()).
         """
         from . import joint
 
@@ -244,20 +257,22 @@ class Engine:
         unknown = sorted(set(holdout_classes) - set(store.classes))
         if unknown:
             raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
-        model = joint.train(
-            store.vectors,
-            store.classes,
-            self.words,
-            method=method or joint.DEFAULT_METHOD,
-            encoder=store.encoder,
-            imagenet_classifier=self.encoder_named(store.encoder).classifier(),
-            exclude_classes=holdout_classes,
-            seed=seed,
-            epochs=epochs,
-            items=[item.path for item in store.items],
-            progress=progress,
-        )
-        model.save(self.joint_model_path())
+        path = self.joint_model_path()
+        with locks.writer_lock(path, f"the joint model {path}", wait):
+            model = joint.train(
+                store.vectors,
+                store.classes,
+                self.words,
+                method=method or joint.DEFAULT_METHOD,
+                encoder=store.encoder,
+                imagenet_classifier=self.encoder_named(store.encoder).classifier(),
+                exclude_classes=holdout_classes,
+                seed=seed,
+                epochs=epochs,
+                items=[item.path for item in store.items],
+                progress=progress,
+            )
+            model.save(path)
         self._replace_loaded(store)
         return model
 
@@ -270,6 +285,19 @@ class Engine:
         with self._lock:
             self.loaded = loaded
 
+    def current(self) -> Loaded:
+        """The state to answer from: the loaded one, or a fresh one (loaded whole on first use) when
+        another process saved the store since (`vector-search index` while the app serves). A query
+        reads one state throughout, so it never mixes two stores; while a new store is being
+        written, answers come from the last complete one."""
+        loaded = self.current()
+        if not loaded.saved_since():
+            return loaded
+        with self._lock:
+            if self.loaded is loaded:
+                self.loaded = self.loaded_type(self)
+            return self.loaded
+
     # --- image queries ---------------------------------------------------------------------------
 
     def image_vector(self, image: ImageQuery, loaded: Loaded | None = None) -> tuple[np.ndarray, int | None]:
@@ -278,7 +306,7 @@ class Engine:
         A file whose saved vector is still current (same size and mtime as when indexed, or
         the same content as an indexed file) reuses it: no model runs.
         """
-        store = (loaded or self.loaded).store
+        store = (loaded or self.current()).store
         position = None
         if isinstance(image, (str, os.PathLike)):
             position = store.find(image)
@@ -306,7 +334,7 @@ class Engine:
         every feature is multiplied by that class's classifier weight first, so the search looks
         at what makes that class.
         """
-        loaded = self.loaded
+        loaded = self.current()
         vector, position = self.image_vector(image, loaded)
         wanted = k + 1 + STALE_MARGIN
         if reweight is None:
@@ -333,7 +361,7 @@ class Engine:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
         from .joint import tags
 
-        loaded = self.loaded
+        loaded = self.current()
         joint_vector = loaded.joint.transform(self.image_vector(image, loaded)[0][None])
         return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary, k)[0]]
 
@@ -347,51 +375,7 @@ class Engine:
 
     def search(self, text: str, k: int = 10) -> list[Result]:
         """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
-        loaded = self.loaded
+        loaded = self.current()
         vector = query.query_vector(text, self.words).vector
         ids, distances = loaded.joint_space.index.search(vector, k + STALE_MARGIN)
         return self._results(loaded.store, ids, distances, k)
-
-
-@dataclass(frozen=True)
-class ImageSpace:
-    """Image vectors as searched: L2-normalised, then centred on the collection's mean.
-
-    Centring removes the direction every photo shares; measured on Pascal Sentences it lifts
-    leave-one-out precision@10 from 0.537 to 0.564 (see `vector-search evaluate`).
-    """
-
-    mean: np.ndarray
-    vectors: np.ndarray
-    index: nn.Index
-
-    def project(self, vectors: np.ndarray) -> np.ndarray:
-        return nn.normalize(vectors) - self.mean
-
-    @classmethod
-    def of(cls, store: Store) -> "ImageSpace":
-        """The space of a store, with its saved Annoy index (built and saved when missing or stale)."""
-        units = nn.normalize(store.vectors)
-        mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
-        vectors = units - mean
-        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred")
-        return cls(mean, vectors, index)
-
-
-@dataclass(frozen=True)
-class JointSpace:
-    """The joint (word-space) vectors of a store's images under one joint model, and their index."""
-
-    vectors: np.ndarray
-    index: nn.Index
-
-    @classmethod
-    def of(cls, store: Store, model) -> "JointSpace":
-        """Cached in the store, keyed by the model; recomputed (numpy only) when either changes."""
-        key = model.fingerprint
-        name = "joint"
-        vectors = store.load_array(name, model=key)
-        if vectors is None:
-            vectors = model.transform(store.vectors) if len(store) else np.zeros((0, model.meta["words"]["dim"]), np.float32)
-            store.save_array(name, vectors, model=key)
-        return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}"))

@@ -219,7 +219,7 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
     """Leave-one-out image->image retrieval for each encoder: the engine's own store, and other
     encoders' stores of the same dataset if they were already indexed (else why not)."""
     from .encoders import ENCODER_NAMES
-    from .engine import ImageSpace
+    from .spaces import ImageSpace
     from .store import open_store, store_dir
 
     store = engine.store

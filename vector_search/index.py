@@ -9,6 +9,7 @@ not match it. Searching is safe from many threads at once on one built or loaded
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ import hnswlib
 import numpy as np
 
 from .errors import VectorSearchError
-from .fileio import atomic_path, load_json, load_npy, save_json
+from .fileio import atomic_paths, load_json, load_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -155,21 +156,12 @@ class Index(ABC):
         return ids.astype(np.int64, copy=False), np.clip(dist, 0, 2).astype(np.float32, copy=False)
 
     def save(self, path: str | Path, fingerprint: str) -> None:
-        """Write the index to `path` and its sidecar to ``path + ".json"``, each atomically."""
+        """Write the index to `path` and its sidecar to ``path + ".json"``, replaced together or not at all."""
         path = Path(path)
-        with atomic_path(path) as tmp:
+        with atomic_paths(path, _sidecar(path)) as (tmp, sidecar):
             self._save(tmp)
-        meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "kind": self.kind,
-            "dim": self.dim,
-            "n": len(self),
-            "params": self.params,
-            "fingerprint": fingerprint,
-            "file_size": path.stat().st_size,
-        }
-        save_json(_sidecar(path), meta)
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "dim": self.dim, "n": len(self)}
+            write_json(sidecar, dict(meta, params=self.params, fingerprint=fingerprint, file_size=tmp.stat().st_size))
 
     @abstractmethod
     def _save(self, path: Path) -> None: ...
@@ -232,7 +224,7 @@ class AnnoyIndex(Index):
         return ids, _annoy_to_cosine(dist)
 
     def _save(self, path: Path) -> None:
-        # save() re-maps the index from the written file, which atomic_path then renames.
+        # save() re-maps the index from the written file, which atomic_paths then renames.
         self._ann.save(str(path))
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
@@ -259,6 +251,8 @@ class HnswIndex(Index):
 
     def _save(self, path: Path) -> None:
         self._graph.save_index(str(path))
+        if path.stat().st_size < len(self) * self.dim * 4:  # hnswlib reports no write error: check it wrote the vectors
+            raise OSError(errno.ENOSPC, f"hnswlib wrote a truncated {path.name}")
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         return np.asarray(self._graph.get_items(ids), np.float32)
@@ -357,7 +351,10 @@ def load_or_build(path: str | Path, vectors: np.ndarray, fingerprint: str, kind:
             log.warning("rebuilding %s: %s", path, err)
     log.info("building the %s index over %d vectors (once)", kind, len(vectors))
     index = build_index(vectors, kind, **params)
-    index.save(path, fingerprint)
+    try:
+        index.save(path, fingerprint)
+    except OSError as err:  # a cache (a full disk, a read-only store): answer from memory, save it another time
+        log.warning("%s; using the index from memory", err)
     return index
 
 

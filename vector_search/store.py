@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import numpy as np
 from . import config, fileio
 from .errors import VectorSearchError
 from .images import ImageError, class_of, find_images, iter_batches, open_regular
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npz"
@@ -57,6 +60,15 @@ class Store:
     dataset: str  # the dataset folder as it was given when indexing
     items: list[Item]
     vectors: np.ndarray  # (n, dim) float32, row i is items[i]
+    stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) of the file it was loaded from
+
+    def changed_on_disk(self) -> bool:
+        """Whether another process has saved this store since it was loaded (saves replace the
+        file, so its inode changes): a long-lived reader then loads it again, whole."""
+        try:
+            return self.stamp is not None and _stamp(os.stat(self.directory / FEATURES_FILE)) != self.stamp
+        except OSError:  # deleted: keep answering from what is loaded
+            return False
 
     def __len__(self) -> int:
         return len(self.items)
@@ -98,9 +110,11 @@ class Store:
     # --- persistence -------------------------------------------------------------------------
 
     def save(self) -> None:
+        """Write the store atomically (writers hold its lock: see locks.py) and stamp it as saved."""
         meta = {"version": FORMAT_VERSION, "encoder": self.encoder, "dataset": self.dataset}
+        file = self.directory / FEATURES_FILE
         fileio.save_npz(
-            self.directory / FEATURES_FILE,
+            file,
             vectors=np.ascontiguousarray(self.vectors, dtype=np.float32),
             paths=np.array([i.path for i in self.items], dtype=str),
             sizes=np.array([i.size for i in self.items], dtype=np.int64),
@@ -108,6 +122,7 @@ class Store:
             hashes=np.array([i.sha256 for i in self.items], dtype=str),
             meta=np.array(json.dumps(meta)),
         )
+        self.stamp = _stamp(os.stat(file))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Store":
@@ -117,7 +132,9 @@ class Store:
         if not file.exists():
             raise StoreError(f"no feature store at {directory}: run `vector-search index DATASET_DIR` first")
         try:
-            data = fileio.load_npz(file)
+            with open(file, "rb") as f:  # the stamp of the very file read, even if replaced meanwhile
+                stamp = _stamp(os.fstat(f.fileno()))
+                data = fileio.load_npz(f)
             meta = json.loads(str(data["meta"]))
             n = len(data["paths"])
             if meta.get("version") != FORMAT_VERSION:
@@ -130,16 +147,24 @@ class Store:
                 Item(str(p), int(s), int(m), str(h))
                 for p, s, m, h in zip(data["paths"], data["sizes"], data["mtimes"], data["hashes"])
             ]
-            return cls(directory, meta["encoder"], meta["dataset"], items, data["vectors"].astype(np.float32, copy=False))
+            vectors = data["vectors"].astype(np.float32, copy=False)
+            return cls(directory, meta["encoder"], meta["dataset"], items, vectors, stamp)
         except StoreError:
             raise
         except Exception as err:  # truncated zip, missing keys, bad JSON...
             raise StoreError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
 
     def save_array(self, name: str, array: np.ndarray, **meta: object) -> None:
-        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint."""
-        fileio.save_npy(self.directory / f"{name}.npy", array)
-        fileio.save_json(self.directory / f"{name}.json", {"fingerprint": self.fingerprint, **meta})
+        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint.
+
+        A cache: when it cannot be written (a full disk, a read-only store) it is left unsaved, with
+        a warning, and computed again next time."""
+        try:
+            with fileio.atomic_paths(self.directory / f"{name}.npy", self.directory / f"{name}.json") as (npy, sidecar):
+                fileio.write_npy(npy, array)
+                fileio.write_json(sidecar, {"fingerprint": self.fingerprint, **meta})
+        except OSError as err:
+            log.warning("cannot save %s (%s); it will be computed again", name, err)
 
     def load_array(self, name: str, **meta: object) -> np.ndarray | None:
         """A derived array saved by save_array, or None if absent, damaged or stale."""
@@ -151,6 +176,10 @@ class Store:
             return array if len(array) == len(self) else None
         except (OSError, ValueError):
             return None
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def store_dir(root: str | os.PathLike | None, encoder: str) -> Path:
@@ -254,6 +283,8 @@ def update_store(
     store = snapshot(done)
     if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
         store.save()
+    else:
+        store.stamp = old.stamp
     return store, report
 
 
