@@ -290,7 +290,7 @@ class Engine:
         another process saved the store since (`vector-search index` while the app serves). A query
         reads one state throughout, so it never mixes two stores; while a new store is being
         written, answers come from the last complete one."""
-        loaded = self.current()
+        loaded = self.loaded
         if not loaded.saved_since():
             return loaded
         with self._lock:
