@@ -102,6 +102,7 @@ class Lite0Encoder(Encoder):
     name = "efficientnet-lite0"
     dim = HEAD
     input_shape = (CROP, CROP, 3)
+    decode_side = RESIZE
 
     def __init__(self, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> None:
         super().__init__()
