@@ -41,15 +41,17 @@ def test_pascal_photos_decode_exactly_as_before(pascal_dataset: Path) -> None:
 
 def test_draft_only_at_twice_the_side(tmp_path: Path, pascal_dataset: Path) -> None:
     """A 4000x3000 JPEG decodes at 1/8 (500x375: short side still >= 256), at 1/2 for 1000; with 1600
-    it would fall below, so it decodes at full size; PNGs are never reduced."""
+    it would fall below, so it decodes at full size; MPOs are reduced too, PNGs never."""
     phone = _phone_copy(pascal_dataset / PHOTOS[0], tmp_path / "phone.jpg")
     assert load_image(phone, min_side=256).size == (500, 375)
     assert load_image(phone, min_side=224).size == (500, 375)
     assert load_image(phone, min_side=1000).size == (2000, 1500)  # 1/4 would leave 750 < 1000
     assert load_image(phone, min_side=1600).size == (4000, 3000)
-    png = tmp_path / "phone.png"
+    png, mpo = tmp_path / "phone.png", tmp_path / "phone.mpo"  # MPO: the JPEG pair some cameras write
     Image.open(phone).save(png)
+    Image.open(phone).save(mpo, "MPO", save_all=True, append_images=[Image.open(phone)])
     assert load_image(png, min_side=256).size == (4000, 3000)
+    assert load_image(mpo, min_side=256).size == (500, 375)
 
 
 def test_draft_respects_exif_rotation(tmp_path: Path, pascal_dataset: Path) -> None:
