@@ -28,6 +28,7 @@ from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, encoders_help
 from vector_search.engine import Engine, Result
 from vector_search.errors import VectorSearchError
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
+from vector_search.progress import Rate
 from vector_search.query import query_vector
 from vector_search.store import UpdateReport
 
@@ -317,8 +318,11 @@ def indexing_section(source: Source) -> bool:
         if regenerate or source.folder not in done:
             bar = st.progress(0.0, text=f"Embedding the photos of {source.folder} with {encoder.name}…")
 
+            rate = Rate("photos")
+
             def progress(n: int, total: int) -> None:
-                bar.progress(n / max(total, 1), text=f"Embedded {n} of {total} photos with {encoder.name}")
+                speed = rate.text(n, total)
+                bar.progress(n / max(total, 1), text=f"Embedded {n} of {total} photos with {encoder.name}" + (f": {speed}" if speed else ""))
 
             # Embeds only photos the store does not have yet (all of them the first time), or every
             # photo when regenerating.

@@ -53,6 +53,11 @@ def self_maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def print_child_result(result: dict) -> None:
+    """A child's last stdout line for run_child: its result as JSON, with its peak RSS."""
+    print(json.dumps({**result, "maxrss_mib": self_maxrss_mib()}))
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

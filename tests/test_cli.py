@@ -43,6 +43,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> t
     store = base / "features"
     code, out = run_captured("index", str(dataset), "--store", str(store))
     assert code == 0 and "added 12, changed 0" in out
+    assert "photo/s" in out  # the progress bar's rate counts photos
     return dataset, store
 
 

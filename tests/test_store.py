@@ -21,6 +21,7 @@ class CountingEncoder:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.name, self.dim, self.preprocess = self.inner.name, self.inner.dim, self.inner.preprocess
+        self.decode_side = self.inner.decode_side
         self.embedded = 0
 
     def embed(self, batch: np.ndarray) -> np.ndarray:

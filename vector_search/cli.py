@@ -158,8 +158,9 @@ def run_index(args: argparse.Namespace) -> int:
     bar: tqdm | None = None
 
     def progress(done: int, total: int) -> None:
+        """The bar starts at the first batch (`initial`), so photos/s and the ETA leave out the model's build."""
         nonlocal bar
-        bar = bar or tqdm(total=total, unit="img", desc="embedding")
+        bar = bar or tqdm(total=total, initial=done, unit="photo", desc="embedding")
         bar.update(done - bar.n)
 
     try:

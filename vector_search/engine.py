@@ -320,7 +320,8 @@ class Engine:
             except OSError:
                 pass  # load_image below says what is wrong with the file
         encoder = self.encoder_named(store.encoder)
-        return encoder.embed(encoder.preprocess(load_image(image))[None])[0], position
+        pixels = encoder.preprocess(load_image(image, min_side=encoder.decode_side))  # decoded as when indexing
+        return encoder.embed(pixels[None])[0], position
 
     def _results(self, store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
         """The first k hits as Results, skipping `exclude` and files deleted since indexing."""

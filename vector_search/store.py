@@ -356,7 +356,8 @@ def _embed_into(
     """Embed `todo` in batches, appending (item, vector) to `done` as they come (checkpoints save
     it); files that fail to decode are skipped and no longer counted as added or changed."""
     failed: set[str] = set()
-    for batch in iter_batches([os.path.join(dataset, t.path) for t in todo], encoder.preprocess, batch_size):
+    paths = [os.path.join(dataset, t.path) for t in todo]
+    for batch in iter_batches(paths, encoder.preprocess, batch_size, min_side=encoder.decode_side):
         for i, reason in batch.errors:
             report.skipped.append((todo[i].path, reason))
             failed.add(todo[i].path)

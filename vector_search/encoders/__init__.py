@@ -64,6 +64,9 @@ class Encoder(ABC):
     name: str
     dim: int
     input_shape: tuple[int, int, int]  # (H, W, 3) of what preprocess() returns
+    # The smallest side preprocess() resizes a photo to: big JPEGs may be decoded at a reduced scale
+    # as long as both sides stay at least this (images.load_image's min_side); None: full size.
+    decode_side: int | None = None
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

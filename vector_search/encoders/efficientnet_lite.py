@@ -132,6 +132,7 @@ class LiteEncoder(Encoder):
             raise EncoderError(f"unknown EfficientNet-Lite member {name!r}; choose one of {', '.join(SPECS)}")
         self.name, self.spec = name, SPECS[name]
         self.input_shape = (self.spec.crop, self.spec.crop, 3)
+        self.decode_side = self.spec.resize  # big JPEGs decode in draft mode down to this (images.load_image)
         self._source = Path(weights) if weights is not None else None
         cache = Path(cache_dir) if cache_dir else config.cache_root() / "encoders"
         self.cache_dir = cache.absolute()

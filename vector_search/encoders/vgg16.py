@@ -24,6 +24,7 @@ class VGG16Encoder(Encoder):
     name = "vgg16"
     dim = 4096
     input_shape = (SIZE, SIZE, 3)
+    decode_side = SIZE
 
     def __init__(self, weights: str | Path | None = None) -> None:
         """`weights`: None (Keras' ImageNet weights, downloaded once), a .h5 path, or "random"."""
