@@ -300,6 +300,8 @@ def test_a_store_of_one_encoder_refuses_another(tmp_path: Path, pascal_dataset: 
     with pytest.raises(StoreError, match=r"no feature store at .*efficientnet-lite2.*vector-search index"):
         Engine(root, encoder_name="efficientnet-lite2").similar_images(cat)
 
+    with pytest.raises(StoreError, match="efficientnet-lite2 encoder cannot write the efficientnet-lite0 store"):
+        update_store(photos, root, "efficientnet-lite0", encoder=family["efficientnet-lite2"])
     lite2, _ = update_store(photos, root, "efficientnet-lite2", encoder=family["efficientnet-lite2"])
     assert open_store(root, "efficientnet-lite2").encoder == "efficientnet-lite2"
     assert open_store(root, "efficientnet-lite0").encoder == "efficientnet-lite0"

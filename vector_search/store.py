@@ -257,6 +257,8 @@ def update_store(
     from .encoders import DEFAULT_ENCODER, get_encoder
 
     encoder_name = encoder_name or DEFAULT_ENCODER
+    if encoder is not None and getattr(encoder, "name", encoder_name) != encoder_name:  # same shape, other space
+        raise StoreError(f"the {encoder.name} encoder cannot write the {encoder_name} store: vectors of two encoders never mix")
     if checkpoint_seconds is None:
         checkpoint_seconds = config.checkpoint_seconds()
     report = UpdateReport()
