@@ -24,7 +24,6 @@ from vector_search import config, datasets, gallery, imagenet
 from vector_search.encoders import ENCODER_NAMES
 from vector_search.engine import Engine, Result
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
-from vector_search.query import query_vector
 from vector_search.words import UnknownWordError
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
@@ -505,8 +504,10 @@ def set_query(text: str) -> None:
 def text_search_section(source: Source, k: int) -> None:
     st.header("7. Text search")
     st.markdown(
-        "Type words: their vector, in the shared space, is compared with every photo's. A phrase is the "
-        "mean of its words; terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
+        "Type words or a sentence: its vector, in the shared space, is compared with every photo's. A "
+        "sentence is the weighted mean of its words: words that tell the photos apart count most, "
+        "\"the\" or \"in\" nothing; a synonym of a class name finds the class (plane: aeroplane). "
+        "Terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
     )
     with guard("Text search"):
         cols = st.columns(len(TEXT_EXAMPLES))
@@ -515,14 +516,23 @@ def text_search_section(source: Source, k: int) -> None:
         st.session_state.setdefault("text_query", TEXT_EXAMPLES[0])
         text = st.text_input("Search the photos", key="text_query")
         try:
-            results = source.engine.search(text, k)
+            results, parsed = source.engine.search_text(text, k)
         except ValueError as err:  # QueryError: empty, malformed, or no known word
             st.warning(message(err))
             return
-        skipped = query_vector(text, source.engine.words).unknown
-        if skipped:
-            st.caption("Skipped words not in the vocabulary: " + ", ".join(skipped))
+        st.caption("Words that counted: " + word_shares(parsed.words))
+        if parsed.unknown:
+            st.caption("Skipped words not in the vocabulary: " + ", ".join(parsed.unknown))
         grid("text", results)
+
+
+def word_shares(words) -> str:
+    """`**cat** 99%, sun 0%, plane 100% (as aeroplane)`: each word's share of its term, the main ones bold."""
+    parts = []
+    for w in words:
+        text = f"**{w.word}**" if abs(w.weight) >= 0.1 else w.word
+        parts.append(f"{text} {w.weight:.0%}" + (f" (as {w.reaches})" if w.reaches else ""))
+    return ", ".join(parts)
 
 
 @st.fragment

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
 from .joint import DEFAULT_METHOD, METHODS
+from .query import QueryVector
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _query_options(p, "TEXT")
     _store_options(p)
     _model_option(p)
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.search(q, a.k)))
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k))))
 
     p = commands.add_parser("words", help="words similar to words or phrases")
     _query_options(p, "WORD_OR_PHRASE")
@@ -226,7 +227,10 @@ def read_queries(args: argparse.Namespace) -> list[str]:
     return queries
 
 
-def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[Result]]) -> int:
+Answer = list[Result] | tuple[list[Result], dict]  # results, and fields added to a --json line
+
+
+def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer]) -> int:
     """Answer each query, printing as we go; a failed query is reported and the rest still run."""
     if args.k < 1:
         raise ValueError("-k must be at least 1")
@@ -239,18 +243,31 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
             failed += 1
             _print_error(args.json, query, str(err))  # UnknownWordError (a KeyError) prints its message plainly
             continue
-        _print_results(args.json, query, results)
+        results, extra = results if isinstance(results, tuple) else (results, {})
+        _print_results(args.json, query, results, extra)
     return 1 if failed else 0
 
 
-def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
+def _with_words(results: list[Result], parsed: QueryVector) -> Answer:
+    """A text search's results with the words that counted: "words": [{"word", "weight"[, "reaches"]}]."""
+    return results, {"words": [w.as_dict() for w in parsed.words]}
+
+
+def _print_results(as_json: bool, query: str, results: list[Result], extra: dict) -> None:
     if as_json:
         rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
-        print(json.dumps({"query": query, "results": rows}), flush=True)
+        print(json.dumps({"query": query, "results": rows, **extra}), flush=True)
         return
     print(f"{query}:")
+    if extra.get("words"):
+        print("  words: " + ", ".join(_word_text(w) for w in extra["words"]))
     for rank, r in enumerate(results, 1):
         print(f"  {rank:3d}. {r.distance:.4f}  {r.item}")
+
+
+def _word_text(word: dict) -> str:
+    """`plane 0.81 (-> aeroplane)`."""
+    return f"{word['word']} {word['weight']:.2f}" + (f" (-> {word['reaches']})" if "reaches" in word else "")
 
 
 def _print_error(as_json: bool, query: str, message: str) -> None:

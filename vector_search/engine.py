@@ -114,6 +114,13 @@ class Engine:
         return JointSpace.of(self.store, self.joint)
 
     @_loaded_once
+    def collection(self):  # -> sentences.Collection
+        """What text queries are weighed against: the photos' joint vectors and the class names."""
+        from .sentences import Collection
+
+        return Collection.of(self.joint_space.vectors, self.store.classes, self.words)
+
+    @_loaded_once
     def tag_vocabulary(self):  # -> joint.TagVocabulary
         from .joint import tag_vocabulary
 
@@ -132,7 +139,7 @@ class Engine:
             dataset, self.store_root, self.encoder_name, self.encoder, progress, rebuild=rebuild
         )
         with self._lock:
-            self._forget("store", "images", "joint", "joint_space", "_image_map")
+            self._forget("store", "images", "joint", "joint_space", "collection", "_image_map")
             self._loaded["store"] = store
         self.images  # build and save the index now, not at the first query
         return report
@@ -174,7 +181,7 @@ class Engine:
         model.save(path)
         with self._lock:
             self.model_path = path
-            self._forget("joint", "joint_space")
+            self._forget("joint", "joint_space", "collection")
         return model
 
     def _forget(self, *names: str) -> None:
@@ -267,11 +274,19 @@ class Engine:
         """The k words nearest to a word or phrase (its own words excluded)."""
         return [Result(word, float(d)) for word, d in self.words.similar_words(text, k)]
 
+    def text_query(self, text: str) -> query.QueryVector:
+        """A text query's vector, its words weighed against this collection (query.py, sentences.py)."""
+        return query.query_vector(text, self.words, self.collection)
+
+    def search_text(self, text: str, k: int = 10) -> tuple[list[Result], query.QueryVector]:
+        """Images for a text query, and the parsed query (which words counted, and how much)."""
+        parsed = self.text_query(text)
+        ids, distances = self.joint_space.index.search(parsed.vector, k + STALE_MARGIN)
+        return self._results(ids, distances, k), parsed
+
     def search(self, text: str, k: int = 10) -> list[Result]:
-        """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
-        vector = query.query_vector(text, self.words).vector
-        ids, distances = self.joint_space.index.search(vector, k + STALE_MARGIN)
-        return self._results(ids, distances, k)
+        """Images for a text query: a word, a phrase, a sentence or weighted terms (see query.py)."""
+        return self.search_text(text, k)[0]
 
 
 @dataclass(frozen=True)

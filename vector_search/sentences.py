@@ -10,7 +10,7 @@ word weighing
 - function words (joint.STOP_WORDS) weigh nothing, unless the term has nothing else;
 - sif(w) = a / (a + p(w)), the smooth inverse frequency of Arora et al. (2017, "A simple but
   tough-to-beat baseline for sentence embeddings"), p(w) from the word's GloVe frequency rank
-  r by Zipf's law, p = 1 / ((r + 1) * H) with H the harmonic number of the vocabulary size;
+  r (0 = the most frequent) by Zipf's law, p = 1 / ((r + 1) * H), H the vocabulary size's harmonic number;
 - spread(w), when the query is weighed against a collection: the standard deviation, over the
   photos, of the word's cosine to their joint vectors. A word every photo is equally close to
   ("sun", "ground") cannot tell them apart; "cat" can. SHARPNESS lets the most telling words
@@ -26,6 +26,7 @@ is read as the mean of its own unit vector and the class's.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -96,9 +97,15 @@ def tokens(phrase: str) -> list[str]:
     return TOKEN.findall(phrase.lower())
 
 
+@functools.lru_cache(maxsize=4)
+def _harmonic(n: int) -> float:
+    return float(np.sum(1.0 / np.arange(1, n + 1, dtype=np.float64)))
+
+
 def sif_weights(ranks: np.ndarray, vocabulary_size: int, a: float = SIF_A) -> np.ndarray:
-    """a / (a + p) with p = 1 / ((rank + 1) * H), Zipf's law over a frequency-ordered vocabulary."""
-    harmonic = np.log(vocabulary_size) + np.euler_gamma + 0.5 / vocabulary_size
+    """a / (a + p) with p = 1 / ((rank + 1) * H), Zipf's law over a frequency-ordered vocabulary
+    (H = 1 + 1/2 + ... + 1/vocabulary_size, so the p sum to 1)."""
+    harmonic = _harmonic(vocabulary_size)
     p = 1.0 / ((np.asarray(ranks, np.float64) + 1.0) * harmonic)
     return a / (a + p)
 
