@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help=f"joint method (default: {DEFAULT_METHOD})")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
+    p.add_argument("--captions", metavar="DIR", help="captions folder, <class>/<id>.txt per photo (default: <dataset>/../sentence if present)")
+    p.add_argument("--no-captions", action="store_true", help="train without captions even if the dataset has them")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("tag", help="word tags for image files (indexed or not)")
@@ -171,8 +173,12 @@ def run_train(args: argparse.Namespace) -> int:
             bar.update(1)
 
         engine = _engine(args)
-        model = engine.train(args.epochs, holdout, args.method, args.seed, progress)
-    print(f"trained {model.method} on {len(model.classes)} classes in {model.meta['train_seconds']} s; saved {engine.joint_model_path()}")
+        captions = False if args.no_captions else (args.captions or True)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, captions)
+    learnt = model.meta.get("captions")
+    with_captions = f" and {learnt['captions']} captions of {learnt['photos']} photos" if learnt else ""
+    print(f"trained {model.method} on {len(model.classes)} classes{with_captions} in {model.meta['train_seconds']} s; "
+          f"saved {engine.joint_model_path()}")
     if holdout:
         print(f"held out: {', '.join(holdout)}")
     return 0

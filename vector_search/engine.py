@@ -7,6 +7,7 @@ safe to share read-only between threads once loaded.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from . import index as nn
 from .images import load_image
 from .store import Store, file_sha256, open_store, update_store
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = object()
 STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
@@ -151,12 +153,14 @@ class Engine:
         method: str | None = None,
         seed: int = 0,
         progress: Callable[[int, dict], None] | None = None,
+        captions: str | os.PathLike | bool = True,
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
-        held out as a stratified test split recorded in the model. `progress(epoch, logs)` is
-        called after each epoch of the hybrid.
+        held out as a stratified test split recorded in the model, with all its captions.
+        `progress(epoch, logs)` is called after each epoch of the hybrid. `captions`: a captions
+        folder, True to use `<dataset>/../sentence` if there is one, False for none (captions.py).
         """
         from . import joint
 
@@ -175,6 +179,7 @@ class Engine:
             seed=seed,
             epochs=epochs,
             items=[item.path for item in store.items],
+            captions=self.captions(captions),
             progress=progress,
         )
         path = self.joint_model_path()
@@ -183,6 +188,20 @@ class Engine:
             self.model_path = path
             self._forget("joint", "joint_space", "collection")
         return model
+
+    def captions(self, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:
+        """Each indexed photo's captions from `folder` (True: `<dataset>/../sentence` if it exists,
+        False: none); None when there is no folder or no photo has a caption."""
+        from .captions import default_captions_dir, read_captions
+
+        store = self.store
+        root = default_captions_dir(store.dataset) if folder is True else (Path(folder) if folder else None)
+        if root is None:
+            return None
+        found, problems = read_captions(root, [item.path for item in store.items])
+        for problem in problems:
+            log.warning("caption file skipped: %s", problem)
+        return found if any(found) else None
 
     def _forget(self, *names: str) -> None:
         for name in names:

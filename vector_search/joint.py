@@ -191,9 +191,13 @@ def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float, seed: int
     }
 
 
+def standardise(arrays: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """Features as the classifier sees them: power-normalised, standardised."""
+    return (power_normalize(features) - arrays["clf.mean"]) / arrays["clf.scale"]
+
+
 def classifier_probabilities(arrays: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-    z = (power_normalize(features) - arrays["clf.mean"]) / arrays["clf.scale"]
-    return softmax(z @ arrays["clf.coef"].T + arrays["clf.intercept"])
+    return softmax(standardise(arrays, features) @ arrays["clf.coef"].T + arrays["clf.intercept"])
 
 
 def blend_vectors(
@@ -313,7 +317,12 @@ class JointModel:
             return conse
         s = self.meta["settings"]
         probs = classifier_probabilities(a, features)
-        return blend_vectors(probs, a["class_vectors"], conse, s["top_classes"], s["alpha"], s["gamma"])
+        blend = blend_vectors(probs, a["class_vectors"], conse, s["top_classes"], s["alpha"], s["gamma"])
+        if "captions.w" not in a:
+            return blend
+        from .captions import add_captions  # captions.py reads sentences, which reads this module
+
+        return add_captions(blend, standardise(a, features), a["captions.w"], self.meta["captions"]["weight"])
 
     def check(self, encoder: str | None = None, words: WordVectors | None = None) -> None:
         """Raise ModelMismatchError unless the model was made for this encoder and these word vectors."""
@@ -427,6 +436,7 @@ def train(
     seed: int = 0,
     epochs: int = 50,
     items: Sequence[str] | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
     verbose: int = 0,
     progress: Progress | None = None,
 ) -> JointModel:
@@ -437,7 +447,8 @@ def train(
     `items` names, if given) are recorded so evaluation can reuse them, and nothing is fitted on
     them. The hybrid keeps 10% of the train part to pick its best epoch and calls
     `progress(epoch, {"loss", "val_loss"})` after each. `imagenet_classifier` (the encoder's W, b)
-    is needed by "blend" and "conse".
+    is needed by "blend" and "conse". `captions` (one list per row, [] for none) add the caption
+    model to the blend (captions.py); only training photos' captions are fitted.
     """
     if method not in METHODS:
         raise ValueError(f"unknown joint method {method!r}; choose one of {', '.join(METHODS)}")
@@ -486,6 +497,13 @@ def train(
         arrays.update(_imagenet_arrays(imagenet_classifier, words, features.shape[1]))
         arrays.update(fit_classifier(x, y_train, BLEND_SETTINGS["classifier_c"], seed))
         meta.update(settings=dict(BLEND_SETTINGS))
+        if captions is not None:
+            from . import captions as captions_module
+
+            caption_arrays, meta["captions"] = captions_module.fit(
+                standardise(arrays, features), captions, words, keep[train_pos], test
+            )
+            arrays.update(caption_arrays)
     meta["train_seconds"] = round(time.perf_counter() - start, 2)
     return JointModel(meta, arrays)
 
