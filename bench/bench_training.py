@@ -43,7 +43,7 @@ def classic_epoch(photos: np.ndarray, targets: np.ndarray, seed: int) -> float:
     from keras import layers
 
     from vector_search.encoders import get_encoder
-    from vector_search.joint import HYBRID_SETTINGS as s
+    from vector_search.joint.hybrid import HYBRID_SETTINGS as s
 
     keras.utils.set_random_seed(seed)
     cnn = get_encoder("efficientnet-lite0")._build_model()

@@ -1,7 +1,7 @@
 """Measure the joint image-word space methods on a labelled photo folder (Pascal Sentences).
 
-For each method (hybrid, conse, blend, and blend+captions: the blend with the caption model,
-captions.py, when the dataset has captions) it prints:
+For each method (hybrid, conse, blend, and captions: the blend with the caption model,
+joint/captions.py, when the dataset has captions) it prints:
 - text->image: mean precision@10 over the class names, ranking the held-out 20% of the photos
   (stratified split, seed 0) by cosine to the class name's word vector;
 - tags: how often a word of the photo's class is the top-1 / among the top-5 tags of a held-out
@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PASCAL  # noqa: E402
 
-from vector_search import joint  # noqa: E402
-from vector_search.evaluate import mean_precision_at_k, tag_accuracy  # noqa: E402
+from vector_search import evaluate, joint  # noqa: E402
 from vector_search.index import normalize  # noqa: E402
+from vector_search.joint import blend, conse  # noqa: E402
 from vector_search.words import WordVectors, load_words  # noqa: E402
 
 BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
@@ -47,7 +47,7 @@ BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
 def load_features(dataset: Path, store_root: Path) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str, list]:
     """Features (from the feature store, embedding only what is missing), class labels, ImageNet head,
     the name of the encoder that made the features, and each photo's captions (none: [])."""
-    from vector_search.captions import default_captions_dir, read_captions
+    from vector_search.datasets import default_captions_dir, read_captions
     from vector_search.encoders import get_encoder
     from vector_search.store import update_store
 
@@ -64,25 +64,25 @@ def class_sets(n_classes: int, count: int, seed: int) -> list[list[int]]:
 
 def tag_hits(joint_vectors: np.ndarray, labels: np.ndarray, vocab: joint.TagVocabulary) -> tuple[float, float]:
     """Fraction of photos whose top-1 / top-5 tags contain a word of their class."""
-    acc = tag_accuracy([[w for w, _ in r] for r in joint.tags(joint_vectors, vocab, 5)], labels)
+    acc = evaluate.tag_accuracy([[w for w, _ in r] for r in joint.tags(joint_vectors, vocab, 5)], labels)
     return acc["top1"], acc["top5"]
 
 
 def text_to_image(joint_vectors: np.ndarray, labels: np.ndarray, classes: list[str], words: WordVectors) -> float:
-    return mean_precision_at_k(joint.class_vectors(classes, words), np.array(classes), joint_vectors, labels, k=10)
+    """Mean precision@10 of the class names' word vectors over the joint vectors."""
+    return evaluate.text_to_image(joint.class_vectors(classes, words), classes, joint_vectors, labels, k=10)["mean_precision_at_k"]
 
 
 def report_method(method: str, features, labels, head, encoder, words, vocab, zs_sets, classes, captions=None) -> dict[str, float]:
-    """`method` may be "blend+captions": the blend with the caption model (captions.py)."""
-    name, method = method, method.removesuffix("+captions")
-    captions = captions if name != method else None
+    """The "captions" method is given each photo's captions (joint/captions.py); the others none."""
+    captions = captions if method == "captions" else None
     start = time.perf_counter()
     model = joint.train(features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, captions=captions)
     seconds = time.perf_counter() - start
     test = np.array(model.meta["split"]["test"]) if method != "conse" else joint.split(labels, 0.2, 0)[1]
     vectors = model.transform(features)
     t2i = text_to_image(vectors[test], labels[test], classes, words)
-    top1, top5 = tag_hits(vectors[test], labels[test], vocab)
+    top1, top5 = tag_hits(model.tag_vectors(features[test]), labels[test], vocab)
     zero_shot = []
     for held in zs_sets:
         names = [classes[i] for i in held]
@@ -98,7 +98,7 @@ def report_method(method: str, features, labels, head, encoder, words, vocab, zs
     passed = all(row[k] >= v for k, v in BARS.items())
     held = sum(z >= BARS["zero_shot"] for z in zero_shot)
     print(
-        f"{name:7s} | {t2i:5.3f} | {top1:5.3f} / {top5:5.3f} | {row['zero_shot']:5.3f}, worst {min(zero_shot):.2f}, "
+        f"{method:8s} | {t2i:5.3f} | {top1:5.3f} / {top5:5.3f} | {row['zero_shot']:5.3f}, worst {min(zero_shot):.2f}, "
         f"{held}/{len(zero_shot)} sets >= {BARS['zero_shot']:.2f} ({' '.join(f'{z:.2f}' for z in zero_shot)}) | "
         f"{seconds:6.1f} s | {'PASS' if passed else 'fail'}",
         flush=True,
@@ -125,7 +125,7 @@ def tune_blend(features, labels, head, words, vocab, classes, zs_sets) -> None:
     y = np.searchsorted(classes, lab)
     targets = joint.class_vectors(classes, words)
     hypernyms = [(0.0, 0)] + list(itertools.product((0.5, 0.7, 1.0), (2, 4)))
-    conse = {h: joint.conse_vectors(x, head, joint.imagenet_label_vectors(words, *h)) for h in hypernyms}
+    conse_by_rule = {h: conse.conse_vectors(x, head, joint.imagenet_label_vectors(words, *h)) for h in hypernyms}
     grid = {
         "classifier_c": (0.03, 0.1, 1.0), "top_classes": (1, 2, 3), "alpha": (0.5, 1.0, 2.0), "gamma": (1.0, 2.0),
     }
@@ -134,21 +134,21 @@ def tune_blend(features, labels, head, words, vocab, classes, zs_sets) -> None:
     for c in grid["classifier_c"]:
         out_of_fold = np.zeros((len(x), len(classes)))  # each photo predicted by the fold that did not see it
         for fit, val in folds:
-            out_of_fold[val] = joint.classifier_probabilities(joint.fit_classifier(x[fit], y[fit], c, 0), x[val])
+            out_of_fold[val] = blend.classifier_probabilities(blend.fit_classifier(x[fit], y[fit], c, 0), x[val])
         probs[(c, "oof")] = out_of_fold
         for s, held in enumerate(zs_sets):
             keep = ~np.isin(y, held)
             seen = np.unique(y[keep])
             p = np.zeros((len(x), len(classes)))
-            p[:, seen] = joint.classifier_probabilities(joint.fit_classifier(x[keep], np.searchsorted(seen, y[keep]), c, 0), x)
+            p[:, seen] = blend.classifier_probabilities(blend.fit_classifier(x[keep], np.searchsorted(seen, y[keep]), c, 0), x)
             probs[(c, "zs", s)] = p
     results = []
     for h, (c, m, a, g) in itertools.product(hypernyms, itertools.product(*grid.values())):
-        v = joint.blend_vectors(probs[(c, "oof")], targets, conse[h], m, a, g)
+        v = blend.blend_vectors(probs[(c, "oof")], targets, conse_by_rule[h], m, a, g)
         t2i, top5 = text_to_image(v, lab, classes, words), tag_hits(v, lab, vocab)[1]
         zs = []
         for s, held in enumerate(zs_sets):
-            v = joint.blend_vectors(probs[(c, "zs", s)], targets, conse[h], m, a, g)  # zero columns = unseen
+            v = blend.blend_vectors(probs[(c, "zs", s)], targets, conse_by_rule[h], m, a, g)  # zero columns = unseen
             zs.append(text_to_image(v, lab, [classes[i] for i in held], words))
         row = (t2i, top5, min(zs))
         margin = min(r - b for r, b in zip(row, BARS.values()))
@@ -184,13 +184,13 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=PASCAL)
     parser.add_argument("--store", type=Path, default=ROOT / "features", help="feature store root (default: %(default)s)")
     parser.add_argument("--sets", type=int, default=5, help="random 5-class zero-shot sets (default: %(default)s)")
-    parser.add_argument("--methods", default="hybrid,conse,blend,blend+captions")
+    parser.add_argument("--methods", default="hybrid,conse,blend,captions")
     parser.add_argument("--tune", action="store_true", help="choose the blend settings on validation data")
     parser.add_argument("--reweight", action="store_true", help="measure class re-weighting")
     parser.add_argument("--blend", type=json.loads, default={}, help='override blend settings, e.g. \'{"alpha": 1}\'')
     args = parser.parse_args()
 
-    joint.BLEND_SETTINGS.update(args.blend)
+    blend.BLEND_SETTINGS.update(args.blend)
     features, labels, head, encoder, captions = load_features(args.dataset, args.store)
     words = load_words()
     vocab = joint.tag_vocabulary(words)

@@ -1,4 +1,4 @@
-"""joint.py: ConSE, the hybrid and the blend on real GloVe and real Lite0 features of real photos."""
+"""The joint package: ConSE, the hybrid and the blend on real GloVe and real Lite0 features of real photos."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from vector_search import joint
-from vector_search.evaluate import mean_precision_at_k
+from vector_search.evaluate import text_to_image
 from vector_search.imagenet import find_class
 from vector_search.images import find_images, load_image
 from vector_search.index import normalize
+from vector_search.joint.conse import convex_combination
 from vector_search.words import WordVectors
 
 CLASSES = ("aeroplane", "boat", "cat", "dog", "dining_table")  # 10 photos each
@@ -84,7 +85,7 @@ def test_imagenet_label_vectors_add_wordnet_ancestors(words: WordVectors) -> Non
 def test_convex_combination_skips_labels_without_words() -> None:
     labels = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], np.float32)
     probs = np.array([[0.2, 0.7, 0.1]])  # the most probable label has no vector
-    got = joint.convex_combination(probs, labels, top=2)
+    got = convex_combination(probs, labels, top=2)
     np.testing.assert_allclose(got, normalize(np.array([[0.2, 0.1]])), rtol=1e-6)
 
 
@@ -102,6 +103,17 @@ def test_tag_vocabulary_and_tags(words: WordVectors) -> None:
     found = joint.tags(np.stack([words.vector("cat"), words.vector("sofa")]), vocab, k=5)
     assert [w for w, _ in found[0]][0] == "cat" and [w for w, _ in found[1]][0] == "sofa"
     assert found[0][0][1] == pytest.approx(0.0, abs=1e-5) and found[0][1][1] > found[0][0][1]
+
+
+def test_unknown_method_is_a_clear_error(words: WordVectors, encoder, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown joint method 'nope'; choose one of blend, hybrid, conse"):
+        joint.train(np.zeros((4, 1280), np.float32), ["a", "a", "b", "b"], words, method="nope", encoder=encoder.name)
+    path = tmp_path / "joint.npz"
+    joint.conse_model(encoder.classifier(), words, encoder.name).save(path)
+    meta = json.loads(joint.sidecar(path).read_text())
+    joint.sidecar(path).write_text(json.dumps(dict(meta, method="nope")))  # the weights' hash still matches
+    with pytest.raises(joint.ModelMismatchError, match="names joint method 'nope', not one of blend, hybrid, conse"):
+        joint.JointModel.load(path)
 
 
 # --- real photos ------------------------------------------------------------------------------------
@@ -122,7 +134,7 @@ def test_conse_tags_chelsea_as_a_cat(words: WordVectors, encoder) -> None:
 def test_conse_finds_photos_by_words_without_training(photos, words: WordVectors, encoder) -> None:
     features, labels = photos
     vectors = joint.conse_model(encoder.classifier(), words, encoder.name).transform(features)
-    found = {c: mean_precision_at_k(joint.class_vectors([c], words), np.array([c]), vectors, labels, k=10) for c in CLASSES}
+    found = text_to_image(joint.class_vectors(list(CLASSES), words), list(CLASSES), vectors, labels, k=10)["per_class"]
     # the dogs are found through WordNet ("sporting dog" -> dog): 0.2 with the breeds' own names only
     assert found["dog"] >= 0.5
     assert np.mean(list(found.values())) >= 0.65, found
@@ -152,7 +164,7 @@ def test_training_on_real_photos_converges(photos, words: WordVectors, encoder, 
 
     # each trained class's words retrieve its photos (chance: 0.2)
     queries = joint.class_vectors(list(CLASSES), words)
-    assert mean_precision_at_k(queries, np.array(CLASSES), vectors, labels, k=10) >= 0.7
+    assert text_to_image(queries, list(CLASSES), vectors, labels, k=10)["mean_precision_at_k"] >= 0.7
 
 
 @pytest.mark.slow
@@ -214,18 +226,6 @@ def test_zero_shot_excludes_classes_entirely(photos, words: WordVectors, encoder
     model = train(photos, words, encoder, "blend", exclude_classes=["cat"])
     assert "cat" not in model.classes and model.meta["held_out_classes"] == ["cat"]
     assert all(photos[1][i] != "cat" for i in model.meta["split"]["test"])
-
-
-def test_retrieval_metrics() -> None:  # vector_search/evaluate.py, used by the bench above
-    from vector_search.evaluate import average_precision, precision_at_k
-
-    ranked = np.array([True, False, True, False])
-    assert precision_at_k(ranked, 2) == 0.5 and precision_at_k(ranked, 10) == 0.2
-    assert average_precision(ranked) == pytest.approx((1 / 1 + 2 / 3) / 2)
-    assert average_precision(np.zeros(3, bool)) == 0.0
-    items = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]])
-    got = mean_precision_at_k(np.array([[1.0, 0.0]]), np.array(["a"]), items, np.array(["a", "b", "a"]), k=2)
-    assert got == 1.0
 
 
 @pytest.mark.slow

@@ -705,7 +705,7 @@ def test_restricted_unpickler_refuses_a_malicious_state_dict(tmp_path: Path) -> 
 
 def test_joint_model_file_is_never_unpickled(tmp_path: Path) -> None:
     """A joint model file holding a pickle (with a sidecar that vouches for it) is refused."""
-    from vector_search import joint
+    from vector_search.joint import model as joint
 
     marker = tmp_path / "owned"
     path = tmp_path / "joint.npz"

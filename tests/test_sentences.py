@@ -11,7 +11,7 @@ import pytest
 
 from vector_search.query import query_vector
 from vector_search.sentences import Collection, sif_weights, tokens, weigh_term
-from vector_search.synonyms import class_synonyms, reached_class, singular_forms
+from vector_search.synonyms import class_name_synonyms, reached_class, singular_forms
 from vector_search.words import WordVectors
 
 
@@ -78,7 +78,7 @@ PASCAL_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car"
 
 
 def test_class_words_reach_their_synonyms(tmp_glove: WordVectors) -> None:
-    synonyms = class_synonyms(PASCAL_CLASSES, tmp_glove)
+    synonyms = class_name_synonyms(PASCAL_CLASSES, tmp_glove)
     for word in ("plane", "airplane", "aircraft"):
         assert synonyms[word] == "aeroplane", word  # WordNet: the synset and its general name
     assert synonyms["television"] == "tv_monitor"  # GloVe: mutual nearest neighbours of tv

@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import fileio
@@ -118,11 +118,42 @@ def thumbnail_uri(image: str | os.PathLike, size: int = 64) -> str:
 def captions(image: str | os.PathLike) -> list[str]:
     """The captions of a dataset photo, read from `<dataset>/../sentence/<class>/<id>.txt`; [] if none."""
     image = Path(image)
-    text_file = image.parent.parent.parent / "sentence" / image.parent.name / f"{image.stem}.txt"
     try:
-        return [line.strip() for line in text_file.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        return caption_lines(image.parent.parent.parent / "sentence" / image.parent.name / f"{image.stem}.txt")
     except OSError:
         return []
+
+
+def caption_lines(path: Path) -> list[str]:
+    """The non-empty lines of a caption file (undecodable bytes replaced); OSError if unreadable."""
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def default_captions_dir(dataset: str | os.PathLike) -> Path | None:
+    """`<dataset>/../sentence` if it is a folder (the Pascal Sentences layout), else None."""
+    folder = Path(dataset).parent / "sentence"
+    return folder if folder.is_dir() else None
+
+
+def read_captions(captions_dir: str | os.PathLike, items: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """Each photo's captions, one file per photo and one caption a line: `items` are paths relative
+    to the dataset (`cat/1.jpg` -> `<captions_dir>/cat/1.txt`), [] for a photo without a file.
+    Also one line per file that could not be read: a bad file costs its own photo's captions only."""
+    root = Path(captions_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no captions folder at {root}")
+    found: list[list[str]] = []
+    problems: list[str] = []
+    for item in items:
+        path = root / Path(item).with_suffix(".txt")
+        try:
+            found.append(caption_lines(path))
+        except FileNotFoundError:
+            found.append([])
+        except OSError as err:
+            problems.append(f"{path}: {err.strerror or err}")
+            found.append([])
+    return found, problems
 
 
 # --- downloading Pascal Sentences ----------------------------------------------------------------

@@ -160,11 +160,14 @@ class Engine:
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
         held out as a stratified test split recorded in the model, with all its captions.
         `progress(epoch, logs)` is called after each epoch of the hybrid. `captions`: a captions
-        folder, True to use `<dataset>/../sentence` if there is one, False for none (captions.py).
+        folder, True to use `<dataset>/../sentence` if there is one, False for none. Without a
+        `method`, "captions" (joint/captions.py) when there are captions, else the default blend.
         """
         from . import joint
 
         store = self.store
+        found = self.captions(captions) if method in (None, "captions") else None
+        method = method or ("captions" if found else joint.DEFAULT_METHOD)
         unknown = sorted(set(holdout_classes) - set(store.classes))
         if unknown:
             raise ValueError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
@@ -172,14 +175,14 @@ class Engine:
             store.vectors,
             store.classes,
             self.words,
-            method=method or joint.DEFAULT_METHOD,
+            method=method,
             encoder=store.encoder,
             imagenet_classifier=self.encoder.classifier(),
             exclude_classes=holdout_classes,
             seed=seed,
             epochs=epochs,
             items=[item.path for item in store.items],
-            captions=self.captions(captions),
+            captions=found,
             progress=progress,
         )
         path = self.joint_model_path()
@@ -192,7 +195,7 @@ class Engine:
     def captions(self, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:
         """Each indexed photo's captions from `folder` (True: `<dataset>/../sentence` if it exists,
         False: none); None when there is no folder or no photo has a caption."""
-        from .captions import default_captions_dir, read_captions
+        from .datasets import default_captions_dir, read_captions
 
         store = self.store
         root = default_captions_dir(store.dataset) if folder is True else (Path(folder) if folder else None)
@@ -269,7 +272,7 @@ class Engine:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
         from .joint import tags
 
-        joint_vector = self.joint.transform(self.image_vector(image)[0][None])
+        joint_vector = self.joint.tag_vectors(self.image_vector(image)[0][None])
         return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary, k)[0]]
 
     def image_map(self) -> np.ndarray:

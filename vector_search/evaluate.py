@@ -184,11 +184,14 @@ def evaluate(
     from . import joint
     from .encoders import ENCODER_NAMES
     from .engine import ImageSpace
+    from .evaluate_sentences import sentence_retrieval
     from .query import query_vector
+    from .sentences import Collection
     from .store import open_store, store_dir
 
     say = progress or (lambda message: None)
-    methods = list(methods or (joint.DEFAULT_METHOD, "hybrid"))
+    captions = engine.captions()
+    methods = list(methods or (joint.DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if dataset is not None:
@@ -223,7 +226,12 @@ def evaluate(
 
     words = engine.words
     classifier = engine.encoder.classifier()
-    query_vectors = np.stack([query_vector(c.replace("_", " "), words).vector for c in classes])
+
+    def class_queries(joint_vectors: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """The class names as the engine reads them, weighed against these joint vectors."""
+        collection = Collection.of(joint_vectors, labels.tolist(), words)
+        return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
+
     vocabulary = engine.tag_vocabulary
     items = [item.path for item in store.items]
 
@@ -231,11 +239,11 @@ def evaluate(
         return joint.train(
             store.vectors, labels, words, method=method, encoder=store.encoder, imagenet_classifier=classifier,
             exclude_classes=exclude, seed=seed, epochs=epochs, items=items,
+            captions=captions if method == "captions" else None,
         )
 
     by_method: dict[str, Any] = {}
     joint_for_index = None
-    zs_rows = [classes.index(c) for c in holdout]
     for method in methods:
         t = time.perf_counter()
         say(f"joint method {method}: training on {len(classes)} classes")
@@ -244,12 +252,13 @@ def evaluate(
         vectors = model.transform(store.vectors)
         if joint_for_index is None:
             joint_for_index = vectors
-        t2i = text_to_image(query_vectors, classes, vectors[test], labels[test], k)
-        tag_lists = [[w for w, _ in row] for row in joint.tags(vectors[test], vocabulary, 5)]
+        t2i = text_to_image(class_queries(vectors, classes), classes, vectors[test], labels[test], k)
+        tag_lists = [[w for w, _ in row] for row in joint.tags(model.tag_vectors(store.vectors[test]), vocabulary, 5)]
         tags = tag_accuracy(tag_lists, labels[test], (1, 5))
         say(f"joint method {method}: zero-shot, holding out {', '.join(holdout)}")
         zs_model = train(method, holdout)
-        zero_shot = text_to_image(query_vectors[zs_rows], holdout, zs_model.transform(store.vectors), labels, k)
+        zs_vectors = zs_model.transform(store.vectors)
+        zero_shot = text_to_image(class_queries(zs_vectors, holdout), holdout, zs_vectors, labels, k)
         zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
         by_method[method] = {
             "train_seconds": model.meta["train_seconds"],
@@ -257,6 +266,9 @@ def evaluate(
             "tags": dict(tags, rule="hit if any word of the class name is among the tags"),
             "zero_shot": zero_shot,
         }
+        if captions and method != "hybrid":
+            say(f"joint method {method}: held-out captions as queries")
+            by_method[method]["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k)
         timings[f"joint_{method}"] = time.perf_counter() - t
 
     # index quality: each approximate index against exact search, queries = indexed rows, self left out.

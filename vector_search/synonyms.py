@@ -2,7 +2,7 @@
 
 A collection's classes are its folder names (`aeroplane`, `tv_monitor`). People search with
 other words for the same things, and GloVe does not always place them near the folder's word
-("plane" sits nearer boat and train than aeroplane). `class_synonyms` maps such words to the
+("plane" sits nearer boat and train than aeroplane). `class_name_synonyms` maps such words to the
 class they name, from two sources, no hand-written list:
 
 - WordNet (the synsets the project ships, vector_search/data/imagenet_hierarchy.json): the
@@ -20,16 +20,14 @@ Plurals are folded to the singular when looking a word up (`airplanes` -> airpla
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 
 import numpy as np
 
+from .imagenet import wordnet_synsets
 from .index import normalize
+from .joint.targets import FREQUENT_WORDS, class_words
 from .words import WordVectors
 
-# GloVe's most frequent words: past them lie rare names and typos (joint.FREQUENT_WORDS).
-FREQUENT_WORDS = 50_000
 # A class word's WordNet sense must have a lemma (its own or its hypernyms') this close in GloVe
 # to the class vector (flora/"potted plant" 0.45; the monitor lizard's: 0.16).
 SENSE_MIN_COSINE = 0.3
@@ -42,8 +40,7 @@ GLOVE_MARGIN = 0.2
 @functools.lru_cache(maxsize=1)
 def _wordnet() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
     """(lemma -> synset ids, synset -> hypernym ids, synset -> lemmas), lemmas lower-cased."""
-    text = resources.files("vector_search").joinpath("data/imagenet_hierarchy.json").read_text(encoding="utf-8")
-    synsets = json.loads(text)["synsets"]
+    synsets = wordnet_synsets()
     lemmas = {sid: [lemma.lower() for lemma in s["lemmas"]] for sid, s in synsets.items()}
     by_lemma: dict[str, list[str]] = {}
     for sid, names in lemmas.items():
@@ -63,11 +60,6 @@ def singular_forms(word: str) -> list[str]:
     elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
         forms.append(word[:-1])
     return list(dict.fromkeys(forms))
-
-
-def class_words(name: str) -> list[str]:
-    """The words of a class folder name: `dining_table` -> ['dining', 'table']."""
-    return [w for w in name.lower().replace("-", "_").split("_") if w]
 
 
 def _cosine(words: WordVectors, a: str, b: str) -> float:
@@ -167,7 +159,7 @@ def _glove_synonyms(own: dict[str, str], targets: dict[str, np.ndarray], words: 
 
 
 @functools.lru_cache(maxsize=4)
-def class_synonyms(classes: tuple[str, ...], words: WordVectors) -> dict[str, str]:
+def class_name_synonyms(classes: tuple[str, ...], words: WordVectors) -> dict[str, str]:
     """Lower-case word -> the class (folder name) it names, for words other than the class's own.
 
     A class's own words (`tv_monitor` -> tv, monitor) are left out: they find it already. A word

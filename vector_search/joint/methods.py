@@ -1,0 +1,48 @@
+"""The joint methods by name: how each is fitted on labelled features, and how a saved model of it
+maps features into the word space.
+
+To add a method: write a module beside this one with `fit(data: TrainingData) -> (arrays, meta)`
+(its weights, and what its sidecar records: `settings`, maybe a `history`) and
+`transform(arrays, meta, features) -> (n, word dim) unit rows`, then list it in METHODS below
+(with `tags=` another transform if tags should be read from other vectors than search's).
+`train()` validates and splits the photos for it, `JointModel` saves, loads and runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from . import blend, captions, conse, hybrid
+from .data import TrainingData
+
+Arrays = dict[str, np.ndarray]
+
+
+Transform = Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Method:
+    transform: Transform
+    fit: Callable[[TrainingData], tuple[Arrays, dict[str, Any]]] | None  # None: nothing to fit (ConSE)
+    tags: Transform | None = None  # the vectors tags are read from, if not the joint vectors
+
+
+METHODS_BY_NAME: dict[str, Method] = {
+    "blend": Method(blend.transform, blend.fit),
+    "hybrid": Method(hybrid.transform, hybrid.fit),
+    "conse": Method(conse.transform, None),
+    "captions": Method(captions.transform, captions.fit, tags=blend.transform),
+}
+METHODS = tuple(METHODS_BY_NAME)
+DEFAULT_METHOD = "blend"
+
+
+def get(name: str) -> Method:
+    """The method called `name`; ValueError naming the choices if there is none."""
+    if name not in METHODS_BY_NAME:
+        raise ValueError(f"unknown joint method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS_BY_NAME[name]

@@ -1,0 +1,135 @@
+"""The saved joint model: its arrays and sidecar, how it runs, and the checks that refuse a model
+used with other features or word vectors than it was made for.
+
+A model is `<name>.npz` (arrays only, never pickled) plus a `<name>.json` sidecar (method,
+encoder, word vectors, classes, split, settings, history, a hash of the npz). Inference is plain
+numpy, whatever the method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import fileio
+from ..errors import VectorSearchError
+from ..words import WordVectors
+from . import methods
+
+FORMAT = "vector_search.joint"
+FORMAT_VERSION = 1
+
+
+class ModelNotFoundError(VectorSearchError, FileNotFoundError):
+    """No saved joint model at the given path."""
+
+
+class ModelMismatchError(VectorSearchError, ValueError):
+    """A joint model used with other image features or word vectors than it was trained on."""
+
+
+@dataclass
+class JointModel:
+    """A trained (or, for ConSE, assembled) map from image features to the word space.
+
+    `meta` is the JSON sidecar; `arrays` holds every weight (numpy only).
+    """
+
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.meta["classes"]
+
+    @property
+    def fingerprint(self) -> str:
+        """What the model computes: its weights' hash once saved, else a hash of its settings (ConSE)."""
+        settings = json.dumps(self.meta, sort_keys=True).encode()
+        return self.meta.get("weights_sha256") or hashlib.sha256(settings).hexdigest()[:16]
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """(n, feature dim) image features -> (n, word dim) unit joint vectors."""
+        return methods.get(self.method).transform(self.arrays, self.meta, self._checked(features))
+
+    def _checked(self, features: np.ndarray) -> np.ndarray:
+        features = np.atleast_2d(np.asarray(features, np.float32))
+        if features.shape[1] != self.meta["feature_dim"]:
+            raise ModelMismatchError(
+                f"joint model expects {self.meta['feature_dim']}-d features of {self.meta['encoder']}, got {features.shape[1]}-d"
+            )
+        return features
+
+    def tag_vectors(self, features: np.ndarray) -> np.ndarray:
+        """The vectors a photo's tags are read from: its joint vectors, except for a method that
+        names others (the captions method tags with the blend's: captions add context for search,
+        the tags name the photo's thing)."""
+        tags = methods.get(self.method).tags
+        return self.transform(features) if tags is None else tags(self.arrays, self.meta, self._checked(features))
+
+    def check(self, encoder: str | None = None, words: WordVectors | None = None) -> None:
+        """Raise ModelMismatchError unless the model was made for this encoder and these word vectors."""
+        if encoder is not None and encoder != self.meta["encoder"]:
+            raise ModelMismatchError(
+                f"joint model was trained on {self.meta['encoder']} features, not {encoder}: retrain it with this encoder"
+            )
+        if words is not None:
+            mine, theirs = self.meta["words"], words_identity(words)
+            if mine != theirs:
+                other = f"{words.name} ({words.dim}-d)" if mine["name"] != words.name else "other vectors of that name"
+                raise ModelMismatchError(
+                    f"joint model was trained with word vectors {mine['name']} ({mine['dim']}-d), "
+                    f"not {other}: retrain it with these word vectors"
+                )
+
+    def save(self, path: str | Path) -> None:
+        """Write `path` (.npz, arrays only) and its .json sidecar, each atomically."""
+        path = Path(path)
+        fileio.save_npz(path, **self.arrays)
+        meta = dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION, weights_sha256=_sha256(path))
+        fileio.save_json(sidecar(path), meta)
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: str | None = None, words: WordVectors | None = None) -> "JointModel":
+        """Load a saved model, checking it against `encoder` and `words` when given."""
+        path = Path(path)
+        if not path.is_file() or not sidecar(path).is_file():
+            missing = path if not path.is_file() else sidecar(path)
+            raise ModelNotFoundError(f"no joint model at {path} ({missing} is missing): train one first (`vector-search train`)")
+        try:
+            meta = fileio.load_json(sidecar(path))
+        except ValueError as err:
+            raise ModelMismatchError(f"{sidecar(path)} is damaged ({err}): retrain the model") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise ModelMismatchError(f"{sidecar(path)} is not a version-{FORMAT_VERSION} joint model: retrain it")
+        if meta.get("weights_sha256") != _sha256(path):
+            raise ModelMismatchError(f"{path} does not match its sidecar {sidecar(path)} (partly overwritten?): retrain it")
+        model = cls(meta, fileio.load_npz(path))
+        if meta.get("method") not in methods.METHODS:
+            raise ModelMismatchError(f"{sidecar(path)} names joint method {meta.get('method')!r}, not one of {', '.join(methods.METHODS)}")
+        model.check(encoder, words)
+        return model
+
+
+def words_identity(words: WordVectors) -> dict[str, Any]:
+    """What a saved model records of its word vectors, to refuse others."""
+    return {"name": words.name, "dim": words.dim, "fingerprint": words.fingerprint}
+
+
+def sidecar(path: str | Path) -> Path:
+    """The JSON sidecar of a model file: `models/joint.npz` -> `models/joint.json`."""
+    return Path(path).with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return fileio.sha256_of(f)
