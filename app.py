@@ -398,6 +398,7 @@ def words_section(engine: Engine, k: int) -> None:
 JOINT_METHODS = {
     "hybrid": "hybrid: the DeViSE-style network (epochs, loss curve)",
     "blend": "blend: a class classifier blended with ConSE (the project default)",
+    "captions": "captions: the blend, also learning from the photos' captions (datasets that have them)",
 }
 
 

@@ -101,3 +101,16 @@ def test_a_sentence_reaches_a_class_through_a_synonym(tmp_glove: WordVectors) ->
     assert sum(w.weight for w in parsed.words) == pytest.approx(1.0)
     sims = Collection.of(photos, [], tmp_glove).units @ parsed.vector
     assert int(np.argmax(sims)) == 0  # the aeroplane
+
+
+def test_sentence_figures_exact_on_a_tiny_collection(tiny: WordVectors) -> None:
+    from vector_search.evaluate_sentences import sentence_retrieval
+
+    photos = np.asarray([tiny.vector(w) for w in ("cat", "sun", "dog")], np.float32)  # joint vectors on their words
+    captions = [["The cat."], ["sun"], ["dog", "cat"]]  # the last photo's second caption names another class
+    figures = sentence_retrieval(photos, ["cat", "sun", "dog"], captions, np.arange(3), tiny, k=1)
+    # "cat" ranks the cat photo (1.0) before the dog photo (0.8): the dog photo's own rank is 2
+    assert figures["captions"] == 4 and figures["photos"] == 3
+    assert figures["recall_at_1"] == 0.75 and figures["recall_at_5"] == 1.0 and figures["median_rank"] == 1.0
+    assert figures["class_precision_at_1_all_photos"] == 0.75
+    assert figures["first_caption_class_precision_at_1_all_photos"] == 1.0

@@ -218,11 +218,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
     sentences = {method: row["sentences"] for method, row in figures["joint"].items() if row.get("sentences", {}).get("captions")}
     if sentences:
-        print("\nsentences: each caption of a held-out photo as a query (captions: trained only by the captions method)")
-        print(f"  {'method':18s} class-P@{k} all photos   exact photo among held-out: R@1   R@5   R@10  median rank")
+        print("\nsentences: each caption of a held-out photo as a query (captions trained on by the captions method only)")
+        print(f"  {'method':18s} {f'class-P@{k}':>10s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'median rank':>12s}")
         for method, row in sentences.items():
-            print(f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {'':22s}{row['recall_at_1']:.3f} "
-                  f"{row['recall_at_5']:.3f} {row['recall_at_10']:.3f} {row['median_rank']:>6.0f}")
+            print(f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {row['recall_at_1']:>6.3f} "
+                  f"{row['recall_at_5']:>6.3f} {row['recall_at_10']:>6.3f} {row['median_rank']:>12.0f}")
+        print(f"  (class-P@{k}: photos of the caption's class among the first {k} of all photos; R@n and median rank:"
+              " of the caption's own photo among the held-out photos)")
     print(f"\nindex recall@{k} against exact search (queries = indexed rows, self left out)")
     for name, row in figures["index_recall"].items():
         params = ", ".join(f"{p}={v}" for p, v in row["params"].items())

@@ -3,7 +3,9 @@
 `evaluate(engine, ...)` computes every figure `vector-search evaluate` prints: leave-one-out
 image->image precision@k / mAP in the space the engine searches, text->image precision@k and
 tag accuracy on the joint model's held-out 20% split, zero-shot text->image for classes left out
-of training, and recall@k of each approximate index against exact search.
+of training, sentence figures when the dataset has captions (evaluate_sentences.py: held-out
+captions as queries, with and without caption training), and recall@k of each approximate index
+against exact search.
 """
 
 from __future__ import annotations
@@ -147,6 +149,16 @@ def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | 
     return nn.recall_at_k(index, nn.exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
 
 
+def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words) -> np.ndarray:
+    """(len(names), dim) class names as queries, read as the engine reads them: weighed against
+    the collection of these joint vectors and class labels (sentences.Collection)."""
+    from .query import query_vector
+    from .sentences import Collection
+
+    collection = Collection.of(joint_vectors, list(labels), words)
+    return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
+
+
 # --- the whole evaluation of an engine --------------------------------------------------------------
 
 # Classes left out of training for the zero-shot figures (Pascal VOC names): two animals, two
@@ -178,20 +190,17 @@ def evaluate(
     """Every quality figure of an engine's store, as one JSON-ready dict (see `vector-search evaluate`).
 
     Indexes `dataset` first if given (instant when the store is up to date). Joint models are
-    trained here on the cached features (default method and the classic hybrid) and never
-    saved: the user's models/ and the store's joint cache are left alone.
+    trained here on the cached features (default method, the classic hybrid, and the captions
+    method if the dataset has captions) and never saved: the user's models/ and the store's joint
+    cache are left alone.
     """
     from . import joint
     from .encoders import ENCODER_NAMES
     from .engine import ImageSpace
     from .evaluate_sentences import sentence_retrieval
-    from .query import query_vector
-    from .sentences import Collection
     from .store import open_store, store_dir
 
     say = progress or (lambda message: None)
-    captions = engine.captions()
-    methods = list(methods or (joint.DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if dataset is not None:
@@ -205,6 +214,8 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
     timings["index"] = time.perf_counter() - start
+    captions = engine.captions()
+    methods = list(methods or (joint.DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
 
     # image -> image, for each encoder: the engine's own store, other encoders' stores if indexed.
     t = time.perf_counter()
@@ -226,12 +237,6 @@ def evaluate(
 
     words = engine.words
     classifier = engine.encoder.classifier()
-
-    def class_queries(joint_vectors: np.ndarray, names: Sequence[str]) -> np.ndarray:
-        """The class names as the engine reads them, weighed against these joint vectors."""
-        collection = Collection.of(joint_vectors, labels.tolist(), words)
-        return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
-
     vocabulary = engine.tag_vocabulary
     items = [item.path for item in store.items]
 
@@ -252,13 +257,13 @@ def evaluate(
         vectors = model.transform(store.vectors)
         if joint_for_index is None:
             joint_for_index = vectors
-        t2i = text_to_image(class_queries(vectors, classes), classes, vectors[test], labels[test], k)
+        t2i = text_to_image(class_queries(vectors, labels, classes, words), classes, vectors[test], labels[test], k)
         tag_lists = [[w for w, _ in row] for row in joint.tags(model.tag_vectors(store.vectors[test]), vocabulary, 5)]
         tags = tag_accuracy(tag_lists, labels[test], (1, 5))
         say(f"joint method {method}: zero-shot, holding out {', '.join(holdout)}")
         zs_model = train(method, holdout)
         zs_vectors = zs_model.transform(store.vectors)
-        zero_shot = text_to_image(class_queries(zs_vectors, holdout), holdout, zs_vectors, labels, k)
+        zero_shot = text_to_image(class_queries(zs_vectors, labels, holdout, words), holdout, zs_vectors, labels, k)
         zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
         by_method[method] = {
             "train_seconds": model.meta["train_seconds"],
