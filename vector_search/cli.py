@@ -190,46 +190,12 @@ def _class_list(text: str) -> list[str]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import DEFAULT_HOLDOUT, evaluate
+    from .evaluate import DEFAULT_HOLDOUT, evaluate, format_report
 
     holdout = DEFAULT_HOLDOUT if args.holdout_classes is None else _class_list(args.holdout_classes)
     progress = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
     figures = evaluate(_engine(args), args.dataset, holdout, seed=args.seed, progress=progress)
-    if args.json:
-        print(json.dumps(figures, indent=1))
-        return 0
-    k = figures["k"]
-    print(f"{figures['dataset']}: {figures['photos']} photos, {figures['classes']} classes, encoder {figures['encoder']}")
-    print(f"split: stratified 80/20, seed {figures['seed']} ({figures['split']['test_photos']} test photos); "
-          f"zero-shot held out: {', '.join(figures['holdout_classes'])}")
-    print("\nimage -> image (leave-one-out, exact cosine in the searched space, relevant = same class)")
-    for name, row in figures["image_to_image"].items():
-        if "unavailable" in row:
-            print(f"  {name:20s} unavailable: {row['unavailable']}")
-        else:
-            print(f"  {name:20s} P@{k} {row['precision_at_k']:.3f}   mAP {row['map']:.3f}")
-    print(f"\njoint space          text->image P@{k} (test split)  tags top-1 / top-5 (test split)  zero-shot P@{k}")
-    for method, row in figures["joint"].items():
-        print(f"  {method:18s} {row['text_to_image']['mean_precision_at_k']:>10.3f}"
-              f"{row['tags']['top1']:>22.3f} / {row['tags']['top5']:.3f}{row['zero_shot']['mean_precision_at_k']:>24.3f}")
-    print("  (tags: a hit if any word of the class name is among the tags)")
-    for method, row in figures["joint"].items():
-        print(f"  {method} per class: " + ", ".join(f"{c} {p:.1f}" for c, p in row["text_to_image"]["per_class"].items()))
-        print(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
-    sentences = {method: row["sentences"] for method, row in figures["joint"].items() if row.get("sentences", {}).get("captions")}
-    if sentences:
-        print("\nsentences: each caption of a held-out photo as a query (captions trained on by the captions method only)")
-        print(f"  {'method':18s} {f'class-P@{k}':>10s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'median rank':>12s}")
-        for method, row in sentences.items():
-            print(f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {row['recall_at_1']:>6.3f} "
-                  f"{row['recall_at_5']:>6.3f} {row['recall_at_10']:>6.3f} {row['median_rank']:>12.0f}")
-        print(f"  (class-P@{k}: photos of the caption's class among the first {k} of all photos; R@n and median rank:"
-              " of the caption's own photo among the held-out photos)")
-    print(f"\nindex recall@{k} against exact search (queries = indexed rows, self left out)")
-    for name, row in figures["index_recall"].items():
-        params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
-        print(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
-    print(f"\n{figures['seconds']['total']:.0f} s")
+    print(json.dumps(figures, indent=1) if args.json else format_report(figures))
     return 0
 
 

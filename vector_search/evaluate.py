@@ -1,11 +1,15 @@
 """Retrieval metrics as plain functions over numpy arrays, and the whole evaluation of an engine.
 
-`evaluate(engine, ...)` computes every figure `vector-search evaluate` prints: leave-one-out
-image->image precision@k / mAP in the space the engine searches, text->image precision@k and
-tag accuracy on the joint model's held-out 20% split, zero-shot text->image for classes left out
-of training, sentence figures when the dataset has captions (evaluate_sentences.py: held-out
-captions as queries, with and without caption training), and recall@k of each approximate index
-against exact search.
+Each metric has one implementation, over whole rankings at once (`ranked_relevance` ranks by
+float32 cosine; `precisions_at_k`, `average_precisions` read the rankings).
+
+`evaluate(engine, ...)` computes every figure `vector-search evaluate` prints, in three parts:
+`image_figures` (leave-one-out image->image precision@k / mAP in the space the engine searches),
+`joint_figures` (text->image precision@k and tag accuracy on the joint model's held-out 20% split,
+zero-shot text->image for classes left out of training, and when the dataset has captions the
+sentence figures of evaluate_sentences.py: held-out captions as queries, with and without caption
+training) and `index_recall_figures` (recall@k of each approximate index against exact search). `format_report` turns the figures into the text
+report.
 """
 
 from __future__ import annotations
@@ -19,42 +23,9 @@ import numpy as np
 from . import config
 from . import index as nn
 from .index import normalize
-from .joint import class_words
+from .joint import DEFAULT_METHOD, class_words, tags, train
 
-
-def precision_at_k(relevant: np.ndarray, k: int) -> float:
-    """Fraction of the first k results that are relevant; `relevant` is a ranked boolean array."""
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    return float(np.count_nonzero(np.asarray(relevant[:k], bool))) / k
-
-
-def average_precision(relevant: np.ndarray) -> float:
-    """Mean of precision@i over the ranks i of the relevant results (0.0 if there are none)."""
-    relevant = np.asarray(relevant, bool)
-    hits = np.flatnonzero(relevant)
-    if not len(hits):
-        return 0.0
-    return float(np.mean(np.arange(1, len(hits) + 1) / (hits + 1)))
-
-
-def cosine_rankings(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """(q, n) item positions, most similar first, for each query row (cosine similarity)."""
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    x = items / np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-12)
-    return np.argsort(-(q @ x.T), axis=1, kind="stable")
-
-
-def mean_precision_at_k(
-    queries: np.ndarray, query_labels: np.ndarray, items: np.ndarray, item_labels: np.ndarray, k: int = 10
-) -> float:
-    """Mean over queries of precision@k, ranking items by cosine; relevant = same label."""
-    rankings = cosine_rankings(queries, items)
-    labels = np.asarray(item_labels)
-    return float(np.mean([precision_at_k(labels[r] == ql, k) for r, ql in zip(rankings, query_labels)]))
-
-
-# --- vectorised metrics over whole rankings ------------------------------------------------------------
+# --- the metrics, over whole rankings at once -------------------------------------------------------
 
 
 def ranked_relevance(
@@ -66,12 +37,10 @@ def ranked_relevance(
 ) -> np.ndarray:
     """(q, n) boolean matrix: row i is item relevance (same label) in cosine order for query i.
 
-    Exact numpy ranking (stable: ties keep item order). With `leave_one_out` the queries ARE the
-    items (q == n) and each query's own row is removed from its ranking, giving (n, n - 1).
+    Exact float32 ranking (stable: ties keep item order). With `leave_one_out` the queries ARE
+    the items (q == n) and each query's own row is removed from its ranking, giving (n, n - 1).
     """
-    q = normalize(np.atleast_2d(queries))
-    x = normalize(np.atleast_2d(items))
-    sims = q @ x.T
+    sims = normalize(np.atleast_2d(queries)) @ normalize(np.atleast_2d(items)).T
     if leave_one_out:
         if sims.shape[0] != sims.shape[1]:
             raise ValueError("leave_one_out needs the queries to be the items")
@@ -84,14 +53,15 @@ def ranked_relevance(
 
 
 def precisions_at_k(relevance: np.ndarray, k: int) -> np.ndarray:
-    """Precision@k of each row of a ranked relevance matrix (same as `precision_at_k` per row)."""
+    """Precision@k of each row of a ranked relevance matrix: the share of relevant items among its first k."""
     if k < 1:
         raise ValueError("k must be at least 1")
     return np.count_nonzero(relevance[:, :k], axis=1) / k
 
 
 def average_precisions(relevance: np.ndarray) -> np.ndarray:
-    """Average precision of each row (same as `average_precision` per row; 0.0 with no hit)."""
+    """Average precision of each row: the mean of precision@i over the ranks i of its relevant
+    items (0.0 for a row with none)."""
     relevance = np.asarray(relevance, bool)
     hits = np.cumsum(relevance, axis=1)
     precision = hits / np.arange(1, relevance.shape[1] + 1)
@@ -149,16 +119,6 @@ def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | 
     return nn.recall_at_k(index, nn.exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
 
 
-def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words) -> np.ndarray:
-    """(len(names), dim) class names as queries, read as the engine reads them: weighed against
-    the collection of these joint vectors and class labels (sentences.Collection)."""
-    from .query import query_vector
-    from .sentences import Collection
-
-    collection = Collection.of(joint_vectors, list(labels), words)
-    return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
-
-
 # --- the whole evaluation of an engine --------------------------------------------------------------
 
 # Classes left out of training for the zero-shot figures (Pascal VOC names): two animals, two
@@ -194,113 +154,34 @@ def evaluate(
     method if the dataset has captions) and never saved: the user's models/ and the store's joint
     cache are left alone.
     """
-    from . import joint
-    from .encoders import ENCODER_NAMES
-    from .engine import ImageSpace
-    from .evaluate_sentences import sentence_retrieval
-    from .store import open_store, store_dir
-
     say = progress or (lambda message: None)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
+    clock = _Laps()
     if dataset is not None:
         say(f"indexing {dataset}")
         engine.index(dataset)
     store = engine.store
-    labels = np.asarray(store.classes)
-    classes = sorted(set(labels.tolist()))
+    classes = sorted(set(store.classes))
     holdout = sorted(set(holdout_classes))
-    unknown = sorted(set(holdout) - set(classes))
-    if unknown:
+    if unknown := sorted(set(holdout) - set(classes)):
         raise ValueError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
-    timings["index"] = time.perf_counter() - start
     captions = engine.captions()
-    methods = list(methods or (joint.DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
+    methods = list(methods or (DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
+    clock.lap("index")
 
-    # image -> image, for each encoder: the engine's own store, other encoders' stores if indexed.
-    t = time.perf_counter()
     say("image to image")
-    image_to_image: dict[str, Any] = {}
-    for name in ENCODER_NAMES:
-        if name == store.encoder:
-            space, space_labels = engine.images, labels
-        else:  # another encoder counts only if its store of this dataset was already indexed
-            if not (store_dir(engine.store_root, name) / "features.npz").is_file():
-                reason = vgg16_unavailable_reason() if name == "vgg16" else None
-                hint = f"not indexed under {engine.store_root} (`vector-search index DATASET --encoder {name}`)"
-                image_to_image[name] = {"unavailable": reason or hint}
-                continue
-            other = open_store(engine.store_root, name)
-            space, space_labels = ImageSpace.of(other), np.asarray(other.classes)
-        image_to_image[name] = dict(image_retrieval(space.vectors, space_labels, k), space="normalised, centred (ImageSpace)")
-    timings["image_to_image"] = time.perf_counter() - t
-
-    words = engine.words
-    classifier = engine.encoder.classifier()
-    vocabulary = engine.tag_vocabulary
-    items = [item.path for item in store.items]
-
-    def train(method: str, exclude: Sequence[str]):
-        return joint.train(
-            store.vectors, labels, words, method=method, encoder=store.encoder, imagenet_classifier=classifier,
-            exclude_classes=exclude, seed=seed, epochs=epochs, items=items,
-            captions=captions if method == "captions" else None,
-        )
-
-    by_method: dict[str, Any] = {}
-    joint_for_index = None
+    image_to_image = image_figures(engine, k)
+    clock.lap("image_to_image")
+    by_method, models = {}, []
     for method in methods:
-        t = time.perf_counter()
         say(f"joint method {method}: training on {len(classes)} classes")
-        model = train(method, ())
-        test = np.asarray(model.meta["split"]["test"], np.int64)
-        vectors = model.transform(store.vectors)
-        if joint_for_index is None:
-            joint_for_index = vectors
-        t2i = text_to_image(class_queries(vectors, labels, classes, words), classes, vectors[test], labels[test], k)
-        tag_lists = [[w for w, _ in row] for row in joint.tags(model.tag_vectors(store.vectors[test]), vocabulary, 5)]
-        tags = tag_accuracy(tag_lists, labels[test], (1, 5))
+        models.append(train_for_evaluation(engine, method, (), seed, epochs, captions))
         say(f"joint method {method}: zero-shot, holding out {', '.join(holdout)}")
-        zs_model = train(method, holdout)
-        zs_vectors = zs_model.transform(store.vectors)
-        zero_shot = text_to_image(class_queries(zs_vectors, labels, holdout, words), holdout, zs_vectors, labels, k)
-        zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
-        by_method[method] = {
-            "train_seconds": model.meta["train_seconds"],
-            "text_to_image": t2i,
-            "tags": dict(tags, rule="hit if any word of the class name is among the tags"),
-            "zero_shot": zero_shot,
-        }
-        if captions and method != "hybrid":
-            say(f"joint method {method}: held-out captions as queries")
-            by_method[method]["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k)
-        timings[f"joint_{method}"] = time.perf_counter() - t
-
-    # index quality: each approximate index against exact search, queries = indexed rows, self left out.
-    t = time.perf_counter()
+        zero_shot_model = train_for_evaluation(engine, method, holdout, seed, epochs, captions)
+        by_method[method] = joint_figures(engine, models[-1], zero_shot_model, k, captions if method != "hybrid" else None)
+        clock.lap(f"joint_{method}")
     say("index recall")
-    index_quality: dict[str, Any] = {}
-    space = engine.images
-    index_quality["image"] = {
-        "kind": space.index.kind, "params": space.index.params, "queries": len(space.vectors),
-        f"recall_at_{k}": index_recall(space.index, space.vectors, k),
-    }
-    if joint_for_index is not None:
-        ann = nn.build_index(joint_for_index, "annoy")
-        index_quality["joint"] = {
-            "kind": ann.kind, "params": ann.params, "queries": len(joint_for_index),
-            f"recall_at_{k}": index_recall(ann, joint_for_index, k),
-            "note": f"built as JointSpace builds it, over the {methods[0]} model's joint vectors",
-        }
-    word_index = words.index()
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(words), size=min(WORD_RECALL_QUERIES, len(words)), replace=False)
-    index_quality["words"] = {
-        "kind": word_index.kind, "params": word_index.params, "queries": len(rows), "vocabulary": len(words),
-        f"recall_at_{k}": index_recall(word_index, words.vectors, k, queries=rows),
-    }
-    timings["index_recall"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - start
+    recall = index_recall_figures(engine, models[0], seed, k)
+    clock.lap("index_recall")
 
     return {
         "dataset": store.dataset,
@@ -309,10 +190,185 @@ def evaluate(
         "classes": len(classes),
         "k": k,
         "seed": seed,
-        "split": {"test_size": 0.2, "stratified": True, "seed": seed, "test_photos": int(len(test)) if methods else 0},
+        "split": {"test_size": 0.2, "stratified": True, "seed": seed, "test_photos": by_method[methods[0]]["text_to_image"]["items"]},
         "holdout_classes": holdout,
         "image_to_image": image_to_image,
         "joint": by_method,
-        "index_recall": index_quality,
-        "seconds": {name: round(v, 2) for name, v in timings.items()},
+        "index_recall": recall,
+        "seconds": clock.seconds(),
     }
+
+
+class _Laps:
+    """Seconds spent in each named part of the evaluation, and in all ("total")."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name], self.last = now - self.last, now
+
+    def seconds(self) -> dict[str, float]:
+        return {name: round(v, 2) for name, v in dict(self.laps, total=time.perf_counter() - self.start).items()}
+
+
+def image_figures(engine, k: int = 10) -> dict[str, Any]:
+    """Leave-one-out image->image retrieval for each encoder: the engine's own store, and other
+    encoders' stores of the same dataset if they were already indexed (else why not)."""
+    from .encoders import ENCODER_NAMES
+    from .engine import ImageSpace
+    from .store import open_store, store_dir
+
+    store = engine.store
+    figures: dict[str, Any] = {}
+    for name in ENCODER_NAMES:
+        if name == store.encoder:
+            space, labels = engine.images, np.asarray(store.classes)
+        elif (store_dir(engine.store_root, name) / "features.npz").is_file():
+            other = open_store(engine.store_root, name)
+            space, labels = ImageSpace.of(other), np.asarray(other.classes)
+        else:
+            reason = vgg16_unavailable_reason() if name == "vgg16" else None
+            hint = f"not indexed under {engine.store_root} (`vector-search index DATASET --encoder {name}`)"
+            figures[name] = {"unavailable": reason or hint}
+            continue
+        figures[name] = dict(image_retrieval(space.vectors, labels, k), space="normalised, centred (ImageSpace)")
+    return figures
+
+
+def train_for_evaluation(
+    engine, method: str, exclude: Sequence[str], seed: int = 0, epochs: int = 50, captions: Sequence[Sequence[str]] | None = None
+):  # -> joint.JointModel
+    """A joint model of the engine's store, trained (never saved) as `vector-search train` would;
+    `captions` (each photo's) reach only the captions method."""
+    store = engine.store
+    return train(
+        store.vectors, store.classes, engine.words, method=method, encoder=store.encoder,
+        imagenet_classifier=engine.encoder.classifier(), exclude_classes=exclude, seed=seed, epochs=epochs,
+        items=[item.path for item in store.items], captions=captions if method == "captions" else None,
+    )
+
+
+def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
+    """One joint method's figures: text->image P@k and tag accuracy on `model`'s test split,
+    zero-shot text->image for the classes `zero_shot_model` never saw, over all photos, and with
+    `captions` (each photo's) the held-out captions as queries (evaluate_sentences.py). Queries are
+    read as the engine reads them, weighed against the photos' joint vectors."""
+    from .evaluate_sentences import sentence_retrieval
+
+    store, words = engine.store, engine.words
+    labels = np.asarray(store.classes)
+    test = np.asarray(model.meta["split"]["test"], np.int64)
+    vectors = model.transform(store.vectors)
+    zero_shot_vectors = zero_shot_model.transform(store.vectors)
+    classes = sorted(set(labels.tolist()))
+    holdout = zero_shot_model.meta["held_out_classes"]
+
+    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary, 5)]
+    zero_shot = text_to_image(class_queries(zero_shot_vectors, labels, holdout, words), holdout, zero_shot_vectors, labels, k)
+    zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
+    figures = {
+        "train_seconds": model.meta["train_seconds"],
+        "text_to_image": text_to_image(class_queries(vectors, labels, classes, words), classes, vectors[test], labels[test], k),
+        "tags": dict(tag_accuracy(tag_lists, labels[test], (1, 5)), rule="hit if any word of the class name is among the tags"),
+        "zero_shot": zero_shot,
+    }
+    if captions:
+        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k)
+    return figures
+
+
+def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words) -> np.ndarray:
+    """(len(names), dim) class names as queries, read as the engine reads them: weighed against
+    the collection of these joint vectors and class labels (sentences.Collection)."""
+    from .query import query_vector
+    from .sentences import Collection
+
+    collection = Collection.of(joint_vectors, list(labels), words)
+    return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
+
+
+def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dict[str, Any]:
+    """Recall@k of each approximate index against exact search, queries = indexed rows, self left
+    out: the image index, an Annoy index over `joint_model`'s vectors (built as JointSpace builds
+    it), and the word index on WORD_RECALL_QUERIES random words."""
+    space, words = engine.images, engine.words
+    figures: dict[str, Any] = {
+        "image": {
+            "kind": space.index.kind, "params": space.index.params, "queries": len(space.vectors),
+            f"recall_at_{k}": index_recall(space.index, space.vectors, k),
+        }
+    }
+    vectors = joint_model.transform(engine.store.vectors)
+    ann = nn.build_index(vectors, "annoy")
+    figures["joint"] = {
+        "kind": ann.kind, "params": ann.params, "queries": len(vectors), f"recall_at_{k}": index_recall(ann, vectors, k),
+        "note": f"built as JointSpace builds it, over the {joint_model.method} model's joint vectors",
+    }
+    word_index = words.index()
+    rows = np.random.default_rng(seed).choice(len(words), size=min(WORD_RECALL_QUERIES, len(words)), replace=False)
+    figures["words"] = {
+        "kind": word_index.kind, "params": word_index.params, "queries": len(rows), "vocabulary": len(words),
+        f"recall_at_{k}": index_recall(word_index, words.vectors, k, queries=rows),
+    }
+    return figures
+
+
+# --- the plain-text report --------------------------------------------------------------------------
+
+
+def format_report(figures: dict[str, Any]) -> str:
+    """The figures of `evaluate()` as the plain-text report `vector-search evaluate` prints."""
+    k = figures["k"]
+    lines = [
+        f"{figures['dataset']}: {figures['photos']} photos, {figures['classes']} classes, encoder {figures['encoder']}",
+        f"split: stratified 80/20, seed {figures['seed']} ({figures['split']['test_photos']} test photos); "
+        f"zero-shot held out: {', '.join(figures['holdout_classes'])}",
+        "",
+        "image -> image (leave-one-out, exact cosine in the searched space, relevant = same class)",
+    ]
+    for name, row in figures["image_to_image"].items():
+        if "unavailable" in row:
+            lines.append(f"  {name:20s} unavailable: {row['unavailable']}")
+        else:
+            lines.append(f"  {name:20s} P@{k} {row['precision_at_k']:.3f}   mAP {row['map']:.3f}")
+    lines += ["", f"joint space          text->image P@{k} (test split)  tags top-1 / top-5 (test split)  zero-shot P@{k}"]
+    for method, row in figures["joint"].items():
+        lines.append(
+            f"  {method:18s} {row['text_to_image']['mean_precision_at_k']:>10.3f}"
+            f"{row['tags']['top1']:>22.3f} / {row['tags']['top5']:.3f}{row['zero_shot']['mean_precision_at_k']:>24.3f}"
+        )
+    lines.append("  (tags: a hit if any word of the class name is among the tags)")
+    for method, row in figures["joint"].items():
+        lines.append(f"  {method} per class: " + ", ".join(f"{c} {p:.1f}" for c, p in row["text_to_image"]["per_class"].items()))
+        lines.append(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
+    lines += _sentence_lines(figures)
+    lines += ["", f"index recall@{k} against exact search (queries = indexed rows, self left out)"]
+    for name, row in figures["index_recall"].items():
+        params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
+        lines.append(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
+    lines += ["", f"{figures['seconds']['total']:.0f} s"]
+    return "\n".join(lines)
+
+
+def _sentence_lines(figures: dict[str, Any]) -> list[str]:
+    """The report's sentence table, if the dataset had captions."""
+    k = figures["k"]
+    rows = {method: row["sentences"] for method, row in figures["joint"].items() if row.get("sentences", {}).get("captions")}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "sentences: each caption of a held-out photo as a query (captions trained on by the captions method only)",
+        f"  {'method':18s} {f'class-P@{k}':>10s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'median rank':>12s}",
+    ]
+    for method, row in rows.items():
+        lines.append(
+            f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {row['recall_at_1']:>6.3f} "
+            f"{row['recall_at_5']:>6.3f} {row['recall_at_10']:>6.3f} {row['median_rank']:>12.0f}"
+        )
+    lines.append(f"  (class-P@{k}: photos of the caption's class among the first {k} of all photos; R@n and median rank:"
+                 " of the caption's own photo among the held-out photos)")
+    return lines

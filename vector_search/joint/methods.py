@@ -26,6 +26,9 @@ Transform = Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Method:
+    """A method: how a saved model of it runs (numpy only), how it is fitted, and (if not its joint
+    vectors) which vectors its tags are read from."""
+
     transform: Transform
     fit: Callable[[TrainingData], tuple[Arrays, dict[str, Any]]] | None  # None: nothing to fit (ConSE)
     tags: Transform | None = None  # the vectors tags are read from, if not the joint vectors
