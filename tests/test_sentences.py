@@ -114,3 +114,10 @@ def test_sentence_figures_exact_on_a_tiny_collection(tiny: WordVectors) -> None:
     assert figures["recall_at_1"] == 0.75 and figures["recall_at_5"] == 1.0 and figures["median_rank"] == 1.0
     assert figures["class_precision_at_1_all_photos"] == 0.75
     assert figures["first_caption_class_precision_at_1_all_photos"] == 1.0
+
+
+def test_one_folder_of_photos_names_no_class(tmp_glove: WordVectors) -> None:
+    photos = np.asarray([tmp_glove.vector(w) for w in ("aeroplane", "cat")], np.float32)
+    collection = Collection.of(photos, ["photos", "photos"], tmp_glove)
+    assert collection.own == {} and collection.synonyms == {} and collection.classes == {}
+    assert query_vector("a photo of a plane", tmp_glove, collection).words[-1].reaches is None

@@ -85,6 +85,8 @@ class Collection:
         if len(units) > SPREAD_SAMPLE:
             units = units[np.random.default_rng(0).choice(len(units), SPREAD_SAMPLE, replace=False)]
         names = tuple(sorted({c for c in classes if _has_word(c, words)}))
+        if len(set(classes)) < 2:  # one folder of photos: its name says nothing about any of them
+            names = ()
         vectors = normalize(class_vectors(names, words)) if names else np.zeros((0, words.dim), np.float32)
         own = {w: name for name in names for w in class_words(name) if w in words}
         return cls(units, class_name_synonyms(names, words), dict(zip(names, vectors)), own)
