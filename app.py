@@ -7,6 +7,9 @@ Expensive things (engines, models, indexes, word vectors) are loaded once per se
 Settings live in the sidebar; the environment sets their defaults:
     VECTOR_SEARCH_DATASET    the image folder (<folder>/<class>/<image>)
     VECTOR_SEARCH_FEATURES   the feature store folder (default: features/)
+Behind a URL (README, "Serving it"):
+    VECTOR_SEARCH_ROOT       the only folder visitors may name (datasets and stores under it)
+    VECTOR_SEARCH_READONLY   1: serve what is indexed; no control that writes is shown
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from typing import Iterator
 
 import streamlit as st
 
-from vector_search import config, datasets, gallery, imagenet
-from vector_search.encoders import ENCODER_NAMES
+from vector_search import config, datasets, gallery, imagenet, serving
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, encoders_help
 from vector_search.engine import Engine, Result
+from vector_search.errors import VectorSearchError
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
-from vector_search.words import UnknownWordError
+from vector_search.store import UpdateReport
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")
@@ -51,8 +55,9 @@ def sidebar() -> Settings:
         encoder = st.selectbox(
             "Image encoder",
             ENCODER_NAMES,
+            index=ENCODER_NAMES.index(DEFAULT_ENCODER),
             key="encoder",
-            help="EfficientNet-Lite0: 1280-d, ~50 photos/s on 2 cores. VGG16: 4096-d, ~4 photos/s.",
+            help=encoders_help(),
         )
         k = st.slider("Results per query (k)", 1, 30, 8, key="k")
         features = st.text_input(
@@ -65,12 +70,26 @@ def sidebar() -> Settings:
     return Settings(dataset.strip(), encoder, k, features.strip() or str(config.features_root()), use_gallery)
 
 
+def allowed(settings: Settings) -> Settings:
+    """The settings with both folders checked against the server's root (serving.check_allowed);
+    a folder outside it stops the page with one line saying so. On a laptop (no root) as typed."""
+    if config.serve_root() is None:
+        return settings
+    try:
+        dataset = serving.check_allowed(settings.dataset, "dataset folder")
+        features = serving.check_allowed(settings.features, "feature store folder")
+    except serving.PathNotAllowedError as err:
+        st.error(str(err))
+        st.stop()
+    return Settings(str(dataset), settings.encoder, settings.k, str(features), settings.use_gallery)
+
+
 # --- cached resources -------------------------------------------------------------------------------
 
 
 @st.cache_resource(show_spinner=False)
 def get_engine(store_root: str, encoder: str) -> Engine:
-    return Engine(store_root, encoder=encoder)
+    return Engine(store_root, encoder_name=encoder)
 
 
 @st.cache_resource(show_spinner=False)
@@ -111,8 +130,9 @@ def once_per_tick(ticked: bool, memo: str, run: tuple) -> bool:
 
 
 def message(err: BaseException) -> str:
-    """An exception as one line for the page."""
-    if isinstance(err, (UnknownWordError, ValueError, RuntimeError, OSError)):
+    """An exception as one line for the page: the library's errors and file errors say it all;
+    anything else is a bug, named by its type."""
+    if isinstance(err, (VectorSearchError, OSError)):
         return str(err)
     return f"{type(err).__name__}: {err}"
 
@@ -213,9 +233,15 @@ def dataset_section(settings: Settings) -> Source | None:
             return Source(settings.dataset, settings.features, settings.encoder)
         if not settings.use_gallery:
             what = "no folder" if summary is None else "no images in the folder"
+            if config.read_only():
+                st.warning(f"There is {what} `{settings.dataset}` on this server.")
+                return None
             st.warning(f"There is {what} `{settings.dataset}`: the walkthrough runs on the built-in gallery below.")
             st.markdown(datasets.HOW_TO_GET_DATA.format(url=datasets.PASCAL_URL))
-        folder = export_gallery(settings.features)
+        folder = str(gallery.gallery_photos_dir(settings.features)) if config.read_only() else export_gallery(settings.features)
+        if summarize(folder) is None:  # read-only, and never exported
+            st.warning("The built-in gallery is not set up on this server.")
+            return None
         describe_gallery(summarize(folder))
         return Source(folder, str(gallery.gallery_store_root(settings.features)), settings.encoder)
     return None
@@ -279,6 +305,8 @@ def indexing_section(source: Source) -> bool:
             "that look alike get vectors that point the same way, so search becomes *nearest vectors* "
             "(cosine distance). The vectors are computed once and saved in the feature store."
         )
+        if config.read_only():  # serve what is indexed: never write
+            return describe_store(source, None)
         ticked = st.checkbox(
             "Regenerate the features now (otherwise they are loaded from the store)", key="regenerate"
         )
@@ -301,25 +329,30 @@ def indexing_section(source: Source) -> bool:
             done[source.folder] = report
             if regenerate:
                 st.session_state["regenerated"] = run
-        report = done[source.folder]
+        return describe_store(source, done[source.folder])
+    return False
+
+
+def describe_store(source: Source, report: UpdateReport | None) -> bool:
+    """The store's size and its first vectors; `report` (an UpdateReport) when this server indexed it."""
+    if report is not None:
         for path, reason in report.skipped:
             st.warning(f"skipped {path}: {reason}")
-        store = engine.store
-        st.markdown(
-            f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers** "
-            f"(indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged). The first ones:"
-        )
-        import pandas as pd
+    store = source.engine.store
+    by_us = "" if report is None else f" (indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged)"
+    st.markdown(
+        f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers**{by_us}. The first ones:"
+    )
+    import pandas as pd
 
-        first = pd.DataFrame(store.vectors[:5, :10], index=[source.label(p) for p in store.paths[:5]])
-        first.columns = [str(c) for c in first.columns]
-        st.dataframe(first, width="stretch")
-        st.caption(
-            f"10 of {store.vectors.shape[1]} numbers for 5 of {len(store)} photos. They are averages of "
-            "ReLU activations: never negative, and most are small."
-        )
-        return True
-    return False
+    first = pd.DataFrame(store.vectors[:5, :10], index=[source.label(p) for p in store.paths[:5]])
+    first.columns = [str(c) for c in first.columns]
+    st.dataframe(first, width="stretch")
+    st.caption(
+        f"10 of {store.vectors.shape[1]} numbers for 5 of {len(store)} photos. They are averages of "
+        "ReLU activations: never negative, and most are small."
+    )
+    return True
 
 
 @st.fragment
@@ -358,7 +391,7 @@ def image_search_section(source: Source, k: int) -> None:
         with weighted:
             st.subheader(f"Re-weighted towards “{cls}”")
             with guard("Re-weighted search"):
-                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cls), width=130)
+                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cid), width=130)
 
 
 @st.fragment
@@ -373,7 +406,7 @@ def words_section(engine: Engine, k: int) -> None:
         if word:
             try:
                 vector = engine.words.vector(word)
-            except KeyError as err:
+            except VectorSearchError as err:  # UnknownWordError
                 st.warning(
                     f"{message(err)}. A word outside the vocabulary has no vector: searches skip it "
                     "(and say so), and a query of unknown words only is refused."
@@ -389,7 +422,7 @@ def words_section(engine: Engine, k: int) -> None:
         text = st.text_input("Words similar to (a word or a phrase)", "cat", key="similar_to")
         try:
             results = engine.similar_words(text, k)
-        except (KeyError, ValueError) as err:
+        except VectorSearchError as err:  # unknown words, an empty query
             st.warning(message(err))
         else:
             st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in results))
@@ -416,30 +449,36 @@ def hybrid_section(source: Source) -> None:
         "no training at all and is used until a model is trained."
     )
     with guard("Hybrid model"):
-        engine = source.engine
-        classes = sorted(set(engine.store.classes))
-        left, middle, right = st.columns([2, 1, 2])
-        method = left.selectbox("Method to train", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
-        epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
-        holdout = right.multiselect(
-            "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"
-        )
-        retrain = st.checkbox(
-            f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)",
-            key="retrain",
-        )
-        run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
-        if once_per_tick(retrain, "trained", run):
-            bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
+        if not config.read_only():  # serve the saved model: no training controls
+            retrain_controls(source)
+        describe_model(source.engine)
 
-            def progress(epoch: int, logs: dict) -> None:
-                shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
-                bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
 
-            engine.train(epochs=int(epochs), holdout_classes=holdout, method=method, progress=progress)
-            st.session_state["trained"] = run
-            st.rerun()  # tags and text search below now use the new model
-        describe_model(engine)
+def retrain_controls(source: Source) -> None:
+    """Method, epochs, held-out classes and the Retrain box; trains and reruns the page when ticked."""
+    engine = source.engine
+    classes = sorted(set(engine.store.classes))
+    left, middle, right = st.columns([2, 1, 2])
+    method = left.selectbox("Method to train", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
+    epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
+    holdout = right.multiselect(
+        "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"
+    )
+    retrain = st.checkbox(
+        f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)",
+        key="retrain",
+    )
+    run = (source.folder, source.store_root, source.encoder, method, int(epochs), tuple(holdout))
+    if once_per_tick(retrain, "trained", run):
+        bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
+
+        def progress(epoch: int, logs: dict) -> None:
+            shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
+            bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
+
+        engine.train(epochs=int(epochs), holdout_classes=holdout, method=method, progress=progress)
+        st.session_state["trained"] = run
+        st.rerun()  # tags and text search below now use the new model
 
 
 def describe_model(engine: Engine) -> None:
@@ -449,7 +488,8 @@ def describe_model(engine: Engine) -> None:
     meta = model.meta
     path = engine.joint_model_path()
     if model.method == "conse":
-        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE. Tick the box to train one.")
+        train = "" if config.read_only() else " Tick the box to train one."
+        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE.{train}")
         return
     held_out = meta.get("held_out_classes") or []
     st.markdown(
@@ -518,7 +558,7 @@ def text_search_section(source: Source, k: int) -> None:
         text = st.text_input("Search the photos", key="text_query")
         try:
             results, parsed = source.engine.search_text(text, k)
-        except ValueError as err:  # QueryError: empty, malformed, or no known word
+        except VectorSearchError as err:  # QueryError: empty, malformed, or no known word
             st.warning(message(err))
             return
         st.caption("Words that counted: " + word_shares(parsed.words))
@@ -588,7 +628,7 @@ def map_section(source: Source) -> None:
 def main() -> None:
     st.set_page_config(page_title="vector_search walkthrough", page_icon="🔎", layout="wide")
     st.html(GRID_STYLE)
-    settings = sidebar()
+    settings = allowed(sidebar())
     st.title("Semantic search over images and words")
     st.markdown(
         "A walkthrough you can play with: turn photos into vectors with a pretrained network, find similar "

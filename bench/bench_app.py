@@ -2,6 +2,7 @@
 
     python bench/bench_app.py                 # AppTest: fresh processes, then reruns in one
     python bench/bench_app.py --browser       # also a real server + headless Chromium
+    python bench/bench_app.py --encoder efficientnet-lite2   # AppTest with another encoder chosen
 
 Features are cached (the project's features/, on the real Pascal Sentences photos): the first
 run of this script builds them if missing, and that run is left out of the figures.
@@ -26,8 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from vector_search.encoders import ENCODER_NAMES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PASCAL  # noqa: E402
+from _common import PASCAL, load_average  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["cat", "street", "tree", "cat sofa", "ocean", "dog + grass", "2:dog", "bus", "train station", "person - car"]
@@ -36,7 +39,10 @@ COLD = """
 import json, sys, time
 t0 = time.perf_counter()
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file(sys.argv[1], default_timeout=1800).run()
+at = AppTest.from_file(sys.argv[1], default_timeout=1800)
+if len(sys.argv) > 2:
+    at.session_state["encoder"] = sys.argv[2]  # the sidebar's select box, chosen before the first run
+at.run()
 assert not at.exception, [e.value for e in at.exception]
 errors = [e.value for e in at.error]
 print(json.dumps({"first_run": time.perf_counter() - t0, "errors": errors}))
@@ -49,12 +55,12 @@ def app_env() -> dict[str, str]:
     return env
 
 
-def cold_start_apptest(runs: int) -> list[float]:
+def cold_start_apptest(runs: int, encoder: str | None = None) -> list[float]:
     times = []
     for i in range(runs + 1):  # run 0 warms the caches on disk (and builds them if missing)
         start = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", COLD, str(ROOT / "app.py")],
+            [sys.executable, "-c", COLD, str(ROOT / "app.py"), *([encoder] if encoder else [])],
             cwd=ROOT, env=app_env(), capture_output=True, text=True, check=True,
         )  # fmt: skip
         wall = time.perf_counter() - start
@@ -67,13 +73,16 @@ def cold_start_apptest(runs: int) -> list[float]:
     return times
 
 
-def rerun_apptest(queries: list[str]) -> list[float]:
+def rerun_apptest(queries: list[str], encoder: str | None = None) -> list[float]:
     os.environ.update(app_env())
     os.environ.pop("VECTOR_SEARCH_FEATURES", None)
     os.chdir(ROOT)
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
+    if encoder:
+        at.session_state["encoder"] = encoder
+    at.run()
     times = []
     for query in queries:
         at.text_input(key="text_query").input(query)
@@ -113,7 +122,7 @@ def browser(runs: int, queries: list[str]) -> tuple[list[float], list[float]]:
                         t = time.perf_counter()
                         box.send_keys(Keys.ENTER)
                         WebDriverWait(driver, 60, poll_frequency=0.02).until(
-                            lambda d: (c := result_captions(d, "7.", "8.")) and c != before
+                            lambda d, before=before: (c := result_captions(d, "7.", "8.")) and c != before
                         )
                         rerun.append(time.perf_counter() - t)
             finally:
@@ -132,13 +141,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="cold starts to time (default: %(default)s)")
     parser.add_argument("--browser", action="store_true", help="also time a real server in headless Chromium")
     parser.add_argument("--browser-only", action="store_true", help="only the browser timings")
+    parser.add_argument("--encoder", choices=ENCODER_NAMES, help="AppTest timings with this encoder chosen in the sidebar (default: the app's)")
     args = parser.parse_args()
 
-    print(f"dataset {PASCAL}, store {ROOT / 'features'}")
+    print(f"dataset {PASCAL}, store {ROOT / 'features'}, encoder {args.encoder or 'the default'}, load average {load_average()}")
     results = []
     if not args.browser_only:
-        cold = cold_start_apptest(args.runs)
-        rerun = rerun_apptest(QUERIES)
+        cold = cold_start_apptest(args.runs, args.encoder)
+        rerun = rerun_apptest(QUERIES, args.encoder)
         results += [("cold start, AppTest (fresh process)", cold), ("query rerun, AppTest (whole script)", rerun)]
     if args.browser or args.browser_only:
         b_cold, b_rerun = browser(args.runs, QUERIES)

@@ -232,7 +232,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     Engine(args.store).index(args.dataset)  # instant when already indexed
-    engine = Engine(args.store, model=args.model)
+    engine = Engine(args.store, model_path=args.model)
     with tempfile.TemporaryDirectory() as scratch:
         queries = make_queries(engine, args.dataset, Path(scratch))
         reference = reference_answers(engine, queries, args.k)  # also loads everything, single-threaded
@@ -250,7 +250,7 @@ def main() -> int:
             print(f"joint model: {engine.joint.method}")
         print("single thread, p50 ms: " + ", ".join(f"{kind} {statistics.median(v) * 1000:.1f}" for kind, v in timings.items()))
 
-        cold = cold_start(lambda: Engine(args.store, model=args.model), queries, reference, args.threads, args.k)
+        cold = cold_start(lambda: Engine(args.store, model_path=args.model), queries, reference, args.threads, args.k)
         print(f"\ncold start: {args.threads} threads hit a fresh engine at once, each asks all {len(queries)} queries: "
               f"{cold.seconds:.1f} s, {len(cold.errors)} errors")
         load = run_load(engine, queries, reference, args.threads, args.seconds, args.k)

@@ -11,7 +11,6 @@ we cannot drop it); WARM = the median of the --repeats runs that follow.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PASCAL, load_average, machine, median, table  # noqa: E402
+
+from vector_search import config  # noqa: E402
 
 
 def first_answer_seconds(argv: list[str]) -> float:
@@ -48,7 +49,7 @@ def main() -> None:
         "tag <photo>": [*exe, "tag", photo, *store, "--json"],
     }
     print(f"machine: {machine()}")
-    print(f"photo: {photo}; model: {os.environ.get('VECTOR_SEARCH_MODELS', 'models')}/joint-*.npz if trained, else ConSE")
+    print(f"photo: {photo}; model: {config.models_root()}/joint-*.npz if trained, else ConSE")
     rows = []
     for name, argv in commands.items():
         cold = first_answer_seconds(argv)

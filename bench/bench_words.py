@@ -13,6 +13,7 @@ packaged vectors into --workdir; our cache and indexes are built once into --cac
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -79,6 +80,33 @@ def recall(results: list[list[str]], truth: list[list[str]]) -> float:
     return float(np.mean([len(set(r) & set(t)) / len(t) for r, t in zip(results, truth)]))
 
 
+def measure_classic(text: Path, queries: list[str], truth: list[list[str]], repeats: int) -> tuple:
+    """The table row of the classic way: start-up, p50, p99 and recall."""
+    print("classic start-up (parse text + build 20-tree Annoy) ...", flush=True)
+    startup, (embeddings, words, ann) = timed(lambda: classic_start(text))
+
+    def classic_query(w: str) -> list[str]:
+        return [words[i] for i in ann.get_nns_by_vector(embeddings[w], 11) if words[i] != w][:10]
+
+    p50, p99, results = latency(classic_query, queries, repeats)
+    return "classic: txt + annoy 20 trees", startup, p50, p99, recall(results, truth)
+
+
+def measure_ours(cache_dir: Path, kind: str, queries: list[str], truth: list[list[str]], repeats: int) -> tuple:
+    """The table row of our cache + a saved `kind` index: start-up (load both), p50, p99 and recall."""
+    startups = []
+    for _ in range(repeats):
+        elapsed, ours = timed(lambda: load_words(cache_dir=cache_dir))
+        startups.append(elapsed + timed(functools.partial(ours.index, kind))[0])
+    params = ", ".join(f"{k}={v}" for k, v in ours.index(kind).params.items())
+
+    def our_query(w: str) -> list[str]:
+        return [x for x, _ in ours.similar_words(w, 10, kind=kind)]
+
+    p50, p99, results = latency(our_query, queries, repeats)
+    return f"ours: cache + {kind} ({params})", statistics.median(startups), p50, p99, recall(results, truth)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=1000)
@@ -92,7 +120,7 @@ def main() -> None:
     # One-time preparation, not timed as start-up: our cache + indexes, the GloVe text file.
     prep, wv = timed(lambda: load_words(cache_dir=args.cache_dir))
     for kind in kinds:
-        built, _ = timed(lambda: wv.index(kind))
+        built, _ = timed(functools.partial(wv.index, kind))
         prep += built
     print(f"our cache + indexes ready in {prep:.1f}s (one-time build if absent)", flush=True)
     text = args.workdir / "glove.6B.50d.txt"
@@ -105,30 +133,8 @@ def main() -> None:
     ids, _ = exact.search_many(wv.vectors[rows], 11)
     truth = [[wv.words[i] for i in r if i != q][:10] for r, q in zip(ids.tolist(), rows.tolist())]
 
-    table = []
-    print("classic start-up (parse text + build 20-tree Annoy) ...", flush=True)
-    startup, (embeddings, words, ann) = timed(lambda: classic_start(text))
-
-    def classic_query(w: str) -> list[str]:
-        return [words[i] for i in ann.get_nns_by_vector(embeddings[w], 11) if words[i] != w][:10]
-
-    p50, p99, results = latency(classic_query, queries, args.repeats)
-    table.append(("classic: txt + annoy 20 trees", startup, p50, p99, recall(results, truth)))
-    del embeddings, ann
-
-    for kind in kinds:
-        startups = []
-        for _ in range(args.repeats):
-            elapsed, ours = timed(lambda: load_words(cache_dir=args.cache_dir))
-            startups.append(elapsed + timed(lambda: ours.index(kind))[0])
-        params = ", ".join(f"{k}={v}" for k, v in ours.index(kind).params.items())
-
-        def our_query(w: str) -> list[str]:
-            return [x for x, _ in ours.similar_words(w, 10, kind=kind)]
-
-        p50, p99, results = latency(our_query, queries, args.repeats)
-        name = f"ours: cache + {kind} ({params})"
-        table.append((name, statistics.median(startups), p50, p99, recall(results, truth)))
+    table = [measure_classic(text, queries, truth, args.repeats)]  # its dict and forest are freed on return
+    table += [measure_ours(args.cache_dir, kind, queries, truth, args.repeats) for kind in kinds]
 
     p50, p99, _ = latency(lambda w: wv.similar_words(w, 10, kind="exact"), queries[:200], 1)
     table.append(("exact numpy scan (200 queries)", float("nan"), p50, p99, 1.0))

@@ -15,7 +15,7 @@ data only, all inside the 80% train part: text->image and tags on out-of-fold pr
 (5-fold CV), zero-shot on 10 other 5-class sets (each must pass, so the worst set counts).
 --reweight measures class re-weighting of image features (query.class_weights).
 
-    python bench/measure_joint.py [--dataset ../shared/pascal_sentences/dataset] [--tune] [--reweight]
+    python bench/measure_joint.py [--dataset ../shared/pascal_sentences/dataset] [--encoder NAME] [--tune] [--reweight]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PASCAL  # noqa: E402
 
 from vector_search import evaluate, joint  # noqa: E402
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES  # noqa: E402
 from vector_search.index import normalize  # noqa: E402
 from vector_search.joint import blend, conse  # noqa: E402
 from vector_search.words import WordVectors, load_words  # noqa: E402
@@ -44,14 +45,14 @@ from vector_search.words import WordVectors, load_words  # noqa: E402
 BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
 
 
-def load_features(dataset: Path, store_root: Path) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str, list]:
+def load_features(dataset: Path, store_root: Path, encoder: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str, list]:
     """Features (from the feature store, embedding only what is missing), class labels, ImageNet head,
     the name of the encoder that made the features, and each photo's captions (none: [])."""
     from vector_search.datasets import default_captions_dir, read_captions
     from vector_search.encoders import get_encoder
     from vector_search.store import update_store
 
-    store, _ = update_store(dataset, store_root, "efficientnet-lite0")
+    store, _ = update_store(dataset, store_root, encoder)
     folder = default_captions_dir(dataset)
     captions = read_captions(folder, [item.path for item in store.items])[0] if folder else []
     return store.vectors, np.array(store.classes), get_encoder(store.encoder).classifier(), store.encoder, captions
@@ -183,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=PASCAL)
     parser.add_argument("--store", type=Path, default=ROOT / "features", help="feature store root (default: %(default)s)")
+    parser.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULT_ENCODER, help="image encoder (default: %(default)s)")
     parser.add_argument("--sets", type=int, default=5, help="random 5-class zero-shot sets (default: %(default)s)")
     parser.add_argument("--methods", default="hybrid,conse,blend,captions")
     parser.add_argument("--tune", action="store_true", help="choose the blend settings on validation data")
@@ -191,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
 
     blend.BLEND_SETTINGS.update(args.blend)
-    features, labels, head, encoder, captions = load_features(args.dataset, args.store)
+    features, labels, head, encoder, captions = load_features(args.dataset, args.store, args.encoder)
     words = load_words()
     vocab = joint.tag_vocabulary(words)
     classes = sorted(set(labels.tolist()))

@@ -47,8 +47,9 @@ def small_dataset(tmp_path: Path, pascal_dataset: Path) -> Path:
 def tmp_glove(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
     """The packaged GloVe 6B 50-d, its cache built once per session in a temp folder (~1 s).
 
-    No word index is built there: tests that need the 400k-word HNSW index (minutes to build) use
-    the project's own cache in features/words instead (test_words, test_app, test_fuzz).
+    No word index is built there: the slow tests that need the 400k-word HNSW index (a minute to
+    build) use the user's cache (config.cache_root()), where it is built once (test_words, test_app,
+    test_fuzz); the quick loop never builds it.
     """
     from vector_search.words import load_words
 

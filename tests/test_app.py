@@ -1,14 +1,16 @@
 """The Streamlit walkthrough (app.py), driven with AppTest on real photos, real models and real words.
 
 The app reads its dataset folder and feature store from VECTOR_SEARCH_DATASET and
-VECTOR_SEARCH_FEATURES; the tests point them at a small copy of Pascal Sentences and a fresh store
-(the GloVe cache in features/words is shared, through a symlink, so it is built only once).
+VECTOR_SEARCH_FEATURES; the tests point them at a small copy of Pascal Sentences and a fresh store.
+The GloVe cache and its 400k-word index live in the user's cache folder (config.cache_root()),
+built once the first time (about a minute on 2 cores), then loaded.
 """
 
 from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,10 @@ from conftest import DATASET, PASCAL, ROOT, copy_subset
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Header
+
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, describe
+from vector_search.engine import Engine
+from vector_search.images import class_of
 
 APP = ROOT / "app.py"
 TIMEOUT = 600  # the first run loads TensorFlow and embeds the photos
@@ -26,20 +32,6 @@ pytestmark = pytest.mark.slow
 
 
 # --- fixtures and helpers --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def words_cache() -> Path:
-    """The project's GloVe cache (built once, ~3 min the first time: the 400k-word HNSW index)."""
-    words = ROOT / "features" / "words"
-    words.mkdir(parents=True, exist_ok=True)
-    return words
-
-
-def new_features(root: Path, words_cache: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "words").symlink_to(words_cache, target_is_directory=True)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +52,8 @@ def training_photos(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Pa
 
 
 @pytest.fixture(scope="session")
-def features(tmp_path_factory: pytest.TempPathFactory, words_cache: Path) -> Path:
-    return new_features(tmp_path_factory.mktemp("store") / "features", words_cache)
+def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store") / "features"
 
 
 # Trained joint models go to a fresh folder: conftest's autouse `models_dir` fixture.
@@ -115,6 +107,11 @@ def classes(captions: list[str]) -> list[str]:
     return [c.split(" · ")[0] for c in captions]
 
 
+def tags_line(results) -> str:
+    """How section 6 shows tags."""
+    return "**Tags:** " + " · ".join(f"**{r.item}** {r.distance:.2f}" for r in results)
+
+
 def distances(captions: list[str]) -> list[float]:
     return [float(c.split(" · ")[1]) for c in captions]
 
@@ -137,6 +134,11 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
     assert noisy == ["labelled “bottle”"]
     assert "Pascal Sentences" in texts(s1) and "cat in a sink" in texts(s1)
     assert "A small white cat sitting in a sink." in texts(s1)
+
+    # the sidebar offers every encoder, the default chosen, with its measured figures in the help
+    box = at.selectbox(key="encoder")
+    assert box.value == DEFAULT_ENCODER and list(box.options) == list(ENCODER_NAMES)
+    assert all(describe(name) in box.help for name in ENCODER_NAMES)
 
     # 2. indexing: the encoder, its size, the first embeddings (non-negative)
     s2 = page["2"]
@@ -178,11 +180,20 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
 def test_image_search_with_another_photo_upload_and_k(monkeypatch, photos: Path, features: Path) -> None:
     at = start(monkeypatch, photos, features)
     at.slider(key="k").set_value(3)
-    at.selectbox(key="search_photo").set_value(str(photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0]))
+    bus = str(photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0])
+    at.selectbox(key="search_photo").set_value(bus)
     ok(at.run())
     query, plain, weighted = grids(sections(at)["3"])
     assert query[0].startswith("query: bus/")
     assert len(plain) == 3 and classes(plain)[0] == "bus"
+
+    # "crane" names two classes: picking 517 (the machine) re-weights by 517, not by 134 (the bird)
+    at.selectbox(key="reweight_class").set_value(517)
+    ok(at.run())
+    _, _, weighted = grids(sections(at)["3"])
+    want = Engine(features).similar_images(bus, 3, reweight=517)
+    assert weighted == [f"{class_of(r.item)} · {r.distance:.3f}" for r in want]
+    assert weighted != [f"{class_of(r.item)} · {r.distance:.3f}" for r in Engine(features).similar_images(bus, 3, reweight=134)]
 
     # an uploaded photo is decoded in memory (here a cat photo, re-encoded as PNG)
     buffer = io.BytesIO()
@@ -196,6 +207,38 @@ def test_image_search_with_another_photo_upload_and_k(monkeypatch, photos: Path,
     at.file_uploader(key="search_upload").set_value(("broken.png", b"not a picture", "image/png"))
     ok(at.run())
     assert any("not an image" in e.value for e in at.error)
+
+
+def files(folders: list[Path]) -> dict[Path, tuple[int, int]]:
+    """Every file under the folders (caches of Python and git aside), with its size and mtime."""
+    skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    return {
+        f: (f.stat().st_size, f.stat().st_mtime_ns)
+        for folder in folders
+        for f in folder.rglob("*")
+        if f.is_file() and not skip & set(f.relative_to(folder).parts)
+    }
+
+
+def test_an_upload_is_used_in_memory_and_never_written(monkeypatch, photos: Path, features: Path, tmp_path: Path) -> None:
+    """An uploaded photo is searched with and tagged, and no file is written from it: not in the
+    dataset, the store, the temporary folder or the working folder."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # a temporary file would land here
+    at = start(monkeypatch, photos, features)
+    watched = [photos, features, temp, Path.cwd()]
+    before = files(watched)
+    buffer = io.BytesIO()
+    Image.open(DATASET / "cat" / "2008_000116.jpg").save(buffer, format="PNG")
+    for key in ("search_upload", "tags_upload"):
+        at.file_uploader(key=key).set_value(("upload-b7e1.png", buffer.getvalue(), "image/png"))
+    ok(at.run())
+    page = sections(at)
+    assert grids(page["3"])[0] == ["query: your photo (upload-b7e1.png)"]
+    assert grids(page["6"])[0] == ["your photo (upload-b7e1.png)"]
+    changed = {f: stat for f, stat in files(watched).items() if before.get(f) != stat}
+    assert changed == {}
 
 
 def test_words_unknown_word_and_similar_words(monkeypatch, photos: Path, features: Path) -> None:
@@ -237,11 +280,14 @@ def test_text_search_queries_and_empty_query(monkeypatch, photos: Path, features
     counted = texts(s7, "caption")  # which words counted, shown under the box
     assert "the 0%" in counted and "on 0%" in counted and "**cat**" in counted, counted
 
+    at.text_input(key="text_query").input("2:dog")
+    ok(at.run())
+    [dog] = grids(sections(at)["7"])
     at.text_input(key="text_query").input("2:dog + zzqxv")
     ok(at.run())
     s7 = sections(at)["7"]
-    assert "zzqxv" in texts(s7, "caption")  # unknown words are skipped, and said so
-    assert grids(s7)
+    assert "zzqxv" in texts(s7, "caption")  # unknown words are skipped, and said so...
+    assert grids(s7) == [dog]  # ...and the rest of the query answers as it would alone
 
     at.text_input(key="text_query").input("   ")
     ok(at.run())
@@ -264,13 +310,13 @@ def test_tags_for_a_chosen_and_an_uploaded_photo(monkeypatch, photos: Path, feat
     ok(at.run())
     s6 = sections(at)["6"]
     assert grids(s6)[0] == ["your photo (dog.jpg)"]
-    assert "**Tags:**" in texts(s6)
+    assert tags_line(Engine(features).tags(io.BytesIO(buffer.getvalue()), 8)) in texts(s6)  # the library's, of those bytes
 
 
 def test_retrain_hybrid_model_shows_epochs_and_losses(
-    monkeypatch, training_photos: Path, tmp_path: Path, words_cache, models_dir
+    monkeypatch, training_photos: Path, tmp_path: Path, models_dir
 ) -> None:
-    features = new_features(tmp_path / "features", words_cache)
+    features = tmp_path / "features"
     at = start(monkeypatch, training_photos, features)
     assert "No trained model" in texts(sections(at)["5"], "info")  # ConSE until one is trained
 
@@ -285,7 +331,8 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
     assert "Trained **5 epochs**" in text and "final loss **-" in text and "final val_loss **-" in text
     assert any(n.type == "vega_lite_chart" for n in s5)  # the loss curve
     assert (models_dir / "joint-efficientnet-lite0.npz").is_file()
-    assert "**Tags:**" in texts(sections(at)["6"])  # the sections below use the new model
+    first = str(sorted(training_photos.rglob("*.jpg"))[0])  # the tags section's default photo
+    assert tags_line(Engine(features).tags(first, 8)) in texts(sections(at)["6"])  # ...by the new model
 
     at.text_input(key="word").input("dog")  # a rerun with the box still ticked does not train again
     ok(at.run())
@@ -298,8 +345,8 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
     assert (models_dir / "joint-efficientnet-lite0.npz").stat().st_mtime_ns == stamp
 
 
-def test_retrain_blend_with_a_held_out_class(monkeypatch, training_photos: Path, tmp_path: Path, words_cache) -> None:
-    features = new_features(tmp_path / "features", words_cache)
+def test_retrain_blend_with_a_held_out_class(monkeypatch, training_photos: Path, tmp_path: Path) -> None:
+    features = tmp_path / "features"
     at = start(monkeypatch, training_photos, features)
     at.selectbox(key="method").set_value("blend")
     at.multiselect(key="holdout").select("cat")
@@ -313,8 +360,8 @@ def test_retrain_blend_with_a_held_out_class(monkeypatch, training_photos: Path,
     assert len(found) == 8 and not at.error
 
 
-def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp_path: Path, words_cache) -> None:
-    features = new_features(tmp_path / "features", words_cache)
+def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp_path: Path) -> None:
+    features = tmp_path / "features"
     at = start(monkeypatch, photos, features)
     assert "19 photos embedded, 0 unchanged" in texts(sections(at)["2"])
     at.text_input(key="word").input("dog")  # reruns load the store: nothing is embedded again
@@ -334,8 +381,8 @@ def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp
 # --- no dataset: how to get one, and the built-in gallery ------------------------------------------
 
 
-def test_missing_dataset_explains_and_falls_back_to_the_gallery(monkeypatch, tmp_path: Path, words_cache) -> None:
-    features = new_features(tmp_path / "features", words_cache)
+def test_missing_dataset_explains_and_falls_back_to_the_gallery(monkeypatch, tmp_path: Path) -> None:
+    features = tmp_path / "features"
     at = start(monkeypatch, tmp_path / "no such folder", features)
     page = sections(at)
     s1 = page["1"]
@@ -358,8 +405,8 @@ def test_missing_dataset_explains_and_falls_back_to_the_gallery(monkeypatch, tmp
     assert not at.error, [e.value for e in at.error]
 
 
-def test_empty_folder_and_gallery_switch(monkeypatch, tmp_path: Path, photos: Path, words_cache) -> None:
-    features = new_features(tmp_path / "features", words_cache)
+def test_empty_folder_and_gallery_switch(monkeypatch, tmp_path: Path, photos: Path) -> None:
+    features = tmp_path / "features"
     (tmp_path / "empty").mkdir()
     at = start(monkeypatch, tmp_path / "empty", features)
     assert "no images in the folder" in texts(sections(at)["1"], "warning")

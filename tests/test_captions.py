@@ -11,7 +11,7 @@ import pytest
 from conftest import PASCAL, copy_subset
 
 from vector_search import joint
-from vector_search.datasets import default_captions_dir, read_captions
+from vector_search.datasets import default_captions_dir, read_captions, store_captions
 from vector_search.engine import Engine
 from vector_search.joint import JointModel, ModelMismatchError
 
@@ -39,14 +39,14 @@ def test_captions_are_discovered_beside_the_dataset(indexed: tuple[Engine, Path]
     assert default_captions_dir(base / "dataset") == base / "sentence"
     assert default_captions_dir(base / "dataset" / "cat") is None  # no dataset/sentence folder
     items = [item.path for item in engine.store.items]
-    captions = engine.captions()
+    captions = store_captions(engine.store)
     assert len(captions) == len(items) == 30
     missing = [item for item, lines in zip(items, captions) if not lines]
     assert missing == [f"{NO_CAPTION}/{sorted((base / 'dataset' / NO_CAPTION).iterdir())[0].name}"]
     first = items.index("aeroplane/" + sorted((base / "dataset" / "aeroplane").iterdir())[0].name)
     expected = (PASCAL / "sentence" / Path(items[first]).with_suffix(".txt")).read_text().splitlines()
     assert captions[first] == [line.strip() for line in expected if line.strip()]
-    assert engine.captions(False) is None
+    assert store_captions(engine.store, False) is None
 
 
 def test_a_bad_caption_file_costs_only_its_photo(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_a_bad_caption_file_costs_only_its_photo(tmp_path: Path) -> None:
 
 def test_held_out_photos_and_all_their_captions_are_never_trained_on(indexed: tuple[Engine, Path], tmp_glove) -> None:
     engine, _ = indexed
-    store, captions = engine.store, engine.captions()
+    store, captions = engine.store, store_captions(engine.store)
     model = engine.train()  # captions found: the captions method
     assert model.method == "captions"
     test = set(model.meta["split"]["test"])
@@ -94,7 +94,7 @@ def test_saved_caption_model_loads_and_refuses_a_mismatched_store(indexed: tuple
     with pytest.raises(ModelMismatchError, match="expects 1280-d features"):
         loaded.transform(np.ones((2, 512), np.float32))
 
-    assert "plane" in [w.word for w in engine.text_query("A big plane on the runway.").words]
+    assert "plane" in [w.word for w in engine.search_text("A big plane on the runway.")[1].words]
     hits = engine.search("A big plane parked on the runway.", k=5)
     assert sum(Path(r.item).parent.name == "aeroplane" for r in hits) >= 4, hits
 

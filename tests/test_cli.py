@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,16 +94,25 @@ def test_words_json(capsys: pytest.CaptureFixture) -> None:
 
 def test_no_query_and_missing_store(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     assert main(["words"]) == 2
-    assert "no query given" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: no query given: pass queries as arguments or with --queries-file\n"
+    assert main(["words", "cat", "-k", "0"]) == 2
+    assert capsys.readouterr().err == "error: -k must be at least 1\n"
+    assert main(["index", str(tmp_path / "nowhere"), "--store", str(tmp_path / "features")]) == 2
+    assert capsys.readouterr().err.startswith("error: dataset folder not found")
     code, rows, _ = run(capsys, "similar", "x.jpg", "--store", str(tmp_path), "--json")
     assert code == 1 and "vector-search index" in rows[0]["error"]
 
 
-def test_console_script_runs_without_tensorflow(tmp_path: Path) -> None:
-    """`words` must not import TensorFlow (5 s); checked in a fresh interpreter."""
-    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', '-k', '3']); print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines()[-1] == "False" and "sea" in out
+def test_one_shot_words_import_no_tensorflow_and_build_no_index(tmp_path: Path) -> None:
+    """`words` with a few queries, as a new user runs it (fresh interpreter, empty cache folder):
+    no TensorFlow (5 s to import) and no word index (a minute to build): an exact scan answers."""
+    code = "import sys; from vector_search.cli import main; main(['words', 'ocean', 'said', '-k', '3']); print('tensorflow' in sys.modules)"
+    env = {**os.environ, "VECTOR_SEARCH_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout
+    assert out.splitlines()[-1] == "False" and "sea" in out and "told" in out
+    cache = tmp_path / "cache" / "words" / "glove.6B.50d"
+    assert (cache / "vectors.npy").is_file() and not list(cache.glob("index.*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing left in the working folder
 
 
 @pytest.mark.slow
@@ -149,3 +159,44 @@ def test_similar_reweight(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]] == ["cat"] * 3
     code, rows, _ = run(capsys, "similar", cat, "--reweight", "no such class", "--store", str(store), "--json")
     assert code == 1 and "no such class" in rows[0]["error"]
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "crane", "--store", str(store), "--json")
+    assert code == 1 and "ambiguous" in rows[0]["error"] and "134 (crane)" in rows[0]["error"] and "517 (crane)" in rows[0]["error"]
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "517", "-k", "3", "--store", str(store), "--json")
+    assert code == 0 and len(rows[0]["results"]) == 3
+
+
+def test_a_queries_file_line_that_is_not_utf8_answers_every_other_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    queries = tmp_path / "q.txt"
+    queries.write_bytes(b"dog\n\xff\xfe\ncat\n")
+    code, rows, _ = run(capsys, "words", "--queries-file", str(queries), "--json", "-k", "3")
+    assert code == 1  # one query failed, reported on its own line
+    assert [os.fsencode(r["query"]) for r in rows] == [b"dog", b"\xff\xfe", b"cat"]  # escaped in JSON, the bytes come back
+    assert "results" in rows[0] and "error" in rows[1] and "results" in rows[2]
+    assert "dogs" in {r["item"] for r in rows[0]["results"]}
+
+
+@pytest.mark.slow
+def test_similar_finds_a_photo_whose_name_is_not_utf8(capsys: pytest.CaptureFixture, tmp_path: Path, pascal_dataset: Path) -> None:
+    dataset = copy_subset(tmp_path / "photos", {"cat": 3, "bus": 3})
+    original = sorted((dataset / "cat").iterdir())[0]
+    latin1 = os.fsencode(dataset / "cat") + b"/caf\xe9.jpg"  # "café" in Latin-1: not UTF-8
+    shutil.copyfile(original, latin1)
+    store = tmp_path / "features"
+    code, _, out = run(capsys, "index", str(dataset), "--store", str(store))
+    assert code == 0 and "added 7" in out
+    name = os.fsdecode(latin1)  # how Python hands such a name over (argv, os.listdir, json.loads)
+
+    code, rows, _ = run(capsys, "similar", str(original), "-k", "2", "--store", str(store), "--json")
+    assert code == 0 and rows[0]["results"][0]["item"] == name and rows[0]["results"][0]["distance"] < 0.01
+
+    code, _, out = run(capsys, "similar", str(original), "-k", "1", "--store", str(store))
+    assert code == 0 and f"{dataset / 'cat'}/caf\\xe9.jpg" in out  # plain output: the byte as \xe9
+
+    queries = tmp_path / "queries.txt"
+    queries.write_bytes(latin1 + b"\n" + os.fsencode(original) + b"\n")
+    for argv in (["--queries-file", str(queries)], [name]):  # from a file (bytes) and as an argument
+        code, rows, _ = run(capsys, "similar", *argv, "-k", "2", "--store", str(store), "--json")
+        assert code == 0, rows
+        assert rows[0]["query"] == name
+        assert rows[0]["results"][0] == {"item": str(original), "distance": rows[0]["results"][0]["distance"]}
+        assert rows[0]["results"][0]["distance"] < 0.01

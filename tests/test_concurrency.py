@@ -41,7 +41,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> t
     tmp = tmp_path_factory.mktemp("concurrency")
     dataset = copy_subset(tmp / "photos", {c: 8 for c in ("cat", "dog", "bus", "boat", "sofa", "train")})
     store, model = tmp / "features", tmp / "joint.npz"
-    engine = Engine(store, model=model)
+    engine = Engine(store, model_path=model)
     engine.index(dataset)
     engine.train()
     assert model.is_file()
@@ -56,7 +56,7 @@ def test_engine_offers_every_query_type() -> None:
 
 def test_same_answers_under_concurrent_load(indexed: tuple[Path, Path, Path], tmp_path: Path) -> None:
     dataset, store, model = indexed
-    engine = Engine(store, model=model)
+    engine = Engine(store, model_path=model)
     queries = bench.make_queries(engine, dataset, tmp_path / "outside")
     kinds = {q.kind for q in queries}
     assert kinds == set(bench.KINDS)
@@ -70,7 +70,7 @@ def test_same_answers_under_concurrent_load(indexed: tuple[Path, Path, Path], tm
     assert all(bench.same(a, b) for a, b in zip(bench.reference_answers(engine, queries, K), reference))
 
     # A fresh engine whose first queries come from 8 threads at once: lazy loading must not race.
-    cold = bench.cold_start(lambda: Engine(store, model=model), queries, reference, THREADS, K)
+    cold = bench.cold_start(lambda: Engine(store, model_path=model), queries, reference, THREADS, K)
     assert cold.errors == [], "\n".join(cold.errors[:10])
 
     # The loaded engine under 8 threads of mixed queries.

@@ -1,4 +1,5 @@
-"""encoders: Lite0 and VGG16 on real weights and real photos; the torch-free weight reader and cache."""
+"""encoders: EfficientNet-Lite0/1/2 and VGG16 on real weights and real photos; the torch-free weight reader and cache;
+stores and joint models of one encoder refusing another."""
 
 from __future__ import annotations
 
@@ -11,14 +12,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_subset
 from PIL import Image
 from skimage import data
 
-from vector_search.encoders import EncoderError, get_encoder, lite0
-from vector_search.encoders.lite0 import Lite0Encoder, packaged_weights
+from vector_search.encoders import (
+    DEFAULT_ENCODER,
+    ENCODER_FIGURES,
+    ENCODER_NAMES,
+    LITE_NAMES,
+    EncoderError,
+    describe,
+    encoders_help,
+    get_encoder,
+)
+from vector_search.encoders import efficientnet_lite as lite_module
+from vector_search.encoders.efficientnet_lite import SPECS, LiteEncoder, packaged_weights
 from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
-from vector_search.encoders.vgg16 import VGG16Encoder
+from vector_search.engine import Engine
 from vector_search.imagenet import find_class
+from vector_search.joint import ModelMismatchError, conse_model
+from vector_search.store import StoreError, open_store, update_store
 
 ROOT = Path(__file__).resolve().parents[1]
 CATS = {find_class(n) for n in ("tabby", "tiger cat", "Egyptian cat")}
@@ -26,7 +40,7 @@ COFFEE = {find_class(n) for n in ("espresso", "cup")}
 
 
 @pytest.fixture(scope="module")
-def lite(tmp_path_factory: pytest.TempPathFactory) -> Lite0Encoder:
+def lite(tmp_path_factory: pytest.TempPathFactory) -> LiteEncoder:
     return get_encoder(cache_dir=tmp_path_factory.mktemp("encoders"))
 
 
@@ -84,8 +98,8 @@ def test_legacy_reader_refuses_arbitrary_globals(tmp_path: Path) -> None:
 
 def test_weight_cache_is_created_once_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = lite0.load_state_dict
-    monkeypatch.setattr(lite0, "load_state_dict", lambda path: calls.append(path) or real(path))
+    real = lite_module.load_state_dict
+    monkeypatch.setattr(lite_module, "load_state_dict", lambda path: calls.append(path) or real(path))
     monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path))
 
     first = get_encoder().weights()
@@ -106,12 +120,25 @@ def test_lite0_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
         encoder.classifier()
 
 
+def test_every_encoder_has_its_measured_figures_described() -> None:
+    assert set(ENCODER_FIGURES) == set(ENCODER_NAMES) and DEFAULT_ENCODER in ENCODER_NAMES and set(LITE_NAMES) == set(SPECS)
+    for name in ENCODER_NAMES:
+        line, figures = describe(name), ENCODER_FIGURES[name]
+        assert line.startswith(name) and f"indexing {figures['index_cost']:.1f}x" in line and "\n" not in line
+        quality = "quality not measured" if figures["p_at_10"] is None else f"P@10 {figures['p_at_10']:.3f}"
+        assert quality in line
+    lite = [ENCODER_FIGURES[n] for n in LITE_NAMES]
+    assert [f["p_at_10"] for f in lite] == sorted(f["p_at_10"] for f in lite), "the bigger members see sharper"
+    assert "(default)" in describe(DEFAULT_ENCODER) and ENCODER_FIGURES[DEFAULT_ENCODER]["index_cost"] == 1.0
+    assert all(describe(name) in encoders_help() for name in ENCODER_NAMES)
+
+
 def test_unknown_encoder() -> None:
-    with pytest.raises(EncoderError, match="efficientnet-lite0, vgg16"):
+    with pytest.raises(EncoderError, match="efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, vgg16"):
         get_encoder("resnet")
 
 
-def test_lite0_preprocess(lite: Lite0Encoder, samples: list[Image.Image]) -> None:
+def test_lite0_preprocess(lite: LiteEncoder, samples: list[Image.Image]) -> None:
     cat = samples[0]
     x = lite.preprocess(cat)
     assert x.shape == (224, 224, 3) and x.dtype == np.float32
@@ -123,16 +150,74 @@ def test_lite0_preprocess(lite: Lite0Encoder, samples: list[Image.Image]) -> Non
     assert lite.preprocess(Image.new("RGB", (40, 30), (127, 127, 127))).shape == (224, 224, 3)
 
 
+@pytest.fixture(scope="module")
+def family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LiteEncoder]:
+    """Every EfficientNet-Lite member, its weights converted once into a temp cache."""
+    cache = tmp_path_factory.mktemp("family")
+    return {name: get_encoder(name, cache_dir=cache) for name in LITE_NAMES}
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_bigger_members_read_their_own_weights(name: str) -> None:
+    """Lite1 and Lite2: 21 blocks (repeats 1,3,3,4,4,5,1); Lite2 is wider (its head conv reads 352 channels)."""
+    spec = SPECS[name]
+    state = load_state_dict(packaged_weights(name))
+    assert packaged_weights(name).name == spec.weights_file and "torch" not in sys.modules
+    blocks = {k.split(".")[1] for k in state if k.startswith("_blocks.")}
+    assert len(blocks) == sum(spec.repeats) == 21
+    assert state["_conv_head.weight"].shape == (1280, spec.widths[-1], 1, 1)
+    assert state["_fc.weight"].shape == (1000, 1280)
+
+
+@pytest.mark.parametrize("name", LITE_NAMES)
+def test_preprocess_crops_to_the_members_input_size(name: str, samples: list[Image.Image]) -> None:
+    encoder = get_encoder(name)  # cheap: nothing read yet
+    crop = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}[name]
+    assert encoder.input_shape == (crop, crop, 3)
+    for image in (samples[0], samples[1].transpose(Image.Transpose.ROTATE_90), Image.new("RGB", (40, 30))):
+        x = encoder.preprocess(image)
+        assert x.shape == (crop, crop, 3) and x.dtype == np.float32
+
+
 @pytest.mark.slow
-def test_lite0_classifies_real_photos(lite: Lite0Encoder, samples: list[Image.Image]) -> None:
-    probs = lite.predict(np.stack([lite.preprocess(im) for im in samples]))
+@pytest.mark.parametrize("name", LITE_NAMES)
+def test_member_classifies_real_photos(name: str, family: dict[str, LiteEncoder], samples: list[Image.Image]) -> None:
+    """chelsea(): the three ImageNet cat classes on top; coffee(): espresso first, a cup in the top 5."""
+    encoder = family[name]
+    probs = encoder.predict(np.stack([encoder.preprocess(im) for im in samples]))
     assert probs.shape == (2, 1000) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    assert top(probs[0], 3) & CATS, "chelsea() should be a cat"
-    assert top(probs[1], 3) & COFFEE, "coffee() should be espresso or a cup"
+    assert top(probs[0], 3) == CATS, "chelsea() should be tiger cat, Egyptian cat and tabby"
+    assert int(np.argmax(probs[1])) == find_class("espresso") and find_class("cup") in top(probs[1], 5)
 
 
 @pytest.mark.slow
-def test_lite0_embeddings(lite: Lite0Encoder, samples: list[Image.Image], pascal_dataset: Path) -> None:
+@pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_member_embeddings_are_deterministic(name: str, family: dict[str, LiteEncoder], pascal_dataset: Path) -> None:
+    encoder = family[name]
+    photos = [pascal_dataset / c / p.name for c in ("cat", "bus") for p in sorted((pascal_dataset / c).iterdir())[:3]]
+    batch = np.stack([encoder.preprocess(Image.open(p)) for p in photos])
+    emb = encoder.embed(batch)
+    assert emb.shape == (6, 1280) and emb.dtype == np.float32
+    assert np.array_equal(encoder.embed(batch), emb)  # same images twice: identical vectors
+    fresh = get_encoder(name, cache_dir=encoder.cache_dir)  # a second model built from the same cache
+    assert np.array_equal(fresh.embed(batch), emb)
+    single = np.concatenate([encoder.embed(batch[i : i + 1]) for i in range(len(batch))])
+    assert np.abs(single - emb).max() < 1e-5  # independent of batch size
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sim = unit @ unit.T
+    assert (sim[:3, :3].sum() + sim[3:, 3:].sum() - 6) / 12 > sim[:3, 3:].mean() + 0.1, "cats closer to cats than to buses"
+
+
+@pytest.mark.slow
+def test_weights_of_another_member_are_a_clear_error(tmp_path: Path) -> None:
+    for name, other in (("efficientnet-lite2", "efficientnet-lite1"), ("efficientnet-lite0", "efficientnet-lite1")):
+        encoder = get_encoder(name, weights=packaged_weights(other), cache_dir=tmp_path)
+        with pytest.raises(EncoderError, match=f"{name} weights do not fit the model"):
+            encoder.embed(np.zeros((1, *encoder.input_shape), np.float32))
+
+
+@pytest.mark.slow
+def test_lite0_embeddings(lite: LiteEncoder, samples: list[Image.Image], pascal_dataset: Path) -> None:
     photos = [pascal_dataset / c / p.name for c in ("cat", "bus") for p in sorted((pascal_dataset / c).iterdir())[:4]]
     batch = np.stack([lite.preprocess(Image.open(p).convert("RGB")) for p in photos])
     emb = lite.embed(batch)
@@ -148,7 +233,7 @@ def test_lite0_embeddings(lite: Lite0Encoder, samples: list[Image.Image], pascal
 
 
 @pytest.mark.slow
-def test_lite0_embed_is_thread_safe(lite: Lite0Encoder, samples: list[Image.Image]) -> None:
+def test_lite0_embed_is_thread_safe(lite: LiteEncoder, samples: list[Image.Image]) -> None:
     batch = np.stack([lite.preprocess(im) for im in samples])
     expected = lite.embed(batch)
     results: list[np.ndarray] = []
@@ -186,12 +271,45 @@ def test_vgg16_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_vgg16_default_weights_download_or_clear_error() -> None:
-    """Offline, Keras' download fails: a one-line EncoderError naming --weights (success if cached in ~/.keras)."""
-    vgg: VGG16Encoder = get_encoder("vgg16")
-    try:
-        W, _ = vgg.classifier()
-    except EncoderError as e:
-        assert "--weights" in str(e) and "\n" not in str(e)
-    else:
-        assert W.shape == (4096, 1000)
+def test_vgg16_weights_that_cannot_be_downloaded_give_a_clear_error(tmp_path: Path) -> None:
+    """No cached VGG16 weights and no network (an empty KERAS_HOME; every download goes through a
+    proxy that refuses): one line, naming --weights. In a fresh interpreter: Keras reads KERAS_HOME
+    when it is imported."""
+    code = (
+        "from vector_search.encoders import EncoderError, get_encoder\n"
+        "try:\n"
+        "    get_encoder('vgg16').classifier()\n"
+        "except EncoderError as e:\n"
+        "    print('EncoderError:', e)\n"
+    )
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith("EncoderError:")]
+    assert "could not be downloaded" in line and "--weights" in line
+
+
+@pytest.mark.slow
+def test_a_store_of_one_encoder_refuses_another(tmp_path: Path, pascal_dataset: Path, family: dict[str, LiteEncoder], tmp_glove) -> None:
+    """Each encoder has its own store; an engine on another encoder, or a joint model of another, is refused."""
+    photos = copy_subset(tmp_path / "photos", {"cat": 3, "bus": 3})
+    root, cat = tmp_path / "features", next((photos / "cat").iterdir())
+    lite0, _ = update_store(photos, root, "efficientnet-lite0", encoder=family["efficientnet-lite0"])
+    with pytest.raises(StoreError, match=r"no feature store at .*efficientnet-lite2.*vector-search index"):
+        Engine(root, encoder_name="efficientnet-lite2").similar_images(cat)
+
+    lite2, _ = update_store(photos, root, "efficientnet-lite2", encoder=family["efficientnet-lite2"])
+    assert open_store(root, "efficientnet-lite2").encoder == "efficientnet-lite2"
+    assert open_store(root, "efficientnet-lite0").encoder == "efficientnet-lite0"
+    assert lite0.vectors.shape == lite2.vectors.shape == (6, 1280)  # same shape, other space: only the record tells them apart
+    assert not np.allclose(lite0.vectors, lite2.vectors, atol=1e-2)
+
+    model = tmp_path / "joint-lite0.npz"
+    conse_model(family["efficientnet-lite0"].classifier(), tmp_glove, "efficientnet-lite0").save(model)
+    with pytest.raises(ModelMismatchError, match="trained on efficientnet-lite0 features, not efficientnet-lite2"):
+        Engine(root, encoder_name="efficientnet-lite2", model_path=model).search("cat", k=3)
+    outside = sorted((pascal_dataset / "cat").iterdir())[3]  # not indexed: embedded by the store's own encoder
+    hits = Engine(root, encoder_name="efficientnet-lite2").similar_images(outside, k=3)
+    assert {Path(h.item).parent.name for h in hits} == {"cat"}

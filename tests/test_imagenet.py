@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vector_search.imagenet import class_ancestors, class_names, class_synonyms, find_class
+from vector_search.imagenet import ClassNameError, class_ancestors, class_id, class_names, class_synonyms, find_class
 
 
 def test_standard_order_and_format() -> None:
@@ -30,10 +30,27 @@ def test_find_class_any_synonym_case_insensitive(name: str, cid: int) -> None:
     assert find_class(name) == cid
 
 
-def test_find_class_ambiguous_synonym_prefers_primary_name() -> None:
+def test_find_class_primary_name_wins_over_other_synonyms() -> None:
     assert find_class("harp") == 594  # not 593 "harmonica, mouth organ, harp, mouth harp"
-    assert find_class("crane") == 134  # the bird (134) and the machine (517) share the primary name
-    assert find_class("missile") == 657
+    assert find_class("missile") == 657  # not 744 "projectile, missile"
+    assert find_class("tub") == 876  # not 435 "bathtub, bathing tub, bath, tub"
+
+
+@pytest.mark.parametrize("name, ids", [("crane", (134, 517)), ("Cardigan", (264, 474)), ("maillot", (638, 639)), ("panther", (286, 290))])
+def test_find_class_refuses_a_name_of_several_classes_listing_them(name: str, ids: tuple[int, ...]) -> None:
+    with pytest.raises(ClassNameError, match="ambiguous") as err:
+        find_class(name)
+    for cid in ids:
+        assert f"{cid} ({class_names()[cid]})" in str(err.value)
+
+
+def test_class_id_takes_an_id_or_a_name() -> None:
+    assert class_id(517) == class_id("517") == class_id(" 517 ") == 517
+    assert class_id("Siamese cat") == 284
+    with pytest.raises(ClassNameError, match="out of range"):
+        class_id(1000)
+    with pytest.raises(ClassNameError, match="ambiguous"):
+        class_id("crane")
 
 
 def test_find_class_unknown_lists_close_matches() -> None:

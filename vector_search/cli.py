@@ -2,7 +2,9 @@
 
 Query subcommands answer every query given (arguments and/or --queries-file) in one process.
 With --json each answer is one line: {"query": ..., "results": [{"item": ..., "distance": ...}]}
-or {"query": ..., "error": "..."}; the exit code is 1 if any query failed.
+or {"query": ..., "error": "..."}; the exit code is 1 if any query failed. A query or a file name
+that is not UTF-8 (bytes, on Linux) is escaped as \\udcXX in JSON: os.fsencode() of the loaded
+string gives the exact bytes back; plain output shows such bytes as \\xNN.
 """
 
 from __future__ import annotations
@@ -10,14 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
+from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
 from .query import QueryVector
+from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
+
+
+class UsageError(VectorSearchError, ValueError):
+    """The command line asks for something impossible (no query, k < 1)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, RuntimeError, ValueError) as err:  # setup errors: one clear line
+    except (VectorSearchError, OSError) as err:  # the library's errors and file errors: one clear line
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -44,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET_DIR")
     _store_options(p)
     p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
     p = commands.add_parser("download", help="download Pascal Sentences (needs internet) into DEST")
@@ -54,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("similar", help="images similar to image files (indexed or not)")
     _query_options(p, "IMAGE")
     _store_options(p)
-    p.add_argument("--reweight", metavar="CLASS", help='re-weight features by an ImageNet class, e.g. "siamese cat"')
+    p.add_argument(
+        "--reweight", metavar="CLASS", help='re-weight features by an ImageNet class: a name ("siamese cat") or an id (517)'
+    )
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k, reweight=a.reweight)))
 
     p = commands.add_parser("train", help="train the joint image-word model on the store's cached features")
@@ -66,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
     p.add_argument("--captions", metavar="DIR", help="captions folder, <class>/<id>.txt per photo (default: <dataset>/../sentence if present)")
     p.add_argument("--no-captions", action="store_true", help="train without captions even if the dataset has them")
+    _no_wait_option(p, "model")
     p.set_defaults(run=run_train)
 
     p = commands.add_parser("tag", help="word tags for image files (indexed or not)")
@@ -80,10 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(p)
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k))))
 
-    p = commands.add_parser("words", help="words similar to words or phrases")
-    _query_options(p, "WORD_OR_PHRASE")
-    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+    _words_command(commands)
 
     p = commands.add_parser("evaluate", help="measure search quality on a labelled folder (one subfolder per class)")
     p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="index this folder first (default: the store as it is)")
@@ -95,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
+    p = commands.add_parser(
+        "words",
+        help="words similar to words or phrases",
+        description=f"Words similar to words or phrases. A few queries are answered by an exact scan of the "
+        f"vocabulary (milliseconds each, nothing to build or load); from {EXACT_SCAN_QUERIES} queries in one run "
+        f"({EXACT_SCAN_QUERIES_UNBUILT} while it is not built yet) the {DEFAULT_INDEX_KIND} index answers sooner: "
+        "it is built once per user in the cache folder (about a minute on 2 cores), then loaded.",
+    )
+    _query_options(p, "WORD_OR_PHRASE")
+    p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+
+
 def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", help="feature store folder (default: $VECTOR_SEARCH_FEATURES, else features/)")
     p.add_argument("--encoder", choices=ENCODER_NAMES, help=f"image encoder (default: {DEFAULT_ENCODER})")
@@ -104,6 +128,13 @@ def _model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="joint model file (default: models/joint-<encoder>.npz; ConSE if untrained)")
 
 
+def _no_wait_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--no-wait", dest="wait", action="store_false",
+        help=f"fail at once if another process is writing the {what} (default: wait for it, saying so)",
+    )
+
+
 def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> None:
     p.add_argument("queries", nargs="*", metavar=metavar)
     p.add_argument("--queries-file", type=Path, help="read more queries from a file, one a line")
@@ -111,13 +142,16 @@ def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> Non
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
 
-def _engine(args: argparse.Namespace) -> Engine:
+def _engine(args: argparse.Namespace, queries: int | None = None) -> Engine:
+    """The engine the options ask for; `queries` (how many this process answers) lets similar
+    words skip the word index for a few queries."""
     return Engine(
         getattr(args, "store", None),
-        encoder=getattr(args, "encoder", None),
-        words=getattr(args, "glove", None),
+        encoder_name=getattr(args, "encoder", None),
+        words_path=getattr(args, "glove", None),
         encoder_weights=getattr(args, "weights", None),
-        model=getattr(args, "model", None),
+        model_path=getattr(args, "model", None),
+        word_queries=queries,
     )
 
 
@@ -131,9 +165,11 @@ def run_index(args: argparse.Namespace) -> int:
         bar = bar or tqdm(total=total, unit="img", desc="embedding")
         bar.update(done - bar.n)
 
-    report = _engine(args).index(args.dataset, progress)
-    if bar is not None:
-        bar.close()
+    try:
+        report = _engine(args).index(args.dataset, progress, wait=args.wait)
+    finally:  # an error (a full disk) then prints on a line of its own
+        if bar is not None:
+            bar.close()
     for note in report.notes:
         print(note)
     print(
@@ -174,7 +210,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         engine = _engine(args)
         captions = False if args.no_captions else (args.captions or True)
-        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, captions)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait, captions=captions)
     learnt = model.meta.get("captions")
     with_captions = f" and {learnt['captions']} captions of {learnt['photos']} photos" if learnt else ""
     print(f"trained {model.method} on {len(model.classes)} classes{with_captions} in {model.meta['train_seconds']} s; "
@@ -200,12 +236,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:
+    """The queries: arguments, then the lines of --queries-file.
+
+    The file is read as bytes and each line decoded like a file name (os.fsdecode: invalid UTF-8
+    bytes become lone surrogates), so a line that is not UTF-8 is still a query (a photo named in
+    Latin-1 is found) and never aborts the batch. Arguments arrive decoded the same way.
+    """
     queries = list(args.queries)
     if args.queries_file:
-        queries += args.queries_file.read_text(encoding="utf-8").splitlines()
+        queries += [os.fsdecode(line) for line in args.queries_file.read_bytes().splitlines()]
     if not queries:
-        raise ValueError("no query given: pass queries as arguments or with --queries-file")
+        raise UsageError("no query given: pass queries as arguments or with --queries-file")
     return queries
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of a file name shown as \\xNN, for people: always valid UTF-8."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 Answer = list[Result] | tuple[list[Result], dict]  # results, and fields added to a --json line
@@ -214,15 +265,16 @@ Answer = list[Result] | tuple[list[Result], dict]  # results, and fields added t
 def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer]) -> int:
     """Answer each query, printing as we go; a failed query is reported and the rest still run."""
     if args.k < 1:
-        raise ValueError("-k must be at least 1")
-    engine = _engine(args)
+        raise UsageError("-k must be at least 1")
+    queries = read_queries(args)
+    engine = _engine(args, len(queries))
     failed = 0
-    for query in read_queries(args):
+    for query in queries:
         try:
             results = answer(engine, query)
-        except (KeyError, ValueError, OSError, RuntimeError) as err:  # our errors all derive from these
+        except (VectorSearchError, OSError) as err:  # anything else is a bug: its traceback is wanted
             failed += 1
-            _print_error(args.json, query, str(err))  # UnknownWordError (a KeyError) prints its message plainly
+            _print_error(args.json, query, str(err))
             continue
         results, extra = results if isinstance(results, tuple) else (results, {})
         _print_results(args.json, query, results, extra)
@@ -235,15 +287,15 @@ def _with_words(results: list[Result], parsed: QueryVector) -> Answer:
 
 
 def _print_results(as_json: bool, query: str, results: list[Result], extra: dict) -> None:
-    if as_json:
+    if as_json:  # JSON escapes a name's undecodable bytes as \udcXX: os.fsencode(loaded) gives the bytes back
         rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
         print(json.dumps({"query": query, "results": rows, **extra}), flush=True)
         return
-    print(f"{query}:")
+    print(f"{printable(query)}:")
     if extra.get("words"):
         print("  words: " + ", ".join(_word_text(w) for w in extra["words"]))
     for rank, r in enumerate(results, 1):
-        print(f"  {rank:3d}. {r.distance:.4f}  {r.item}")
+        print(f"  {rank:3d}. {r.distance:.4f}  {printable(r.item)}")
 
 
 def _word_text(word: dict) -> str:
@@ -255,7 +307,7 @@ def _print_error(as_json: bool, query: str, message: str) -> None:
     if as_json:
         print(json.dumps({"query": query, "error": message}), flush=True)
     else:
-        print(f"{query}: error: {message}", file=sys.stderr)
+        print(f"{printable(query)}: error: {printable(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

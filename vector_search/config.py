@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import VectorSearchError
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # the source checkout (for the shared dataset beside it)
 
 FEATURES_ENV = "VECTOR_SEARCH_FEATURES"
@@ -31,6 +33,10 @@ PASCAL_ENV = "VECTOR_SEARCH_PASCAL"
 CHECKPOINT_ENV = "VECTOR_SEARCH_CHECKPOINT_SECONDS"
 ROOT_ENV = "VECTOR_SEARCH_ROOT"
 READONLY_ENV = "VECTOR_SEARCH_READONLY"
+
+
+class ConfigError(VectorSearchError, ValueError):
+    """An environment variable holds a value the project cannot use."""
 
 
 def _get(name: str) -> str | None:
@@ -80,9 +86,9 @@ def checkpoint_seconds() -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise ValueError(f"{CHECKPOINT_ENV} must be a number of seconds, got {text!r}") from None
+        raise ConfigError(f"{CHECKPOINT_ENV} must be a number of seconds, got {text!r}") from None
     if not seconds >= 0:
-        raise ValueError(f"{CHECKPOINT_ENV} must be >= 0, got {text!r}")
+        raise ConfigError(f"{CHECKPOINT_ENV} must be >= 0, got {text!r}")
     return seconds
 
 

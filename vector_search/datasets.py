@@ -17,6 +17,7 @@ simply be started again: files already there are kept.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -33,6 +34,7 @@ from . import fileio
 from .errors import VectorSearchError
 from .images import IMAGE_EXTENSIONS, class_of, find_images, load_image
 
+log = logging.getLogger(__name__)
 PASCAL_URL = "http://vision.cs.uiuc.edu/pascal-sentences/"
 PASCAL_CLASSES = {"diningtable": "dining_table", "pottedplant": "potted_plant", "tvmonitor": "tv_monitor"}
 PASCAL_CLASS_NAMES = frozenset(
@@ -133,6 +135,19 @@ def default_captions_dir(dataset: str | os.PathLike) -> Path | None:
     """`<dataset>/../sentence` if it is a folder (the Pascal Sentences layout), else None."""
     folder = Path(dataset).parent / "sentence"
     return folder if folder.is_dir() else None
+
+
+def store_captions(store, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:  # store: store.Store
+    """Each photo of a feature store's captions, from `folder` (True: `<dataset>/../sentence` if it
+    exists, False: none); None when there is no folder or no photo has a caption. An unreadable
+    caption file is logged and costs its photo's captions only."""
+    root = default_captions_dir(store.dataset) if folder is True else (Path(folder) if folder else None)
+    if root is None:
+        return None
+    found, problems = read_captions(root, [item.path for item in store.items])
+    for problem in problems:
+        log.warning("caption file skipped: %s", problem)
+    return found if any(found) else None
 
 
 def read_captions(captions_dir: str | os.PathLike, items: Sequence[str]) -> tuple[list[list[str]], list[str]]:

@@ -2,12 +2,16 @@
 
 It loads lazily (no TensorFlow until a model must run), caches what it loaded, and is
 safe to share read-only between threads once loaded.
+
+What is loaded from the store lives in ONE object, `Loaded`: the store and every part derived
+from it (image index, joint model and its index, the 2-D map). Indexing or training replaces
+it whole, so a part added there can never outlive the store it was made from. Models that do
+not depend on the store (the image encoders, the word vectors) stay on the engine.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -16,15 +20,21 @@ from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from . import config, query
+from . import config, locks, query
 from . import index as nn
+from .errors import VectorSearchError
 from .images import load_image
-from .store import Store, file_sha256, open_store, update_store
+from .spaces import ImageSpace, JointSpace
+from .store import Store, file_sha256, open_store, store_dir, store_encoders, update_store
+from .words import DEFAULT_INDEX_KIND
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = object()
 STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
+
+
+class EngineError(VectorSearchError, ValueError):
+    """A request the engine cannot serve as asked (unknown class to hold out, no classifier, ...)."""
 
 
 @dataclass(frozen=True)
@@ -35,115 +45,202 @@ class Result:
     distance: float
 
 
-def _loaded_once(method: Callable[["Engine"], T]) -> T:
-    """A read-only property computed on first use, once, under the engine's lock."""
+def loaded_once(method: Callable[[object], T]) -> T:
+    """A read-only property computed on first use, once, under the owner's `_lock`, kept in its
+    `_parts` dict. Reads of a loaded part take no lock: threads never queue behind a load."""
     name = method.__name__
 
     @functools.wraps(method)
-    def getter(self: "Engine") -> T:
-        value = self._loaded.get(name, _MISSING)  # loaded: no lock, threads never queue behind a load
+    def getter(self) -> T:
+        value = self._parts.get(name, _MISSING)
         if value is not _MISSING:
             return value  # type: ignore[return-value]
         with self._lock:
-            if name not in self._loaded:
-                self._loaded[name] = method(self)
-            return self._loaded[name]  # type: ignore[return-value]
+            if name not in self._parts:
+                self._parts[name] = method(self)
+            return self._parts[name]  # type: ignore[return-value]
 
     return property(getter)  # type: ignore[return-value]
 
 
 ImageQuery = str | os.PathLike | IO[bytes]
+ClassChoice = int | str  # an ImageNet class id (0-999), or a name that must name one class
 
 
-class Engine:
-    """Similar images, similar words, tags and text search over one feature store."""
+class Loaded:
+    """The store an engine answers from, and every part derived from it, each loaded on first use.
 
-    def __init__(
-        self,
-        store_root: str | os.PathLike | None = None,
-        encoder: str | None = None,
-        words: str | os.PathLike | None = None,
-        encoder_weights: str | os.PathLike | None = None,
-        model: str | os.PathLike | None = None,
-    ) -> None:
-        self.store_root = Path(store_root if store_root is not None else config.features_root())
-        self.encoder_name = encoder
-        self.words_source = words
-        self.encoder_weights = encoder_weights
-        self.model_path = Path(model) if model else None  # None: models/joint-<encoder>.npz if trained
+    Never patched: when the store or the joint model changes the engine makes a new one, so a part
+    added here (a `loaded_once` property) is refreshed with the store without anyone listing it.
+    A query reads one `Loaded` throughout, so a re-index in another thread never mixes two stores.
+    """
+
+    def __init__(self, engine: "Engine", store: Store | None = None) -> None:
+        self.engine = engine
         self._lock = threading.RLock()
-        self._loaded: dict[str, object] = {}
+        self._parts: dict[str, object] = {} if store is None else {"store": store}
 
-    # --- what gets loaded ------------------------------------------------------------------------
-
-    @_loaded_once
+    @loaded_once
     def store(self) -> Store:
-        store = open_store(self.store_root, self.encoder_name)
-        self.encoder_name = store.encoder
-        return store
+        return open_store(self.engine.store_root, self.engine.encoder_name)
 
-    @_loaded_once
-    def encoder(self):  # -> encoders.Encoder
-        from .encoders import DEFAULT_ENCODER, get_encoder
+    def saved_since(self) -> bool:
+        """Whether another process saved the store since it was loaded here."""
+        store = self._parts.get("store")
+        return isinstance(store, Store) and store.changed_on_disk()
 
-        return get_encoder(self.encoder_name or DEFAULT_ENCODER, weights=self.encoder_weights)
-
-    @_loaded_once
-    def images(self) -> "ImageSpace":
+    @loaded_once
+    def images(self) -> ImageSpace:
         return ImageSpace.of(self.store)
 
-    @_loaded_once
-    def words(self):  # -> words.WordVectors
-        from .words import load_words
-
-        return load_words(self.words_source)
-
-    @_loaded_once
+    @loaded_once
     def joint(self):  # -> joint.JointModel
         """The trained joint model if there is one, else ConSE (open vocabulary, no training)."""
         from . import joint
 
-        path = self.joint_model_path()
-        if self.model_path is not None or path.exists():
-            return joint.JointModel.load(path, encoder=self.store.encoder, words=self.words)
-        classifier = self.encoder.classifier()
+        engine, encoder = self.engine, self.store.encoder
+        path = engine.joint_model_path()
+        if engine.model_path is not None or path.exists():
+            return joint.JointModel.load(path, encoder=encoder, words=engine.words)
+        classifier = engine.encoder_named(encoder).classifier()
         if classifier is None:
-            raise joint.ModelNotFoundError(f"{self.store.encoder} has no ImageNet classifier: train a joint model first")
-        return joint.conse_model(classifier, self.words, self.store.encoder)
+            raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
+        return joint.conse_model(classifier, engine.words, encoder)
 
-    @_loaded_once
-    def joint_space(self) -> "JointSpace":
+    @loaded_once
+    def joint_space(self) -> JointSpace:
         return JointSpace.of(self.store, self.joint)
 
-    @_loaded_once
+    @loaded_once
     def collection(self):  # -> sentences.Collection
         """What text queries are weighed against: the photos' joint vectors and the class names."""
         from .sentences import Collection
 
-        return Collection.of(self.joint_space.vectors, self.store.classes, self.words)
+        return Collection.of(self.joint_space.vectors, self.store.classes, self.engine.words)
 
-    @_loaded_once
+    @loaded_once
+    def image_map(self) -> np.ndarray:
+        """A 2-D map (t-SNE) of the image vectors, row i for store item i; saved in the store."""
+        from .projection import project_2d
+
+        store = self.store
+        points = store.load_array("map", method="tsne")
+        if points is None:
+            points = project_2d(store.vectors, method="tsne").astype(np.float32)
+            store.save_array("map", points, method="tsne")
+        return points
+
+
+class Engine:
+    """Similar images, similar words, tags and text search over one feature store.
+
+    Arguments name what they hold: `encoder_name` (None: the encoder of the only store under
+    `store_root`, else the default), `words_path` (a glove.*.txt; None: the packaged GloVe),
+    `encoder_weights` and `model_path` (files; None: the defaults). `word_queries` is how many
+    similar-words queries the engine will answer, when known (the CLI knows): a few are answered
+    by an exact scan of the vocabulary, with no index to build or load; None (a server, the app:
+    many) uses the word index (see words.WordVectors.index_kind_for).
+    """
+
+    loaded_type: type[Loaded] = Loaded  # a subclass adds derived parts (see tests/test_engine.py)
+
+    def __init__(
+        self,
+        store_root: str | os.PathLike | None = None,
+        encoder_name: str | None = None,
+        words_path: str | os.PathLike | None = None,
+        encoder_weights: str | os.PathLike | None = None,
+        model_path: str | os.PathLike | None = None,
+        word_queries: int | None = None,
+    ) -> None:
+        self.store_root = Path(store_root if store_root is not None else config.features_root())
+        self.encoder_name = encoder_name
+        self.words_path = words_path
+        self.encoder_weights = encoder_weights
+        self.model_path = Path(model_path) if model_path else None  # None: models/joint-<encoder>.npz if trained
+        self.word_queries = word_queries
+        self._lock = threading.RLock()
+        self._parts: dict[str, object] = {}  # what does not depend on the store: encoders, words
+        self.loaded = self.loaded_type(self)
+
+    # --- what gets loaded ------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self.current().store
+
+    @property
+    def images(self) -> ImageSpace:
+        return self.current().images
+
+    @property
+    def joint(self):  # -> joint.JointModel
+        return self.current().joint
+
+    @property
+    def joint_space(self) -> JointSpace:
+        return self.current().joint_space
+
+    def image_map(self) -> np.ndarray:
+        """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
+        return self.current().image_map
+
+    def encoder_in_use(self) -> str:
+        """The encoder's name: `encoder_name`, else that of the only store under store_root, else the
+        default. It depends on the folder only, never on what was loaded before."""
+        from .encoders import DEFAULT_ENCODER
+
+        if self.encoder_name:
+            return self.encoder_name
+        found = store_encoders(self.store_root)
+        return found[0] if len(found) == 1 else DEFAULT_ENCODER
+
+    @property
+    def encoder(self):  # -> encoders.Encoder
+        return self.encoder_named(self.encoder_in_use())
+
+    def encoder_named(self, name: str):  # -> encoders.Encoder
+        """The image encoder `name`, loaded once per engine (the weights take seconds to load)."""
+        key = f"encoder:{name}"
+        encoder = self._parts.get(key)
+        if encoder is None:
+            from .encoders import get_encoder
+
+            with self._lock:
+                if key not in self._parts:
+                    self._parts[key] = get_encoder(name, weights=self.encoder_weights)
+                encoder = self._parts[key]
+        return encoder  # type: ignore[return-value]
+
+    @loaded_once
+    def words(self):  # -> words.WordVectors
+        from .words import load_words
+
+        return load_words(self.words_path)
+
+    @loaded_once
     def tag_vocabulary(self):  # -> joint.TagVocabulary
         from .joint import tag_vocabulary
 
         return tag_vocabulary(self.words)
 
     def joint_model_path(self) -> Path:
-        from .encoders import DEFAULT_ENCODER
-
-        return self.model_path or config.models_root() / f"joint-{self.encoder_name or DEFAULT_ENCODER}.npz"
+        """`model_path`, else models/joint-<encoder>.npz for the encoder in use."""
+        return self.model_path or config.models_root() / f"joint-{self.encoder_in_use()}.npz"
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False):
-        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport."""
-        store, report = update_store(
-            dataset, self.store_root, self.encoder_name, self.encoder, progress, rebuild=rebuild
-        )
-        with self._lock:
-            self._forget("store", "images", "joint", "joint_space", "collection", "_image_map")
-            self._loaded["store"] = store
-        self.images  # build and save the index now, not at the first query
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False, wait: bool = True):
+        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport.
+
+        Holds the store's writer lock (see locks.py); `wait=False` raises LockBusyError at once
+        if another writer has it.
+        """
+        name = self.encoder_in_use()
+        directory = store_dir(self.store_root, name)
+        with locks.writer_lock(directory, f"the feature store {directory}", wait):
+            store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress, rebuild=rebuild)
+            self._replace_loaded(store, build_index=True)
         return report
 
     def train(
@@ -153,72 +250,77 @@ class Engine:
         method: str | None = None,
         seed: int = 0,
         progress: Callable[[int, dict], None] | None = None,
+        wait: bool = True,
         captions: str | os.PathLike | bool = True,
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
         held out as a stratified test split recorded in the model, with all its captions.
-        `progress(epoch, logs)` is called after each epoch of the hybrid. `captions`: a captions
-        folder, True to use `<dataset>/../sentence` if there is one, False for none. Without a
-        `method`, "captions" (joint/captions.py) when there are captions, else the default blend.
+        `progress(epoch, logs)` is called after each epoch of the hybrid. Holds the model's writer
+        lock (`wait` as in index()). `captions`: as datasets.store_captions; without a `method`,
+        "captions" (joint/captions.py) if there are captions, else the default blend.
         """
         from . import joint
+        from .datasets import store_captions
 
         store = self.store
-        found = self.captions(captions) if method in (None, "captions") else None
+        found = store_captions(store, captions) if method in (None, "captions") else None
         method = method or ("captions" if found else joint.DEFAULT_METHOD)
         unknown = sorted(set(holdout_classes) - set(store.classes))
         if unknown:
-            raise ValueError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
-        model = joint.train(
-            store.vectors,
-            store.classes,
-            self.words,
-            method=method,
-            encoder=store.encoder,
-            imagenet_classifier=self.encoder.classifier(),
-            exclude_classes=holdout_classes,
-            seed=seed,
-            epochs=epochs,
-            items=[item.path for item in store.items],
-            captions=found,
-            progress=progress,
-        )
+            raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
         path = self.joint_model_path()
-        model.save(path)
-        with self._lock:
-            self.model_path = path
-            self._forget("joint", "joint_space", "collection")
+        with locks.writer_lock(path, f"the joint model {path}", wait):
+            model = joint.train(
+                store.vectors,
+                store.classes,
+                self.words,
+                method=method,
+                encoder=store.encoder,
+                imagenet_classifier=self.encoder_named(store.encoder).classifier(),
+                exclude_classes=holdout_classes,
+                seed=seed,
+                epochs=epochs,
+                items=[item.path for item in store.items],
+                captions=found,
+                progress=progress,
+            )
+            model.save(path)
+        self._replace_loaded(store)
         return model
 
-    def captions(self, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:
-        """Each indexed photo's captions from `folder` (True: `<dataset>/../sentence` if it exists,
-        False: none); None when there is no folder or no photo has a caption."""
-        from .datasets import default_captions_dir, read_captions
+    def _replace_loaded(self, store: Store, build_index: bool = False) -> None:
+        """Answer from `store` from now on, every derived part recomputed from it when first used.
+        `build_index`: build and save the image index now, not at the first query."""
+        loaded = self.loaded_type(self, store)
+        if build_index:
+            _ = loaded.images
+        with self._lock:
+            self.loaded = loaded
 
-        store = self.store
-        root = default_captions_dir(store.dataset) if folder is True else (Path(folder) if folder else None)
-        if root is None:
-            return None
-        found, problems = read_captions(root, [item.path for item in store.items])
-        for problem in problems:
-            log.warning("caption file skipped: %s", problem)
-        return found if any(found) else None
-
-    def _forget(self, *names: str) -> None:
-        for name in names:
-            self._loaded.pop(name, None)
+    def current(self) -> Loaded:
+        """The state to answer from: the loaded one, or a fresh one (loaded whole on first use) when
+        another process saved the store since (`vector-search index` while the app serves). A query
+        reads one state throughout, so it never mixes two stores; while a new store is being
+        written, answers come from the last complete one."""
+        loaded = self.loaded
+        if not loaded.saved_since():
+            return loaded
+        with self._lock:
+            if self.loaded is loaded:
+                self.loaded = self.loaded_type(self)
+            return self.loaded
 
     # --- image queries ---------------------------------------------------------------------------
 
-    def image_vector(self, image: ImageQuery) -> tuple[np.ndarray, int | None]:
+    def image_vector(self, image: ImageQuery, loaded: Loaded | None = None) -> tuple[np.ndarray, int | None]:
         """The feature vector of an image file or upload, and its store position if it is indexed.
 
         A file whose saved vector is still current (same size and mtime as when indexed, or
         the same content as an indexed file) reuses it: no model runs.
         """
-        store = self.store
+        store = (loaded or self.current()).store
         position = None
         if isinstance(image, (str, os.PathLike)):
             position = store.find(image)
@@ -231,125 +333,68 @@ class Engine:
                     return store.vectors[same], position
             except OSError:
                 pass  # load_image below says what is wrong with the file
-        return self._embed(image), position
+        encoder = self.encoder_named(store.encoder)
+        return encoder.embed(encoder.preprocess(load_image(image))[None])[0], position
 
-    def _embed(self, image: ImageQuery) -> np.ndarray:
-        pixels = self.encoder.preprocess(load_image(image))
-        return self.encoder.embed(pixels[None])[0]
-
-    def _results(self, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
+    def _results(self, store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
         """The first k hits as Results, skipping `exclude` and files deleted since indexing."""
-        paths = self.store.paths
-        hits = (Result(paths[i], float(d)) for i, d in zip(ids, distances) if i != exclude)
+        hits = (Result(store.paths[i], float(d)) for i, d in zip(ids, distances) if i != exclude)
         return [r for r in hits if os.path.exists(r.item)][:k]
 
-    def similar_images(self, image: ImageQuery, k: int = 10, reweight: str | None = None) -> list[Result]:
+    def similar_images(self, image: ImageQuery, k: int = 10, reweight: ClassChoice | None = None) -> list[Result]:
         """The k indexed images nearest to an image (the image itself excluded if indexed).
 
-        `reweight` names an ImageNet class ("siamese cat"): every feature is multiplied by that
-        class's classifier weight first, so the search looks at what makes that class.
+        `reweight` picks an ImageNet class, by id (517) or by a name of one class ("siamese cat"):
+        every feature is multiplied by that class's classifier weight first, so the search looks
+        at what makes that class.
         """
-        vector, position = self.image_vector(image)
+        loaded = self.current()
+        vector, position = self.image_vector(image, loaded)
         wanted = k + 1 + STALE_MARGIN
         if reweight is None:
-            ids, distances = self.images.index.search(self.images.project(vector), wanted)
+            ids, distances = loaded.images.index.search(loaded.images.project(vector), wanted)
         else:
-            weights = self.class_weights(reweight)
-            ranked = nn.exact_index(query.reweight(self.store.vectors, weights))
+            weights = self.class_weights(reweight, loaded.store.encoder)
+            ranked = nn.exact_index(query.reweight(loaded.store.vectors, weights))
             ids, distances = ranked.search(query.reweight(vector, weights), wanted)
-        return self._results(ids, distances, k, exclude=position)
+        return self._results(loaded.store, ids, distances, k, exclude=position)
 
-    def class_weights(self, class_name: str) -> np.ndarray:
-        """Per-feature weights of the ImageNet class called `class_name` (see query.class_weights)."""
-        from .imagenet import find_class
+    def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
+        """Per-feature weights of one ImageNet class, by id or name (see query.class_weights and
+        imagenet.class_id), for the encoder in use (or `encoder_name`)."""
+        from .imagenet import class_id
 
-        classifier = self.encoder.classifier()
+        cid = class_id(choice)
+        encoder = self.encoder_named(encoder_name or self.encoder_in_use())
+        classifier = encoder.classifier()
         if classifier is None:
-            raise ValueError(f"{self.encoder.name} has no ImageNet classifier to re-weight with")
-        return query.class_weights(classifier[0], find_class(class_name))
+            raise EngineError(f"{encoder.name} has no ImageNet classifier to re-weight with")
+        return query.class_weights(classifier[0], cid)
 
     def tags(self, image: ImageQuery, k: int = 5) -> list[Result]:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
         from .joint import tags
 
-        joint_vector = self.joint.tag_vectors(self.image_vector(image)[0][None])
+        loaded = self.current()
+        joint_vector = loaded.joint.tag_vectors(self.image_vector(image, loaded)[0][None])
         return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary, k)[0]]
-
-    def image_map(self) -> np.ndarray:
-        """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
-        return self._image_map
-
-    @_loaded_once
-    def _image_map(self) -> np.ndarray:
-        from .projection import project_2d
-
-        store = self.store
-        points = store.load_array("map", method="tsne")
-        if points is None:
-            points = project_2d(store.vectors, method="tsne").astype(np.float32)
-            store.save_array("map", points, method="tsne")
-        return points
 
     # --- word queries ----------------------------------------------------------------------------
 
     def similar_words(self, text: str, k: int = 10) -> list[Result]:
         """The k words nearest to a word or phrase (its own words excluded)."""
-        return [Result(word, float(d)) for word, d in self.words.similar_words(text, k)]
-
-    def text_query(self, text: str) -> query.QueryVector:
-        """A text query's vector, its words weighed against this collection (query.py, sentences.py)."""
-        return query.query_vector(text, self.words, self.collection)
+        words = self.words
+        kind = DEFAULT_INDEX_KIND if self.word_queries is None else words.index_kind_for(self.word_queries)
+        return [Result(word, float(d)) for word, d in words.similar_words(text, k, kind=kind)]
 
     def search_text(self, text: str, k: int = 10) -> tuple[list[Result], query.QueryVector]:
-        """Images for a text query, and the parsed query (which words counted, and how much)."""
-        parsed = self.text_query(text)
-        ids, distances = self.joint_space.index.search(parsed.vector, k + STALE_MARGIN)
-        return self._results(ids, distances, k), parsed
+        """Images for a text query, and the query as parsed: its words weighed against this
+        collection (query.py, sentences.py), which words counted and how much."""
+        loaded = self.current()
+        parsed = query.query_vector(text, self.words, loaded.collection)
+        ids, distances = loaded.joint_space.index.search(parsed.vector, k + STALE_MARGIN)
+        return self._results(loaded.store, ids, distances, k), parsed
 
     def search(self, text: str, k: int = 10) -> list[Result]:
         """Images for a text query: a word, a phrase, a sentence or weighted terms (see query.py)."""
         return self.search_text(text, k)[0]
-
-
-@dataclass(frozen=True)
-class ImageSpace:
-    """Image vectors as searched: L2-normalised, then centred on the collection's mean.
-
-    Centring removes the direction every photo shares; measured on Pascal Sentences it lifts
-    leave-one-out precision@10 from 0.537 to 0.564 (see `vector-search evaluate`).
-    """
-
-    mean: np.ndarray
-    vectors: np.ndarray
-    index: nn.Index
-
-    def project(self, vectors: np.ndarray) -> np.ndarray:
-        return nn.normalize(vectors) - self.mean
-
-    @classmethod
-    def of(cls, store: Store) -> "ImageSpace":
-        """The space of a store, with its saved Annoy index (built and saved when missing or stale)."""
-        units = nn.normalize(store.vectors)
-        mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
-        vectors = units - mean
-        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred")
-        return cls(mean, vectors, index)
-
-
-@dataclass(frozen=True)
-class JointSpace:
-    """The joint (word-space) vectors of a store's images under one joint model, and their index."""
-
-    vectors: np.ndarray
-    index: nn.Index
-
-    @classmethod
-    def of(cls, store: Store, model) -> "JointSpace":
-        """Cached in the store, keyed by the model; recomputed (numpy only) when either changes."""
-        key = model.fingerprint
-        name = "joint"
-        vectors = store.load_array(name, model=key)
-        if vectors is None:
-            vectors = model.transform(store.vectors) if len(store) else np.zeros((0, model.meta["words"]["dim"]), np.float32)
-            store.save_array(name, vectors, model=key)
-        return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}"))

@@ -22,8 +22,14 @@ import numpy as np
 
 from . import config
 from . import index as nn
+from .datasets import store_captions
+from .errors import VectorSearchError
 from .index import normalize
 from .joint import DEFAULT_METHOD, class_words, tags, train
+
+
+class EvaluationError(VectorSearchError, ValueError):
+    """An evaluation that cannot run as asked (k < 1, an unknown class to hold out, ...)."""
 
 # --- the metrics, over whole rankings at once -------------------------------------------------------
 
@@ -43,7 +49,7 @@ def ranked_relevance(
     sims = normalize(np.atleast_2d(queries)) @ normalize(np.atleast_2d(items)).T
     if leave_one_out:
         if sims.shape[0] != sims.shape[1]:
-            raise ValueError("leave_one_out needs the queries to be the items")
+            raise EvaluationError("leave_one_out needs the queries to be the items")
         np.fill_diagonal(sims, -np.inf)
     order = np.argsort(-sims, axis=1, kind="stable")
     if leave_one_out:
@@ -55,7 +61,7 @@ def ranked_relevance(
 def precisions_at_k(relevance: np.ndarray, k: int) -> np.ndarray:
     """Precision@k of each row of a ranked relevance matrix: the share of relevant items among its first k."""
     if k < 1:
-        raise ValueError("k must be at least 1")
+        raise EvaluationError("k must be at least 1")
     return np.count_nonzero(relevance[:, :k], axis=1) / k
 
 
@@ -163,8 +169,8 @@ def evaluate(
     classes = sorted(set(store.classes))
     holdout = sorted(set(holdout_classes))
     if unknown := sorted(set(holdout) - set(classes)):
-        raise ValueError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
-    captions = engine.captions()
+        raise EvaluationError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
+    captions = store_captions(store)
     methods = list(methods or (DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
     clock.lap("index")
 
@@ -218,7 +224,7 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
     """Leave-one-out image->image retrieval for each encoder: the engine's own store, and other
     encoders' stores of the same dataset if they were already indexed (else why not)."""
     from .encoders import ENCODER_NAMES
-    from .engine import ImageSpace
+    from .spaces import ImageSpace
     from .store import open_store, store_dir
 
     store = engine.store

@@ -1,7 +1,14 @@
-"""Atomic, pickle-free file writes and reads shared by every module that saves to disk."""
+"""Atomic, pickle-free file writes and reads shared by every module that saves to disk.
+
+Every save writes a temporary file beside its target and renames it over the target only once
+it is complete, so a reader sees the old file or the new one, never half of one. When a save
+fails (a full disk, a quota, a file-size limit, anything) the temporary is removed and the
+target is untouched; a full disk is reported as one DiskFullError line.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -12,6 +19,25 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
+
+from .errors import VectorSearchError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over RLIMIT_FSIZE
+
+
+class DiskFullError(VectorSearchError, OSError):
+    """A save ran out of space (or quota, or allowed file size); the previous file is kept."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
+def _disk_full_code(err: OSError) -> int | None:
+    """The errno of a full-disk error, else None (annoy reports it only in its message)."""
+    if err.errno in DISK_FULL:
+        return err.errno
+    return next((code for code in DISK_FULL if f"{os.strerror(code)} ({code})" in str(err)), None)
 
 
 def sha256_of(file: BinaryIO) -> str:
@@ -25,19 +51,39 @@ def sha256_of(file: BinaryIO) -> str:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path` (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with atomic_paths(path) as (tmp,):
+        yield tmp
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each of `paths`; when the block succeeds, fsync them all,
+    then rename each over its path. Files that must agree (a model and its sidecar) are thus
+    replaced together or not at all: a failure anywhere leaves every target as it was, and no
+    temporary behind."""
+    targets = [Path(p) for p in paths]
+    tmps: list[Path] = []
     try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; saved files are ordinary readable files
-        os.replace(tmp, path)
+        for path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmps.append(Path(tmp))
+        yield tmps
+        for tmp in tmps:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; saved files are ordinary readable files
+        for tmp, path in zip(tmps, targets):
+            os.replace(tmp, path)
+    except OSError as err:
+        code = _disk_full_code(err)
+        if code is None or isinstance(err, DiskFullError):
+            raise
+        raise DiskFullError(f"cannot save {targets[0]}: {os.strerror(code).lower()}; the previous version is kept", code) from err
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, max_age_seconds: float = 3600) -> list[Path]:
@@ -61,7 +107,12 @@ def remove_stale_temporaries(folder: str | os.PathLike, max_age_seconds: float =
 def save_json(path: str | os.PathLike, data: Any) -> None:
     """Write `data` as JSON atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_json(tmp, data)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON in place (inside an atomic_paths block)."""
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def load_json(path: str | os.PathLike) -> Any:
@@ -71,8 +122,13 @@ def load_json(path: str | os.PathLike) -> Any:
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write one array as .npy atomically (never pickled)."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(array), allow_pickle=False)
+        write_npy(tmp, array)
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Write one array as .npy in place (inside an atomic_paths block); never pickled."""
+    with open(path, "wb") as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
@@ -82,10 +138,15 @@ def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write several arrays into one .npz atomically, so they can never disagree on disk."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        write_npz(tmp, **arrays)
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write arrays into one .npz in place (inside an atomic_paths block); never pickled."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_npz(path: str | os.PathLike | BinaryIO) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}

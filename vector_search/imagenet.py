@@ -8,6 +8,8 @@ import json
 from functools import lru_cache
 from importlib import resources
 
+from .errors import VectorSearchError
+
 
 @lru_cache(maxsize=1)
 def class_synonyms() -> tuple[tuple[str, ...], ...]:
@@ -47,23 +49,49 @@ def class_names() -> list[str]:
     return [", ".join(names) for names in class_synonyms()]
 
 
+class ClassNameError(VectorSearchError, ValueError):
+    """No ImageNet class has this name or id, or the name belongs to several classes."""
+
+
 @lru_cache(maxsize=1)
-def _index() -> dict[str, int]:
-    """Lower-cased synonym -> class id; primary names win, then the lowest id (e.g. "crane" -> 134)."""
-    index: dict[str, int] = {}
+def _index() -> dict[str, tuple[int, ...]]:
+    """Lower-cased synonym -> the ids of the classes it names. A primary name wins over other
+    classes' secondary synonyms ("tub" is 876, not 435 "bathtub, bathing tub, bath, tub"); a name
+    left with several ids ("crane": 134 the bird, 517 the machine) is ambiguous."""
+    index: dict[str, tuple[int, ...]] = {}
     for rank in (0, 1):
+        found: dict[str, tuple[int, ...]] = {}
         for cid, names in enumerate(class_synonyms()):
             for name in names[:1] if rank == 0 else names[1:]:
-                index.setdefault(name.lower(), cid)
+                if name.lower() not in index:
+                    found[name.lower()] = found.get(name.lower(), ()) + (cid,)
+        index.update(found)
     return index
 
 
 def find_class(name: str) -> int:
-    """Class id whose synonyms include `name` (case-insensitive); ValueError with close matches otherwise."""
+    """Class id whose synonyms include `name` (case-insensitive). ClassNameError with close matches
+    when no class has it, and with the ids and names of each when several have it."""
     key = " ".join(name.split()).lower()
     index = _index()
-    if key in index:
-        return index[key]
+    ids = index.get(key, ())
+    if len(ids) == 1:
+        return ids[0]
+    if ids:
+        choices = "; ".join(f"{cid} ({class_names()[cid]})" for cid in ids)
+        raise ClassNameError(f"ImageNet class name {name!r} is ambiguous: give the class id, one of {choices}")
     close = difflib.get_close_matches(key, index, n=5)
     hint = f"; did you mean: {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown ImageNet class {name!r}{hint}")
+    raise ClassNameError(f"unknown ImageNet class {name!r}{hint}")
+
+
+def class_id(choice: int | str) -> int:
+    """The class id of `choice`: an id (an int, or a string of digits such as "517") or a name
+    (see find_class). ClassNameError when it names no class or several."""
+    if isinstance(choice, str) and choice.strip().isdigit():
+        choice = int(choice)
+    if isinstance(choice, str):
+        return find_class(choice)
+    if not 0 <= choice < len(class_synonyms()):
+        raise ClassNameError(f"ImageNet class id {choice} out of range 0..{len(class_synonyms()) - 1}")
+    return int(choice)

@@ -30,6 +30,10 @@ class ImageError(VectorSearchError, ValueError):
     """A file that cannot be used as an image; the message says why."""
 
 
+class DatasetNotFoundError(VectorSearchError, FileNotFoundError):
+    """The dataset folder does not exist."""
+
+
 def find_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str]]]:
     """Image files under `root`, recursively, as sorted paths relative to `root`.
 
@@ -38,7 +42,7 @@ def find_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
+        raise DatasetNotFoundError(f"dataset folder not found: {root}")
     found: list[str] = []
     problems: list[tuple[str, str]] = []
 

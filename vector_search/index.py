@@ -9,6 +9,7 @@ not match it. Searching is safe from many threads at once on one built or loaded
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ import hnswlib
 import numpy as np
 
 from .errors import VectorSearchError
-from .fileio import atomic_path, load_json, load_npy, save_json
+from .fileio import atomic_paths, load_json, load_npy, write_json
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ _SPOT_CHECKS = 8
 
 class IndexFileError(VectorSearchError, RuntimeError):
     """A saved index is missing, truncated, of another format version, or does not match."""
+
+
+class IndexArgumentError(VectorSearchError, ValueError):
+    """An index kind, parameter, query shape or k the index cannot use."""
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -99,7 +104,7 @@ def default_params(kind: str, n: int, dim: int) -> dict[str, Any]:
         return {"n_trees": 20, "search_k": 20_000 if words else max(10_000, 2 * n)}
     if kind == "hnsw":
         return {"M": 16, "ef_construction": 200, "ef": 80 if words else 400}
-    raise ValueError(f"unknown index kind {kind!r}; expected one of {KINDS}")
+    raise IndexArgumentError(f"unknown index kind {kind!r}; expected one of {KINDS}")
 
 
 class Index(ABC):
@@ -129,7 +134,7 @@ class Index(ABC):
         """Ids (int64) and cosine distances (float32) of the k nearest rows, best first."""
         vector = np.asarray(vector)
         if vector.shape != (self.dim,):
-            raise ValueError(f"query has shape {vector.shape}, expected ({self.dim},)")
+            raise IndexArgumentError(f"query has shape {vector.shape}, expected ({self.dim},)")
         ids, dist = self.search_many(vector[None, :], k)
         return ids[0], dist[0]
 
@@ -137,9 +142,9 @@ class Index(ABC):
         """`search` for each row of a (q, dim) batch: two (q, min(k, len)) arrays."""
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"queries have shape {vectors.shape}, expected (q, {self.dim})")
+            raise IndexArgumentError(f"queries have shape {vectors.shape}, expected (q, {self.dim})")
         if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+            raise IndexArgumentError(f"k must be >= 0, got {k}")
         k = min(k, len(self))
         if k == 0 or len(vectors) == 0:
             return np.empty((len(vectors), k), np.int64), np.empty((len(vectors), k), np.float32)
@@ -151,21 +156,12 @@ class Index(ABC):
         return ids.astype(np.int64, copy=False), np.clip(dist, 0, 2).astype(np.float32, copy=False)
 
     def save(self, path: str | Path, fingerprint: str) -> None:
-        """Write the index to `path` and its sidecar to ``path + ".json"``, each atomically."""
+        """Write the index to `path` and its sidecar to ``path + ".json"``, replaced together or not at all."""
         path = Path(path)
-        with atomic_path(path) as tmp:
+        with atomic_paths(path, _sidecar(path)) as (tmp, sidecar):
             self._save(tmp)
-        meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "kind": self.kind,
-            "dim": self.dim,
-            "n": len(self),
-            "params": self.params,
-            "fingerprint": fingerprint,
-            "file_size": path.stat().st_size,
-        }
-        save_json(_sidecar(path), meta)
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "dim": self.dim, "n": len(self)}
+            write_json(sidecar, dict(meta, params=self.params, fingerprint=fingerprint, file_size=tmp.stat().st_size))
 
     @abstractmethod
     def _save(self, path: Path) -> None: ...
@@ -228,7 +224,7 @@ class AnnoyIndex(Index):
         return ids, _annoy_to_cosine(dist)
 
     def _save(self, path: Path) -> None:
-        # save() re-maps the index from the written file, which atomic_path then renames.
+        # save() re-maps the index from the written file, which atomic_paths then renames.
         self._ann.save(str(path))
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
@@ -255,6 +251,8 @@ class HnswIndex(Index):
 
     def _save(self, path: Path) -> None:
         self._graph.save_index(str(path))
+        if path.stat().st_size < len(self) * self.dim * 4:  # hnswlib reports no write error: check it wrote the vectors
+            raise OSError(errno.ENOSPC, f"hnswlib wrote a truncated {path.name}")
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         return np.asarray(self._graph.get_items(ids), np.float32)
@@ -264,7 +262,7 @@ def _check_params(kind: str, params: dict[str, Any], n: int, dim: int) -> dict[s
     defaults = default_params(kind, n, dim)
     unknown = set(params) - set(defaults)
     if unknown:
-        raise ValueError(f"unknown {kind} parameters {sorted(unknown)}; expected {sorted(defaults)}")
+        raise IndexArgumentError(f"unknown {kind} parameters {sorted(unknown)}; expected {sorted(defaults)}")
     return {**defaults, **params}
 
 
@@ -275,7 +273,7 @@ def build_index(vectors: np.ndarray, kind: str = "annoy", **params: Any) -> Inde
     """
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(vectors) == 0:
-        raise ValueError(f"need a non-empty (n, dim) matrix, got shape {vectors.shape}")
+        raise IndexArgumentError(f"need a non-empty (n, dim) matrix, got shape {vectors.shape}")
     n, dim = vectors.shape
     params = _check_params(kind, params, n, dim)
     if kind == "exact":
@@ -353,7 +351,10 @@ def load_or_build(path: str | Path, vectors: np.ndarray, fingerprint: str, kind:
             log.warning("rebuilding %s: %s", path, err)
     log.info("building the %s index over %d vectors (once)", kind, len(vectors))
     index = build_index(vectors, kind, **params)
-    index.save(path, fingerprint)
+    try:
+        index.save(path, fingerprint)
+    except OSError as err:  # a cache (a full disk, a read-only store): answer from memory, save it another time
+        log.warning("%s; using the index from memory", err)
     return index
 
 
@@ -362,18 +363,18 @@ def _open(path: Path, kind: str, vectors: np.ndarray, params: dict[str, Any]) ->
     if kind == "exact":
         units = load_npy(path, mmap=True)
         if units.shape != (n, dim) or units.dtype != np.float32:
-            raise ValueError(f"holds a {units.dtype} {units.shape} matrix")
+            raise IndexFileError(f"holds a {units.dtype} {units.shape} matrix")
         return ExactIndex(vectors, units)
     if kind == "annoy":
         ann = annoy.AnnoyIndex(dim, "angular")
         ann.load(str(path))  # memory-mapped
         if ann.get_n_items() != n:
-            raise ValueError(f"holds {ann.get_n_items()} items, expected {n}")
+            raise IndexFileError(f"holds {ann.get_n_items()} items, expected {n}")
         return AnnoyIndex(vectors, params, ann)
     graph = hnswlib.Index(space="cosine", dim=dim)
     graph.load_index(str(path), max_elements=n)
     if graph.get_current_count() != n:
-        raise ValueError(f"holds {graph.get_current_count()} items, expected {n}")
+        raise IndexFileError(f"holds {graph.get_current_count()} items, expected {n}")
     return HnswIndex(vectors, params, graph)
 
 

@@ -11,6 +11,12 @@ from typing import Literal
 
 import numpy as np
 
+from .errors import VectorSearchError
+
+
+class ProjectionError(VectorSearchError, ValueError):
+    """A projection method or an input matrix the 2-D projection cannot use."""
+
 METHODS = ("tsne", "pca")
 PCA_DIMS = 50
 
@@ -23,12 +29,12 @@ def project_2d(vectors: np.ndarray, method: Literal["tsne", "pca"] = "tsne", see
     unknown method.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown projection method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ProjectionError(f"unknown projection method {method!r}; choose one of {', '.join(METHODS)}")
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"expected an (n, d) array of vectors, got shape {x.shape}")
+        raise ProjectionError(f"expected an (n, d) array of vectors, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("vectors contain NaN or infinite values")
+        raise ProjectionError("vectors contain NaN or infinite values")
     n = len(x)
     if n < 2 or x.shape[1] == 0:
         return np.zeros((n, 2), np.float32)

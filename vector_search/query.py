@@ -145,17 +145,17 @@ def class_weights(
     weights, keeping only evidence for the class.
     """
     if not 0 <= class_index < classifier_w.shape[1]:
-        raise ValueError(f"class index {class_index} out of range 0..{classifier_w.shape[1] - 1}")
+        raise QueryError(f"class index {class_index} out of range 0..{classifier_w.shape[1] - 1}")
     column = np.asarray(classifier_w[:, class_index], np.float32)
     if negative == "clip":
         return np.maximum(column, 0.0)
     if negative == "keep":
         return column
-    raise ValueError(f"negative must be 'clip' or 'keep', not {negative!r}")
+    raise QueryError(f"negative must be 'clip' or 'keep', not {negative!r}")
 
 
 def reweight(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Features (n, d) or (d,) multiplied elementwise by per-feature weights (d,)."""
     if features.shape[-1] != weights.shape[0]:
-        raise ValueError(f"features have {features.shape[-1]} dimensions, weights {weights.shape[0]}")
+        raise QueryError(f"features have {features.shape[-1]} dimensions, weights {weights.shape[0]}")
     return (features * weights).astype(np.float32)

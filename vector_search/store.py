@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import numpy as np
 from . import config, fileio
 from .errors import VectorSearchError
 from .images import ImageError, class_of, find_images, iter_batches, open_regular
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FEATURES_FILE = "features.npz"
@@ -57,6 +60,15 @@ class Store:
     dataset: str  # the dataset folder as it was given when indexing
     items: list[Item]
     vectors: np.ndarray  # (n, dim) float32, row i is items[i]
+    stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) of the file it was loaded from
+
+    def changed_on_disk(self) -> bool:
+        """Whether another process has saved this store since it was loaded (saves replace the
+        file, so its inode changes): a long-lived reader then loads it again, whole."""
+        try:
+            return self.stamp is not None and _stamp(os.stat(self.directory / FEATURES_FILE)) != self.stamp
+        except OSError:  # deleted: keep answering from what is loaded
+            return False
 
     def __len__(self) -> int:
         return len(self.items)
@@ -98,9 +110,11 @@ class Store:
     # --- persistence -------------------------------------------------------------------------
 
     def save(self) -> None:
+        """Write the store atomically (writers hold its lock: see locks.py) and stamp it as saved."""
         meta = {"version": FORMAT_VERSION, "encoder": self.encoder, "dataset": self.dataset}
+        file = self.directory / FEATURES_FILE
         fileio.save_npz(
-            self.directory / FEATURES_FILE,
+            file,
             vectors=np.ascontiguousarray(self.vectors, dtype=np.float32),
             paths=np.array([i.path for i in self.items], dtype=str),
             sizes=np.array([i.size for i in self.items], dtype=np.int64),
@@ -108,6 +122,7 @@ class Store:
             hashes=np.array([i.sha256 for i in self.items], dtype=str),
             meta=np.array(json.dumps(meta)),
         )
+        self.stamp = _stamp(os.stat(file))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Store":
@@ -117,7 +132,9 @@ class Store:
         if not file.exists():
             raise StoreError(f"no feature store at {directory}: run `vector-search index DATASET_DIR` first")
         try:
-            data = fileio.load_npz(file)
+            with open(file, "rb") as f:  # the stamp of the very file read, even if replaced meanwhile
+                stamp = _stamp(os.fstat(f.fileno()))
+                data = fileio.load_npz(f)
             meta = json.loads(str(data["meta"]))
             n = len(data["paths"])
             if meta.get("version") != FORMAT_VERSION:
@@ -130,16 +147,24 @@ class Store:
                 Item(str(p), int(s), int(m), str(h))
                 for p, s, m, h in zip(data["paths"], data["sizes"], data["mtimes"], data["hashes"])
             ]
-            return cls(directory, meta["encoder"], meta["dataset"], items, data["vectors"].astype(np.float32, copy=False))
+            vectors = data["vectors"].astype(np.float32, copy=False)
+            return cls(directory, meta["encoder"], meta["dataset"], items, vectors, stamp)
         except StoreError:
             raise
         except Exception as err:  # truncated zip, missing keys, bad JSON...
             raise StoreError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
 
     def save_array(self, name: str, array: np.ndarray, **meta: object) -> None:
-        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint."""
-        fileio.save_npy(self.directory / f"{name}.npy", array)
-        fileio.save_json(self.directory / f"{name}.json", {"fingerprint": self.fingerprint, **meta})
+        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint.
+
+        A cache: when it cannot be written (a full disk, a read-only store) it is left unsaved, with
+        a warning, and computed again next time."""
+        try:
+            with fileio.atomic_paths(self.directory / f"{name}.npy", self.directory / f"{name}.json") as (npy, sidecar):
+                fileio.write_npy(npy, array)
+                fileio.write_json(sidecar, {"fingerprint": self.fingerprint, **meta})
+        except OSError as err:
+            log.warning("cannot save %s (%s); it will be computed again", name, err)
 
     def load_array(self, name: str, **meta: object) -> np.ndarray | None:
         """A derived array saved by save_array, or None if absent, damaged or stale."""
@@ -153,16 +178,25 @@ class Store:
             return None
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def store_dir(root: str | os.PathLike | None, encoder: str) -> Path:
     """The store folder of `encoder` under `root` (None: config.features_root())."""
     return Path(root if root is not None else config.features_root()) / encoder
+
+
+def store_encoders(root: str | os.PathLike) -> list[str]:
+    """The encoders of the stores under `root`, sorted (empty when there is none)."""
+    return sorted(p.parent.name for p in Path(root).glob(f"*/{FEATURES_FILE}"))
 
 
 def open_store(root: str | os.PathLike | None = None, encoder: str | None = None) -> Store:
     """Load the store of `encoder` under `root` (or the only store there when encoder is None)."""
     root = Path(root if root is not None else config.features_root())
     if encoder is None:
-        found = sorted(p.parent.name for p in root.glob(f"*/{FEATURES_FILE}"))
+        found = store_encoders(root)
         if len(found) != 1:
             raise StoreError(
                 f"no feature store under {root}: run `vector-search index DATASET_DIR` first"
@@ -234,13 +268,33 @@ def update_store(
     except StoreError as err:
         if (directory / FEATURES_FILE).exists():
             report.notes.append(f"{err}; rebuilding it")
-
     fileio.remove_stale_temporaries(directory)  # left by an indexer that was killed mid-save
+    kept, todo = _plan_update(dataset, old, report)
+
+    def snapshot(done: list[tuple[Item, np.ndarray]]) -> Store:
+        rows = sorted(kept + done, key=lambda pair: pair[0].path)
+        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+        return Store(directory, encoder_name, str(dataset), [item for item, _ in rows], vectors)
+
+    done: list[tuple[Item, np.ndarray]] = []
+    if todo:
+        checkpoint = _Checkpoint(checkpoint_seconds, lambda: snapshot(done).save())
+        _embed_into(done, dataset, todo, encoder or get_encoder(encoder_name), report, progress, batch_size, checkpoint)
+    store = snapshot(done)
+    if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
+        store.save()
+    else:
+        store.stamp = old.stamp
+    return store, report
+
+
+def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -> tuple[list[tuple[Item, np.ndarray]], list[Item]]:
+    """Which images keep their saved vector (unchanged, touched, renamed or copied: same content)
+    and which must be embedded; counts each in `report`, with the files that are gone or unreadable."""
     rel_paths, problems = find_images(dataset)
     report.skipped.extend(problems)
     by_path = old._by_path
     by_hash = {item.sha256: i for i, item in enumerate(old.items)}  # the last copy wins: a rename is reported
-
     kept: list[tuple[Item, np.ndarray]] = []
     todo: list[Item] = []
     for rel in rel_paths:
@@ -272,33 +326,45 @@ def update_store(
     present = set(rel_paths)
     renamed_from = {a for a, _ in report.renamed}
     report.removed = [i.path for i in old.items if i.path not in present and i.path not in renamed_from]
+    return kept, todo
 
-    def snapshot(done: list[tuple[Item, np.ndarray]]) -> Store:
-        rows = sorted(kept + done, key=lambda pair: pair[0].path)
-        vectors = np.stack([v for _, v in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
-        return Store(directory, encoder_name, str(dataset), [item for item, _ in rows], vectors)
 
-    done: list[tuple[Item, np.ndarray]] = []
-    if todo:
-        encoder = encoder or get_encoder(encoder_name)
-        failed: set[str] = set()
-        last_save = time.monotonic()
-        for batch in iter_batches([os.path.join(dataset, t.path) for t in todo], encoder.preprocess, batch_size):
-            for i, reason in batch.errors:
-                report.skipped.append((todo[i].path, reason))
-                failed.add(todo[i].path)
-            if batch.array is not None:
-                vectors = encoder.embed(batch.array)
-                done.extend((todo[i], vectors[row]) for row, i in enumerate(batch.indices))
-            if progress:
-                progress(len(done) + len(failed), len(todo))
-            if time.monotonic() - last_save > checkpoint_seconds:
-                snapshot(done).save()
-                last_save = time.monotonic()
-        report.added = [p for p in report.added if p not in failed]
-        report.changed = [p for p in report.changed if p not in failed]
+@dataclass
+class _Checkpoint:
+    """Calls `save` when `seconds` have passed since the last save."""
 
-    store = snapshot(done)
-    if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
-        store.save()
-    return store, report
+    seconds: float
+    save: Callable[[], None]
+    last: float = field(default_factory=time.monotonic)
+
+    def tick(self) -> None:
+        if time.monotonic() - self.last > self.seconds:
+            self.save()
+            self.last = time.monotonic()
+
+
+def _embed_into(
+    done: list[tuple[Item, np.ndarray]],
+    dataset: str | os.PathLike,
+    todo: list[Item],
+    encoder,  # encoders.Encoder
+    report: UpdateReport,
+    progress: Progress | None,
+    batch_size: int,
+    checkpoint: _Checkpoint,
+) -> None:
+    """Embed `todo` in batches, appending (item, vector) to `done` as they come (checkpoints save
+    it); files that fail to decode are skipped and no longer counted as added or changed."""
+    failed: set[str] = set()
+    for batch in iter_batches([os.path.join(dataset, t.path) for t in todo], encoder.preprocess, batch_size):
+        for i, reason in batch.errors:
+            report.skipped.append((todo[i].path, reason))
+            failed.add(todo[i].path)
+        if batch.array is not None:
+            vectors = encoder.embed(batch.array)
+            done.extend((todo[i], vectors[row]) for row, i in enumerate(batch.indices))
+        if progress:
+            progress(len(done) + len(failed), len(todo))
+        checkpoint.tick()
+    report.added = [p for p in report.added if p not in failed]
+    report.changed = [p for p in report.changed if p not in failed]

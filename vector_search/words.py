@@ -35,6 +35,13 @@ CACHE_FORMAT = "vector_search.words"
 CACHE_VERSION = 1
 # hnsw reaches recall@10 >= 0.95 at p50 < 1 ms on the 400k vocabulary; annoy does not (docs/index.md).
 DEFAULT_INDEX_KIND = "hnsw"
+# Fewer queries than this in one process are answered sooner by an exact scan (no index) than by
+# loading the saved index, or building it when it is not saved yet. Measured by
+# `python bench/bench_word_scan.py --build` (2 cores, load 11-18): the scan 43-61 ms a query after
+# 0.2-0.3 s of set-up; hnsw 0.2 ms a query after a 1.4-1.5 s load or a 471 s build (57 s idle):
+# break-even 22-26 queries with the index saved, 7,800 without.
+EXACT_SCAN_QUERIES = 25
+EXACT_SCAN_QUERIES_UNBUILT = 8_000
 
 _SPLIT = re.compile(r"[\s_\-]+")
 _SUGGEST_FROM = 20_000  # unknown-word suggestions come from the most frequent words (GloVe is frequency-ordered)
@@ -43,6 +50,10 @@ _PARSE_CHUNK = 50_000  # lines of a GloVe text file parsed at once
 
 class UnknownWordError(VectorSearchError, KeyError):
     """A word (or every word of a phrase) is not in the vocabulary."""
+
+
+class WordVectorsError(VectorSearchError, ValueError):
+    """Word vectors (a GloVe file, a cache) that cannot be used, or an empty query."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ class WordVectors:
         """`cache_dir`, if given, is where indexes are saved and looked for; `fingerprint`
         identifies `vectors` (computed when omitted)."""
         if len(words) != len(vectors):
-            raise ValueError(f"{len(words)} words but {len(vectors)} vectors")
+            raise WordVectorsError(f"{len(words)} words but {len(vectors)} vectors")
         self.words = words
         self.vectors = vectors
         self.dim = int(vectors.shape[1])
@@ -112,7 +123,7 @@ class WordVectors:
         key = text.strip().lower()
         tokens = [key] if key in self._ids else [t for t in _SPLIT.split(key) if t]
         if not tokens:
-            raise ValueError("empty query: give a word or a phrase")
+            raise WordVectorsError("empty query: give a word or a phrase")
         known = [t for t in tokens if t in self._ids]
         unknown = [t for t in tokens if t not in self._ids]
         if not known:
@@ -127,6 +138,22 @@ class WordVectors:
             if kind not in self._indexes:
                 self._indexes[kind] = self._load_or_build_index(kind)
             return self._indexes[kind]
+
+    def index_kind_for(self, queries: int) -> str:
+        """The index kind that answers `queries` queries in this process soonest: an exact scan for
+        a few, the default index for many (fewer when it is already saved: a load, not a build)."""
+        limit = EXACT_SCAN_QUERIES if self.index_saved(DEFAULT_INDEX_KIND) else EXACT_SCAN_QUERIES_UNBUILT
+        return "exact" if queries < limit else DEFAULT_INDEX_KIND
+
+    def index_saved(self, kind: str) -> bool:
+        """Whether the cache directory holds a `kind` index made from these vectors (its JSON
+        sidecar says so): using it costs a load, not a build."""
+        if self.cache_dir is None:
+            return False
+        try:
+            return load_json(self.cache_dir / f"index.{kind}.json").get("fingerprint") == self.fingerprint
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def similar_words(self, query: str, k: int = 10, kind: str = DEFAULT_INDEX_KIND) -> list[tuple[str, float]]:
         """The k words nearest to a word or phrase, as (word, cosine distance), nearest first;
@@ -200,7 +227,7 @@ def parse_glove_text(path: str | Path) -> tuple[list[str], np.ndarray]:
         if values.size != len(rests) * dim:
             for offset, rest in enumerate(rests):
                 if len(rest.split()) != dim:
-                    raise ValueError(f"{path}:{first_line + offset}: expected {dim} values, got {len(rest.split())}")
+                    raise WordVectorsError(f"{path}:{first_line + offset}: expected {dim} values, got {len(rest.split())}")
         chunks.append(values.reshape(len(rests), dim))
         rests.clear()
 
@@ -212,7 +239,7 @@ def parse_glove_text(path: str | Path) -> tuple[list[str], np.ndarray]:
             if not dim:
                 dim = len(rest.split())
                 if not dim:
-                    raise ValueError(f"{path}:{lineno}: no vector values")
+                    raise WordVectorsError(f"{path}:{lineno}: no vector values")
             words.append(word)
             rests.append(rest)
             if len(rests) == _PARSE_CHUNK:
@@ -220,14 +247,14 @@ def parse_glove_text(path: str | Path) -> tuple[list[str], np.ndarray]:
         if rests:
             flush(lineno - len(rests) + 1)
     if not words:
-        raise ValueError(f"{path}: no word vectors")
+        raise WordVectorsError(f"{path}: no word vectors")
     return words, np.concatenate(chunks)
 
 
 def _write_cache(cache: Path, identity: dict[str, Any], words: list[str], vectors: np.ndarray) -> str:
     """Write vectors, words, then the meta that vouches for both; return the vectors' fingerprint."""
     if any("\n" in w for w in words):
-        raise ValueError("a word contains a newline")
+        raise WordVectorsError("a word contains a newline")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     text = "\n".join(words).encode("utf-8")
     save_npy(cache / "vectors.npy", vectors)
@@ -255,21 +282,21 @@ def _read_cache(cache: Path, identity: dict[str, Any]) -> tuple[list[str], np.nd
     missing, from another source, truncated or corrupt."""
     meta = load_json(cache / "meta.json")
     if meta["format"] != CACHE_FORMAT or meta["version"] != CACHE_VERSION:
-        raise ValueError("cache of another format version")
+        raise WordVectorsError("cache of another format version")
     if meta["source"] != identity:
-        raise ValueError(f"cache made from {meta['source']}, not {identity}")
+        raise WordVectorsError(f"cache made from {meta['source']}, not {identity}")
     vectors_path = cache / "vectors.npy"
     if vectors_path.stat().st_size != meta["vectors_size"]:
-        raise ValueError("vectors.npy has the wrong size (truncated?)")
+        raise WordVectorsError("vectors.npy has the wrong size (truncated?)")
     vectors = load_npy(vectors_path, mmap=True)
     if vectors.shape != (meta["n"], meta["dim"]) or vectors.dtype != np.float32 or not vectors.flags.c_contiguous:
-        raise ValueError(f"vectors.npy holds a {vectors.dtype} {vectors.shape} matrix")
+        raise WordVectorsError(f"vectors.npy holds a {vectors.dtype} {vectors.shape} matrix")
     if vectors_fingerprint(vectors) != meta["fingerprint"]:
-        raise ValueError("vectors.npy content differs from when it was written")
+        raise WordVectorsError("vectors.npy content differs from when it was written")
     text = (cache / "words.txt").read_bytes()
     if hashlib.sha256(text).hexdigest() != meta["words_sha256"]:
-        raise ValueError("words.txt is corrupt")
+        raise WordVectorsError("words.txt is corrupt")
     words = text.decode("utf-8").split("\n")
     if len(words) != meta["n"]:
-        raise ValueError(f"words.txt has {len(words)} words, expected {meta['n']}")
+        raise WordVectorsError(f"words.txt has {len(words)} words, expected {meta['n']}")
     return words, vectors, meta["fingerprint"]

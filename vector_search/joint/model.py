@@ -29,6 +29,10 @@ class ModelNotFoundError(VectorSearchError, FileNotFoundError):
     """No saved joint model at the given path."""
 
 
+class TrainingError(VectorSearchError, ValueError):
+    """Training cannot start as asked: too few classes or photos, a class with no word, no classifier."""
+
+
 class ModelMismatchError(VectorSearchError, ValueError):
     """A joint model used with other image features or word vectors than it was trained on."""
 
@@ -92,11 +96,12 @@ class JointModel:
                 )
 
     def save(self, path: str | Path) -> None:
-        """Write `path` (.npz, arrays only) and its .json sidecar, each atomically."""
+        """Write `path` (.npz, arrays only) and its .json sidecar, replaced together or not at all
+        (on a full disk the previous model stays whole and loadable)."""
         path = Path(path)
-        fileio.save_npz(path, **self.arrays)
-        meta = dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION, weights_sha256=_sha256(path))
-        fileio.save_json(sidecar(path), meta)
+        with fileio.atomic_paths(path, sidecar(path)) as (arrays, meta):
+            fileio.write_npz(arrays, **self.arrays)
+            fileio.write_json(meta, dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION, weights_sha256=_sha256(arrays)))
 
     @classmethod
     def load(cls, path: str | Path, encoder: str | None = None, words: WordVectors | None = None) -> "JointModel":

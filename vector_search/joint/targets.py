@@ -15,6 +15,7 @@ import numpy as np
 from ..imagenet import class_ancestors, class_synonyms
 from ..index import normalize
 from ..words import WordVectors
+from .model import TrainingError
 
 # GloVe is ordered by frequency; past the 50,000 most frequent words lie mostly rare names,
 # typos and foreign tokens whose vectors come from few occurrences. Both ImageNet label words
@@ -38,7 +39,7 @@ def class_vectors(names: Sequence[str], words: WordVectors) -> np.ndarray:
     for name in names:
         known = [words.vector(w) for w in class_words(name) if w in words]
         if not known:
-            raise ValueError(f"class {name!r} has no word in {words.name}: rename its folder to English words joined by _")
+            raise TrainingError(f"class {name!r} has no word in {words.name}: rename its folder to English words joined by _")
         rows.append(np.mean(known, axis=0))
     return np.asarray(rows, np.float32)
 

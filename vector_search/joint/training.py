@@ -16,7 +16,7 @@ from ..words import WordVectors
 from . import methods
 from .conse import CONSE_TOP, imagenet_arrays
 from .data import Progress, TrainingData, split
-from .model import JointModel, words_identity
+from .model import JointModel, TrainingError, words_identity
 from .targets import FREQUENT_WORDS, HYPERNYM_DECAY, HYPERNYM_DEPTH, class_vectors
 
 
@@ -90,7 +90,7 @@ def _checked(features: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, n
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, dtype=str)
     if features.ndim != 2 or len(features) != len(labels):
-        raise ValueError(f"need (n, d) features and n labels, got {features.shape} and {len(labels)}")
+        raise TrainingError(f"need (n, d) features and n labels, got {features.shape} and {len(labels)}")
     return features, labels
 
 
@@ -100,10 +100,10 @@ def _kept(labels: np.ndarray, exclude_classes: Sequence[str], test_size: float) 
     keep = np.flatnonzero(~np.isin(labels, list(exclude_classes)))
     classes = sorted(set(labels[keep].tolist()))
     if len(classes) < 2:
-        raise ValueError(f"need at least 2 classes to train, got {classes}")
+        raise TrainingError(f"need at least 2 classes to train, got {classes}")
     counts = np.unique(labels[keep], return_counts=True)[1]
     if test_size and (counts.min() < 2 or np.ceil(test_size * len(keep)) < len(classes)):
-        raise ValueError(
+        raise TrainingError(
             f"too few photos to hold out a stratified {test_size:.0%} test split: {len(keep)} photos in "
             f"{len(classes)} classes (at least 2 per class and {int(np.floor((len(classes) - 1) / test_size)) + 1} in all)"
         )

@@ -1,0 +1,93 @@
+"""The engine's state: what it loaded from a store is one object, replaced whole when the store or
+the model changes; re-weighting by ImageNet class id. Real photos, real weights."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import copy_subset
+
+from vector_search import query
+from vector_search.engine import Engine, Loaded, loaded_once
+from vector_search.imagenet import ClassNameError, class_names
+from vector_search.index import exact_index
+
+
+class CountingLoaded(Loaded):
+    """A derived part the engine knows nothing about: the photos per class of the store."""
+
+    @loaded_once
+    def per_class(self) -> dict[str, int]:
+        return {c: self.store.classes.count(c) for c in sorted(set(self.store.classes))}
+
+
+class CountingEngine(Engine):
+    loaded_type = CountingLoaded
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> tuple[Path, Path]:
+    """8 real photos (4 cats, 4 buses) indexed once; tests that change the photos copy them first."""
+    base = tmp_path_factory.mktemp("engine")
+    dataset = copy_subset(base / "photos", {"cat": 4, "bus": 4})
+    Engine(base / "features").index(dataset)
+    return dataset, base / "features"
+
+
+def test_a_new_derived_part_is_refreshed_after_reindexing(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    dataset, store = indexed
+    photos, features = tmp_path / "photos", tmp_path / "features"
+    shutil.copytree(dataset, photos)
+    shutil.copytree(store, features)
+    engine = CountingEngine(features)
+    assert engine.loaded.per_class == {"bus": 4, "cat": 4}
+    first = engine.loaded
+
+    copy_subset(photos, {"boat": 3})
+    (photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0]).unlink()
+    report = engine.index(photos)
+    assert len(report.added) == 3 and len(report.removed) == 1
+    assert engine.loaded is not first and engine.loaded.per_class == {"boat": 3, "bus": 3, "cat": 4}
+    assert len(engine.images.vectors) == len(engine.store) == 10
+    assert first.per_class == {"bus": 4, "cat": 4}  # a query that began before the re-index sees one store
+
+
+def test_joint_model_path_does_not_depend_on_what_was_loaded(indexed: tuple[Path, Path], models_dir: Path) -> None:
+    _, store = indexed
+    engine = Engine(store)
+    before = engine.joint_model_path()
+    _ = engine.store  # loaded now: the path must not change
+    assert engine.joint_model_path() == before == models_dir / "joint-efficientnet-lite0.npz"
+    assert engine.encoder_name is None  # what was asked stays what was asked
+
+
+def test_reweight_by_class_id_tells_the_two_cranes_apart(indexed: tuple[Path, Path]) -> None:
+    dataset, store = indexed
+    engine = Engine(store)
+    classifier = engine.encoder.classifier()
+    machine = engine.class_weights(517)
+    np.testing.assert_array_equal(machine, query.class_weights(classifier[0], 517))
+    assert not np.array_equal(machine, engine.class_weights(134))  # the bird
+    np.testing.assert_array_equal(engine.class_weights("517"), machine)
+
+    photo = str(sorted((dataset / "bus").iterdir())[0])
+    ranked = exact_index(query.reweight(engine.store.vectors, machine))
+    ids, _ = ranked.search(query.reweight(engine.store.vectors[engine.store.find(photo)], machine), 4)
+    want = [engine.store.paths[i] for i in ids if engine.store.paths[i] != photo][:3]
+    assert [r.item for r in engine.similar_images(photo, 3, reweight=517)] == want
+
+    with pytest.raises(ClassNameError) as err:
+        engine.similar_images(photo, 3, reweight="crane")
+    assert f"134 ({class_names()[134]})" in str(err.value) and f"517 ({class_names()[517]})" in str(err.value)
+
+
+def test_an_engine_loads_no_model_for_indexed_photos(indexed: tuple[Path, Path]) -> None:
+    """A photo whose saved vector is current needs no encoder: none is loaded."""
+    dataset, store = indexed
+    engine = Engine(store)
+    cat = str(sorted((dataset / "cat").iterdir())[0])
+    assert [Path(r.item).parent.name for r in engine.similar_images(cat, 3)] == ["cat"] * 3
+    assert not [key for key in engine._parts if key.startswith("encoder:")]
