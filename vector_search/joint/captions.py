@@ -31,6 +31,7 @@ from ..index import normalize
 from ..words import WordVectors
 from . import blend
 from .data import TrainingData
+from .model import TrainingError
 
 CAPTION_SETTINGS = {"ridge": 1e4, "weight": 0.2}
 
@@ -38,11 +39,11 @@ CAPTION_SETTINGS = {"ridge": 1e4, "weight": 0.2}
 def fit(data: TrainingData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The blend's arrays and settings, plus the caption map `captions.w` and its record."""
     if data.captions is None:
-        raise ValueError("the captions method needs the photos' captions: give a captions folder, or use --method blend")
+        raise TrainingError("the captions method needs the photos' captions: give a captions folder, or use --method blend")
     arrays, meta = blend.fit(data)
     targets, has_caption = caption_targets(data.captions, data.words)
     if has_caption.sum() < 2:
-        raise ValueError(f"only {int(has_caption.sum())} training photos have captions: too few to learn from")
+        raise TrainingError(f"only {int(has_caption.sum())} training photos have captions: too few to learn from")
     z = blend.standardise(arrays, data.features[has_caption])
     arrays["captions.w"] = ridge(z, targets[has_caption], CAPTION_SETTINGS["ridge"])
     meta["captions"] = dict(

@@ -67,7 +67,7 @@ def train(
     fitted = keep[train_pos]
     assert not np.isin(fitted, test).any(), "a held-out photo would be trained on"
     if captions is not None and len(captions) != len(features):
-        raise ValueError(f"{len(captions)} caption lists for {len(features)} photos")
+        raise TrainingError(f"{len(captions)} caption lists for {len(features)} photos")
     data = TrainingData(
         features[fitted], np.searchsorted(classes, labels[fitted]), targets, words, imagenet_classifier,
         seed, epochs, verbose, progress, None if captions is None else [captions[i] for i in fitted],
