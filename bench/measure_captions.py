@@ -13,7 +13,6 @@ vectors with captions mixed in (the reason tags are read from the blend part).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PASCAL, machine  # noqa: E402
+from _common import machine, pascal_features  # noqa: E402
 
 from vector_search import joint  # noqa: E402
 from vector_search.datasets import default_captions_dir, read_captions  # noqa: E402
@@ -34,16 +33,8 @@ from vector_search.words import load_words  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", type=Path, default=PASCAL)
-    parser.add_argument("--store", type=Path, default=ROOT / "features")
-    args = parser.parse_args()
-    from vector_search.encoders import get_encoder
-    from vector_search.store import update_store
-
-    store, _ = update_store(args.dataset, args.store, "efficientnet-lite0")
+    store, head, args = pascal_features(__doc__.split("\n\n")[0])
     labels, words = np.asarray(store.classes), load_words()
-    head = get_encoder(store.encoder).classifier()
     captions = read_captions(default_captions_dir(args.dataset), [item.path for item in store.items])[0]
     train, _ = joint.split(labels, 0.2, 0)
     rows = train  # the validation experiment sees the training part only

@@ -13,7 +13,6 @@ single-word queries of class synonyms (synonyms.py), P@10 over the held-out phot
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PASCAL, machine  # noqa: E402
+from _common import machine, pascal_features  # noqa: E402
 
 from vector_search import joint  # noqa: E402
 from vector_search.datasets import captions  # noqa: E402
@@ -62,18 +61,10 @@ def weighted(text: str, words: WordVectors, collection: Collection | None, **set
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", type=Path, default=PASCAL)
-    parser.add_argument("--store", type=Path, default=ROOT / "features")
-    args = parser.parse_args()
-    from vector_search.encoders import get_encoder
-    from vector_search.store import update_store
-
-    store, _ = update_store(args.dataset, args.store, "efficientnet-lite0")
+    store, head, _ = pascal_features(__doc__.split("\n\n")[0])
     labels = np.asarray(store.classes)
     words = load_words()
-    model = joint.train(store.vectors, labels, words, encoder=store.encoder,
-                        imagenet_classifier=get_encoder(store.encoder).classifier())
+    model = joint.train(store.vectors, labels, words, encoder=store.encoder, imagenet_classifier=head)
     vectors = model.transform(store.vectors)
     test = np.asarray(model.meta["split"]["test"])
     train = np.setdiff1d(np.arange(len(labels)), test)
