@@ -29,7 +29,6 @@ from vector_search.engine import Engine, Result
 from vector_search.errors import VectorSearchError
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.progress import Rate
-from vector_search.query import query_vector
 from vector_search.store import UpdateReport
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
@@ -436,6 +435,7 @@ def words_section(engine: Engine, k: int) -> None:
 JOINT_METHODS = {
     "hybrid": "hybrid: the DeViSE-style network (epochs, loss curve)",
     "blend": "blend: a class classifier blended with ConSE (the project default)",
+    "captions": "captions: the blend, also learning from the photos' captions (datasets that have them)",
 }
 
 
@@ -549,8 +549,10 @@ def set_query(text: str) -> None:
 def text_search_section(source: Source, k: int) -> None:
     st.header("7. Text search")
     st.markdown(
-        "Type words: their vector, in the shared space, is compared with every photo's. A phrase is the "
-        "mean of its words; terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
+        "Type words or a sentence: its vector, in the shared space, is compared with every photo's. A "
+        "sentence is the weighted mean of its words: words that tell the photos apart count most, "
+        "\"the\" or \"in\" nothing; a synonym of a class name finds the class (plane: aeroplane). "
+        "Terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
     )
     with guard("Text search"):
         cols = st.columns(len(TEXT_EXAMPLES))
@@ -559,14 +561,23 @@ def text_search_section(source: Source, k: int) -> None:
         st.session_state.setdefault("text_query", TEXT_EXAMPLES[0])
         text = st.text_input("Search the photos", key="text_query")
         try:
-            results = source.engine.search(text, k)
+            results, parsed = source.engine.search_text(text, k)
         except VectorSearchError as err:  # QueryError: empty, malformed, or no known word
             st.warning(message(err))
             return
-        skipped = query_vector(text, source.engine.words).unknown
-        if skipped:
-            st.caption("Skipped words not in the vocabulary: " + ", ".join(skipped))
+        st.caption("Words that counted: " + word_shares(parsed.words))
+        if parsed.unknown:
+            st.caption("Skipped words not in the vocabulary: " + ", ".join(parsed.unknown))
         grid("text", results)
+
+
+def word_shares(words) -> str:
+    """`**cat** 99%, sun 0%, plane 100% (as aeroplane)`: each word's share of its term, the main ones bold."""
+    parts = []
+    for w in words:
+        text = f"**{w.word}**" if abs(w.weight) >= 0.1 else w.word
+        parts.append(f"{text} {w.weight:.0%}" + (f" (as {w.reaches})" if w.reaches else ""))
+    return ", ".join(parts)
 
 
 @st.fragment

@@ -72,3 +72,19 @@ def _fmt(x) -> str:
     if isinstance(x, float):
         return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
     return str(x)
+
+
+def pascal_features(description: str):  # -> (store.Store, ImageNet head (W, b), parsed arguments)
+    """Parse --dataset/--store, index the dataset (instant when cached) with Lite0, and return the
+    store and the encoder's ImageNet classifier: the start of the sentence and caption benches."""
+    import argparse
+
+    from vector_search.encoders import get_encoder
+    from vector_search.store import update_store
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", type=Path, default=PASCAL)
+    parser.add_argument("--store", type=Path, default=ROOT / "features")
+    args = parser.parse_args()
+    store, _ = update_store(args.dataset, args.store, "efficientnet-lite0")
+    return store, get_encoder(store.encoder).classifier(), args

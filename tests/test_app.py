@@ -272,6 +272,14 @@ def test_text_search_queries_and_empty_query(monkeypatch, photos: Path, features
     [found] = grids(sections(at)["7"])
     assert set(classes(found[:4])) & {"cat", "sofa"}, found
 
+    at.text_input(key="text_query").input("A fluffy cat sleeping on the couch.")  # a sentence, as people type
+    ok(at.run())
+    s7 = sections(at)["7"]
+    [found] = grids(s7)
+    assert classes(found)[:3].count("cat") + classes(found)[:3].count("sofa") >= 2, found
+    counted = texts(s7, "caption")  # which words counted, shown under the box
+    assert "the 0%" in counted and "on 0%" in counted and "**cat**" in counted, counted
+
     at.text_input(key="text_query").input("2:dog")
     ok(at.run())
     [dog] = grids(sections(at)["7"])

@@ -137,6 +137,14 @@ def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert len(cat_sofa["results"]) == 4
     assert "empty query" in empty["error"] and "malformed weight" in malformed["error"] and "qqqzzzx" in unknown["error"]
 
+    code, rows, _ = run(capsys, "search", "A big yellow bus parked in the street.", "--store", str(store), "--model", str(model),
+                        "-k", "4", "--json")
+    assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]].count("bus") >= 3
+    counted = {w["word"]: w["weight"] for w in rows[0]["words"]}  # which words counted, and how much
+    assert list(counted) == ["a", "big", "yellow", "bus", "parked", "in", "the", "street"]
+    assert counted["a"] == counted["in"] == counted["the"] == 0 and max(counted, key=counted.get) == "bus"
+    assert sum(counted.values()) == pytest.approx(1.0, abs=1e-3)
+
     code, rows, _ = run(capsys, "search", "boat", "--store", str(store), "--model", str(model), "-k", "4", "--json")
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]].count("boat") >= 3  # never trained on
 

@@ -197,3 +197,25 @@ def test_report_formats_every_figure() -> None:
         "",
         "12 s",
     ]
+
+
+def test_report_adds_the_sentence_table_when_there_are_captions() -> None:
+    row = {"kind": "annoy", "params": {"trees": 10}, "queries": 50, "recall_at_10": 1.0}
+    joint_row = {
+        "text_to_image": {"mean_precision_at_k": 0.75, "per_class": {"cat": 0.5}},
+        "tags": {"top1": 0.5, "top5": 0.875},
+        "zero_shot": {"mean_precision_at_k": 0.25, "per_class": {"cat": 0.3}},
+        "sentences": {"captions": 40, "class_precision_at_10_all_photos": 0.6125, "recall_at_1": 0.125,
+                      "recall_at_5": 0.5, "recall_at_10": 0.75, "median_rank": 5.5},
+    }
+    figures = {
+        "dataset": "/photos", "photos": 50, "classes": 2, "encoder": "efficientnet-lite0", "k": 10, "seed": 0,
+        "split": {"test_photos": 10}, "holdout_classes": ["cat"], "image_to_image": {},
+        "joint": {"captions": joint_row}, "index_recall": {"image": row}, "seconds": {"total": 12.4},
+    }
+    lines = ev.format_report(figures).splitlines()
+    at = lines.index("sentences: each caption of a held-out photo as a query (captions trained on by the captions method only)")
+    assert lines[at + 1:at + 3] == [
+        "  method             class-P@10    R@1    R@5   R@10  median rank",
+        "  captions                0.613  0.125  0.500  0.750            6",
+    ]

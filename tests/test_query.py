@@ -8,6 +8,7 @@ import pytest
 from vector_search.imagenet import find_class
 from vector_search.index import normalize
 from vector_search.query import QueryError, class_weights, parse_query, query_vector, reweight
+from vector_search.sentences import sif_weights
 from vector_search.words import WordVectors
 
 
@@ -63,22 +64,27 @@ def test_malformed_queries(text: str, message: str) -> None:
     assert issubclass(QueryError, ValueError)
 
 
-def test_phrase_is_the_mean_and_terms_are_weighted(words: WordVectors) -> None:
-    cat, sofa, person = (words.vector(w) for w in ("cat", "sofa", "person"))
-    np.testing.assert_allclose(query_vector("cat sofa", words).vector, (cat + sofa) / 2, rtol=1e-5)
+def test_phrase_is_the_weighted_mean_and_terms_are_weighted(words: WordVectors) -> None:
+    cat, sofa, person, dining, table = normalize(np.stack([words.vector(w) for w in ("cat", "sofa", "person", "dining", "table")]))
+    share_cat, share_sofa = sif_weights([words.index_of("cat"), words.index_of("sofa")], len(words)) / sum(
+        sif_weights([words.index_of("cat"), words.index_of("sofa")], len(words)))
+    np.testing.assert_allclose(query_vector("cat sofa", words).vector, share_cat * cat + share_sofa * sofa, rtol=1e-5)
     np.testing.assert_allclose(query_vector("cat + sofa - person", words).vector, cat + sofa - person, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(query_vector("2:cat - 0.5:sofa", words).vector, 2 * cat - 0.5 * sofa, rtol=1e-5, atol=1e-6)
-    table = query_vector("dining_table", words)
-    np.testing.assert_allclose(table.vector, (words.vector("dining") + words.vector("table")) / 2, rtol=1e-5)
-    assert table.terms == [(1.0, "dining table")] and table.unknown == []
+    table_query = query_vector("dining_table", words)
+    w_dining, w_table = sif_weights([words.index_of("dining"), words.index_of("table")], len(words))
+    expected = (w_dining * dining + w_table * table) / (w_dining + w_table)
+    np.testing.assert_allclose(table_query.vector, expected, rtol=1e-5)
+    assert table_query.terms == [(1.0, "dining table")] and table_query.unknown == []
 
 
 def test_unknown_words_are_skipped_and_reported(words: WordVectors) -> None:
+    cat = normalize(words.vector("cat")[None])[0]
     q = query_vector("cat qzxqzx + wqwqwq", words)
-    np.testing.assert_allclose(q.vector, words.vector("cat"), rtol=1e-5)
+    np.testing.assert_allclose(q.vector, cat, rtol=1e-5)
     assert q.unknown == ["qzxqzx", "wqwqwq"]
     hyphen = query_vector("cat-qzxqzx", words)  # an unknown hyphenated word falls back to its parts
-    np.testing.assert_allclose(hyphen.vector, words.vector("cat"), rtol=1e-5)
+    np.testing.assert_allclose(hyphen.vector, cat, rtol=1e-5)
     assert hyphen.unknown == ["qzxqzx"]
     with pytest.raises(QueryError, match="no known word.*qzxqzx"):
         query_vector("qzxqzx wqwqwq", words)

@@ -21,6 +21,7 @@ from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from .engine import Engine, Result
 from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
+from .query import QueryVector
 from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
 
 
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help=f"joint method (default: {DEFAULT_METHOD})")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
+    p.add_argument("--captions", metavar="DIR", help="captions folder, <class>/<id>.txt per photo (default: <dataset>/../sentence if present)")
+    p.add_argument("--no-captions", action="store_true", help="train without captions even if the dataset has them")
     _no_wait_option(p, "model")
     p.set_defaults(run=run_train)
 
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _query_options(p, "TEXT")
     _store_options(p)
     _model_option(p)
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.search(q, a.k)))
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k))))
 
     _words_command(commands)
 
@@ -207,8 +210,12 @@ def run_train(args: argparse.Namespace) -> int:
             bar.update(1)
 
         engine = _engine(args)
-        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait)
-    print(f"trained {model.method} on {len(model.classes)} classes in {model.meta['train_seconds']} s; saved {engine.joint_model_path()}")
+        captions = False if args.no_captions else (args.captions or True)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait, captions=captions)
+    learnt = model.meta.get("captions")
+    with_captions = f" and {learnt['captions']} captions of {learnt['photos']} photos" if learnt else ""
+    print(f"trained {model.method} on {len(model.classes)} classes{with_captions} in {model.meta['train_seconds']} s; "
+          f"saved {engine.joint_model_path()}")
     if holdout:
         print(f"held out: {', '.join(holdout)}")
     return 0
@@ -253,7 +260,10 @@ def printable(text: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[Result]]) -> int:
+Answer = list[Result] | tuple[list[Result], dict]  # results, and fields added to a --json line
+
+
+def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer]) -> int:
     """Answer each query, printing as we go; a failed query is reported and the rest still run."""
     if args.k < 1:
         raise UsageError("-k must be at least 1")
@@ -267,18 +277,31 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], list[R
             failed += 1
             _print_error(args.json, query, str(err))
             continue
-        _print_results(args.json, query, results)
+        results, extra = results if isinstance(results, tuple) else (results, {})
+        _print_results(args.json, query, results, extra)
     return 1 if failed else 0
 
 
-def _print_results(as_json: bool, query: str, results: list[Result]) -> None:
+def _with_words(results: list[Result], parsed: QueryVector) -> Answer:
+    """A text search's results with the words that counted: "words": [{"word", "weight"[, "reaches"]}]."""
+    return results, {"words": [w.as_dict() for w in parsed.words]}
+
+
+def _print_results(as_json: bool, query: str, results: list[Result], extra: dict) -> None:
     if as_json:  # JSON escapes a name's undecodable bytes as \udcXX: os.fsencode(loaded) gives the bytes back
         rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
-        print(json.dumps({"query": query, "results": rows}), flush=True)
+        print(json.dumps({"query": query, "results": rows, **extra}), flush=True)
         return
     print(f"{printable(query)}:")
+    if extra.get("words"):
+        print("  words: " + ", ".join(_word_text(w) for w in extra["words"]))
     for rank, r in enumerate(results, 1):
         print(f"  {rank:3d}. {r.distance:.4f}  {printable(r.item)}")
+
+
+def _word_text(word: dict) -> str:
+    """`plane 0.81 (-> aeroplane)`."""
+    return f"{word['word']} {word['weight']:.2f}" + (f" (-> {word['reaches']})" if "reaches" in word else "")
 
 
 def _print_error(as_json: bool, query: str, message: str) -> None:

@@ -17,6 +17,7 @@ simply be started again: files already there are kept.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -26,13 +27,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import fileio
 from .errors import VectorSearchError
 from .images import IMAGE_EXTENSIONS, class_of, find_images, load_image
 
+log = logging.getLogger(__name__)
 PASCAL_URL = "http://vision.cs.uiuc.edu/pascal-sentences/"
 PASCAL_CLASSES = {"diningtable": "dining_table", "pottedplant": "potted_plant", "tvmonitor": "tv_monitor"}
 PASCAL_CLASS_NAMES = frozenset(
@@ -118,11 +120,55 @@ def thumbnail_uri(image: str | os.PathLike, size: int = 64) -> str:
 def captions(image: str | os.PathLike) -> list[str]:
     """The captions of a dataset photo, read from `<dataset>/../sentence/<class>/<id>.txt`; [] if none."""
     image = Path(image)
-    text_file = image.parent.parent.parent / "sentence" / image.parent.name / f"{image.stem}.txt"
     try:
-        return [line.strip() for line in text_file.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        return caption_lines(image.parent.parent.parent / "sentence" / image.parent.name / f"{image.stem}.txt")
     except OSError:
         return []
+
+
+def caption_lines(path: Path) -> list[str]:
+    """The non-empty lines of a caption file (undecodable bytes replaced); OSError if unreadable."""
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def default_captions_dir(dataset: str | os.PathLike) -> Path | None:
+    """`<dataset>/../sentence` if it is a folder (the Pascal Sentences layout), else None."""
+    folder = Path(dataset).parent / "sentence"
+    return folder if folder.is_dir() else None
+
+
+def store_captions(store, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:  # store: store.Store
+    """Each photo of a feature store's captions, from `folder` (True: `<dataset>/../sentence` if it
+    exists, False: none); None when there is no folder or no photo has a caption. An unreadable
+    caption file is logged and costs its photo's captions only."""
+    root = default_captions_dir(store.dataset) if folder is True else (Path(folder) if folder else None)
+    if root is None:
+        return None
+    found, problems = read_captions(root, [item.path for item in store.items])
+    for problem in problems:
+        log.warning("caption file skipped: %s", problem)
+    return found if any(found) else None
+
+
+def read_captions(captions_dir: str | os.PathLike, items: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """Each photo's captions, one file per photo and one caption a line: `items` are paths relative
+    to the dataset (`cat/1.jpg` -> `<captions_dir>/cat/1.txt`), [] for a photo without a file.
+    Also one line per file that could not be read: a bad file costs its own photo's captions only."""
+    root = Path(captions_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no captions folder at {root}")
+    found: list[list[str]] = []
+    problems: list[str] = []
+    for item in items:
+        path = root / Path(item).with_suffix(".txt")
+        try:
+            found.append(caption_lines(path))
+        except FileNotFoundError:
+            found.append([])
+        except OSError as err:
+            problems.append(f"{path}: {err.strerror or err}")
+            found.append([])
+    return found, problems
 
 
 # --- downloading Pascal Sentences ----------------------------------------------------------------

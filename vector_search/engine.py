@@ -1,12 +1,12 @@
 """The engine: the one object the CLI, the app and the evaluation ask for answers.
 
-It loads lazily (no TensorFlow until a model must run), caches what it loaded, and is
-safe to share read-only between threads once loaded.
+It loads lazily (no TensorFlow until a model must run), caches what it loaded, and is safe to
+share read-only between threads once loaded.
 
 What is loaded from the store lives in ONE object, `Loaded`: the store and every part derived
-from it (image index, joint model and its index, the 2-D map). Indexing or training replaces
-it whole, so a part added there can never outlive the store it was made from. Models that do
-not depend on the store (the image encoders, the word vectors) stay on the engine.
+from it (image index, joint model and its index, the 2-D map). Indexing, training or a store
+saved by another process replaces it whole, so a part added there never outlives its store;
+what does not depend on the store (encoders, word vectors) stays on the engine.
 """
 
 from __future__ import annotations
@@ -110,6 +110,13 @@ class Loaded:
     @loaded_once
     def joint_space(self) -> JointSpace:
         return JointSpace.of(self.store, self.joint)
+
+    @loaded_once
+    def collection(self):  # -> sentences.Collection
+        """What text queries are weighed against: the photos' joint vectors and the class names."""
+        from .sentences import Collection
+
+        return Collection.of(self.joint_space.vectors, self.store.classes, self.engine.words)
 
     @loaded_once
     def image_map(self) -> np.ndarray:
@@ -244,16 +251,22 @@ class Engine:
         seed: int = 0,
         progress: Callable[[int, dict], None] | None = None,
         wait: bool = True,
+        captions: str | os.PathLike | bool = True,
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
-        held out as a stratified test split recorded in the model. `progress(epoch, logs)` is
-        called after each epoch of the hybrid. Holds the model's writer lock (`wait` as in index()).
+        held out as a stratified test split recorded in the model, with all its captions.
+        `progress(epoch, logs)` is called after each epoch of the hybrid. Holds the model's writer
+        lock (`wait` as in index()). `captions`: as datasets.store_captions; without a `method`,
+        "captions" (joint/captions.py) if there are captions, else the default blend.
         """
         from . import joint
+        from .datasets import store_captions
 
         store = self.store
+        found = store_captions(store, captions) if method in (None, "captions") else None
+        method = method or ("captions" if found else joint.DEFAULT_METHOD)
         unknown = sorted(set(holdout_classes) - set(store.classes))
         if unknown:
             raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
@@ -263,13 +276,14 @@ class Engine:
                 store.vectors,
                 store.classes,
                 self.words,
-                method=method or joint.DEFAULT_METHOD,
+                method=method,
                 encoder=store.encoder,
                 imagenet_classifier=self.encoder_named(store.encoder).classifier(),
                 exclude_classes=holdout_classes,
                 seed=seed,
                 epochs=epochs,
                 items=[item.path for item in store.items],
+                captions=found,
                 progress=progress,
             )
             model.save(path)
@@ -286,10 +300,9 @@ class Engine:
             self.loaded = loaded
 
     def current(self) -> Loaded:
-        """The state to answer from: the loaded one, or a fresh one (loaded whole on first use) when
-        another process saved the store since (`vector-search index` while the app serves). A query
-        reads one state throughout, so it never mixes two stores; while a new store is being
-        written, answers come from the last complete one."""
+        """The state to answer from: the loaded one, or a fresh one (loaded whole on first use) if
+        another process saved the store since (`index` while the app serves). A query reads one
+        state throughout, never two stores; until a save lands, answers come from the last one."""
         loaded = self.loaded
         if not loaded.saved_since():
             return loaded
@@ -363,7 +376,7 @@ class Engine:
         from .joint import tags
 
         loaded = self.current()
-        joint_vector = loaded.joint.transform(self.image_vector(image, loaded)[0][None])
+        joint_vector = loaded.joint.tag_vectors(self.image_vector(image, loaded)[0][None])
         return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary, k)[0]]
 
     # --- word queries ----------------------------------------------------------------------------
@@ -374,9 +387,14 @@ class Engine:
         kind = DEFAULT_INDEX_KIND if self.word_queries is None else words.index_kind_for(self.word_queries)
         return [Result(word, float(d)) for word, d in words.similar_words(text, k, kind=kind)]
 
-    def search(self, text: str, k: int = 10) -> list[Result]:
-        """Images for a text query: a word, a phrase or weighted terms (see query.py)."""
+    def search_text(self, text: str, k: int = 10) -> tuple[list[Result], query.QueryVector]:
+        """Images for a text query, and the query as parsed: its words weighed against this
+        collection (query.py, sentences.py), which words counted and how much."""
         loaded = self.current()
-        vector = query.query_vector(text, self.words).vector
-        ids, distances = loaded.joint_space.index.search(vector, k + STALE_MARGIN)
-        return self._results(loaded.store, ids, distances, k)
+        parsed = query.query_vector(text, self.words, loaded.collection)
+        ids, distances = loaded.joint_space.index.search(parsed.vector, k + STALE_MARGIN)
+        return self._results(loaded.store, ids, distances, k), parsed
+
+    def search(self, text: str, k: int = 10) -> list[Result]:
+        """Images for a text query: a word, a phrase, a sentence or weighted terms (see query.py)."""
+        return self.search_text(text, k)[0]

@@ -6,8 +6,9 @@ float32 cosine; `precisions_at_k`, `average_precisions` read the rankings).
 `evaluate(engine, ...)` computes every figure `vector-search evaluate` prints, in three parts:
 `image_figures` (leave-one-out image->image precision@k / mAP in the space the engine searches),
 `joint_figures` (text->image precision@k and tag accuracy on the joint model's held-out 20% split,
-zero-shot text->image for classes left out of training) and `index_recall_figures` (recall@k of
-each approximate index against exact search). `format_report` turns the figures into the text
+zero-shot text->image for classes left out of training, and when the dataset has captions the
+sentence figures of evaluate_sentences.py: held-out captions as queries, with and without caption
+training) and `index_recall_figures` (recall@k of each approximate index against exact search). `format_report` turns the figures into the text
 report.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from . import config
 from . import index as nn
+from .datasets import store_captions
 from .errors import VectorSearchError
 from .index import normalize
 from .joint import DEFAULT_METHOD, class_words, tags, train
@@ -154,11 +156,11 @@ def evaluate(
     """Every quality figure of an engine's store, as one JSON-ready dict (see `vector-search evaluate`).
 
     Indexes `dataset` first if given (instant when the store is up to date). Joint models are
-    trained here on the cached features (default method and the classic hybrid) and never
-    saved: the user's models/ and the store's joint cache are left alone.
+    trained here on the cached features (default method, the classic hybrid, and the captions
+    method if the dataset has captions) and never saved: the user's models/ and the store's joint
+    cache are left alone.
     """
     say = progress or (lambda message: None)
-    methods = list(methods or (DEFAULT_METHOD, "hybrid"))
     clock = _Laps()
     if dataset is not None:
         say(f"indexing {dataset}")
@@ -168,6 +170,8 @@ def evaluate(
     holdout = sorted(set(holdout_classes))
     if unknown := sorted(set(holdout) - set(classes)):
         raise EvaluationError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
+    captions = store_captions(store)
+    methods = list(methods or (DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
     clock.lap("index")
 
     say("image to image")
@@ -176,9 +180,10 @@ def evaluate(
     by_method, models = {}, []
     for method in methods:
         say(f"joint method {method}: training on {len(classes)} classes")
-        models.append(train_for_evaluation(engine, method, (), seed, epochs))
+        models.append(train_for_evaluation(engine, method, (), seed, epochs, captions))
         say(f"joint method {method}: zero-shot, holding out {', '.join(holdout)}")
-        by_method[method] = joint_figures(engine, models[-1], train_for_evaluation(engine, method, holdout, seed, epochs), k)
+        zero_shot_model = train_for_evaluation(engine, method, holdout, seed, epochs, captions)
+        by_method[method] = joint_figures(engine, models[-1], zero_shot_model, k, captions if method != "hybrid" else None)
         clock.lap(f"joint_{method}")
     say("index recall")
     recall = index_recall_figures(engine, models[0], seed, k)
@@ -239,40 +244,56 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
     return figures
 
 
-def train_for_evaluation(engine, method: str, exclude: Sequence[str], seed: int = 0, epochs: int = 50):  # -> joint.JointModel
-    """A joint model of the engine's store, trained (never saved) as `vector-search train` would."""
+def train_for_evaluation(
+    engine, method: str, exclude: Sequence[str], seed: int = 0, epochs: int = 50, captions: Sequence[Sequence[str]] | None = None
+):  # -> joint.JointModel
+    """A joint model of the engine's store, trained (never saved) as `vector-search train` would;
+    `captions` (each photo's) reach only the captions method."""
     store = engine.store
     return train(
         store.vectors, store.classes, engine.words, method=method, encoder=store.encoder,
         imagenet_classifier=engine.encoder.classifier(), exclude_classes=exclude, seed=seed, epochs=epochs,
-        items=[item.path for item in store.items],
+        items=[item.path for item in store.items], captions=captions if method == "captions" else None,
     )
 
 
-def joint_figures(engine, model, zero_shot_model, k: int = 10) -> dict[str, Any]:
-    """One joint method's figures: text->image P@k and tag accuracy on `model`'s test split, and
-    zero-shot text->image for the classes `zero_shot_model` never saw, over all photos."""
-    from .query import query_vector
+def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
+    """One joint method's figures: text->image P@k and tag accuracy on `model`'s test split,
+    zero-shot text->image for the classes `zero_shot_model` never saw, over all photos, and with
+    `captions` (each photo's) the held-out captions as queries (evaluate_sentences.py). Queries are
+    read as the engine reads them, weighed against the photos' joint vectors."""
+    from .evaluate_sentences import sentence_retrieval
 
-    store = engine.store
+    store, words = engine.store, engine.words
     labels = np.asarray(store.classes)
     test = np.asarray(model.meta["split"]["test"], np.int64)
-    vectors = model.transform(store.vectors)[test]
+    vectors = model.transform(store.vectors)
+    zero_shot_vectors = zero_shot_model.transform(store.vectors)
     classes = sorted(set(labels.tolist()))
     holdout = zero_shot_model.meta["held_out_classes"]
 
-    def queries(names: Sequence[str]) -> np.ndarray:
-        return np.stack([query_vector(c.replace("_", " "), engine.words).vector for c in names])
-
-    tag_lists = [[w for w, _ in row] for row in tags(vectors, engine.tag_vocabulary, 5)]
-    zero_shot = text_to_image(queries(holdout), holdout, zero_shot_model.transform(store.vectors), labels, k)
+    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary, 5)]
+    zero_shot = text_to_image(class_queries(zero_shot_vectors, labels, holdout, words), holdout, zero_shot_vectors, labels, k)
     zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
-    return {
+    figures = {
         "train_seconds": model.meta["train_seconds"],
-        "text_to_image": text_to_image(queries(classes), classes, vectors, labels[test], k),
+        "text_to_image": text_to_image(class_queries(vectors, labels, classes, words), classes, vectors[test], labels[test], k),
         "tags": dict(tag_accuracy(tag_lists, labels[test], (1, 5)), rule="hit if any word of the class name is among the tags"),
         "zero_shot": zero_shot,
     }
+    if captions:
+        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k)
+    return figures
+
+
+def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words) -> np.ndarray:
+    """(len(names), dim) class names as queries, read as the engine reads them: weighed against
+    the collection of these joint vectors and class labels (sentences.Collection)."""
+    from .query import query_vector
+    from .sentences import Collection
+
+    collection = Collection.of(joint_vectors, list(labels), words)
+    return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
 
 
 def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dict[str, Any]:
@@ -329,9 +350,31 @@ def format_report(figures: dict[str, Any]) -> str:
     for method, row in figures["joint"].items():
         lines.append(f"  {method} per class: " + ", ".join(f"{c} {p:.1f}" for c, p in row["text_to_image"]["per_class"].items()))
         lines.append(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
+    lines += _sentence_lines(figures)
     lines += ["", f"index recall@{k} against exact search (queries = indexed rows, self left out)"]
     for name, row in figures["index_recall"].items():
         params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
         lines.append(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
     lines += ["", f"{figures['seconds']['total']:.0f} s"]
     return "\n".join(lines)
+
+
+def _sentence_lines(figures: dict[str, Any]) -> list[str]:
+    """The report's sentence table, if the dataset had captions."""
+    k = figures["k"]
+    rows = {method: row["sentences"] for method, row in figures["joint"].items() if row.get("sentences", {}).get("captions")}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "sentences: each caption of a held-out photo as a query (captions trained on by the captions method only)",
+        f"  {'method':18s} {f'class-P@{k}':>10s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'median rank':>12s}",
+    ]
+    for method, row in rows.items():
+        lines.append(
+            f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {row['recall_at_1']:>6.3f} "
+            f"{row['recall_at_5']:>6.3f} {row['recall_at_10']:>6.3f} {row['median_rank']:>12.0f}"
+        )
+    lines.append(f"  (class-P@{k}: photos of the caption's class among the first {k} of all photos; R@n and median rank:"
+                 " of the caption's own photo among the held-out photos)")
+    return lines

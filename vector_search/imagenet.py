@@ -24,6 +24,11 @@ def _hierarchy() -> dict:
     return json.loads(text)
 
 
+def wordnet_synsets() -> dict[str, dict]:
+    """The shipped WordNet synsets (the classes' and their ancestors'): id -> {"lemmas", "hypernyms"}."""
+    return _hierarchy()["synsets"]
+
+
 def class_ancestors(cid: int) -> list[tuple[int, tuple[str, ...]]]:
     """The WordNet ancestors of class `cid` as (steps up, lemmas), nearest first; each once, at its
     shortest distance. "golden retriever" -> (1, ("retriever",)), (2, ("sporting dog", "gun dog")),

@@ -7,9 +7,11 @@ Query grammar (case-insensitive):
 
 - Terms are separated by `+` or `-`. A `-` between two letters or digits belongs to the
   word (`t-shirt`, `x-ray`); anywhere else it is the minus operator (`cat -dog`, `cat - dog`).
-- A term's vector is the mean of its known words' vectors: `cat sofa` is one term, the
-  midpoint of cat and sofa. `_` joins words like a space: `dining_table` == `dining table`,
-  the way class folder names are read.
+- A term's vector is the weighted mean of its known words' unit vectors (sentences.py): a term
+  may be a whole sentence, "a black cat lying in the sun", where function and frequent words
+  count little and, searching a collection, the words that tell its photos apart count most.
+  `_` joins words like a space: `dining_table` == `dining table`, the way class folder names
+  are read; punctuation separates words.
 - The query vector is the sum of sign * weight * term vector: `cat + sofa - person`,
   `2:dog + 0.5:ocean`. For cosine search only its direction matters.
 - Unknown words are skipped and reported (an unknown hyphenated word falls back to its
@@ -23,12 +25,13 @@ no known word, or terms that cancel out.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from .errors import VectorSearchError
+from .sentences import Collection, WordWeight, tokens, weigh_term
 from .words import WordVectors
 
 _WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
@@ -41,11 +44,12 @@ class QueryError(VectorSearchError, ValueError):
 
 @dataclass(frozen=True)
 class QueryVector:
-    """A parsed query: its vector, its (weight, words) terms and the words that were skipped."""
+    """A parsed query: its vector, its (weight, words) terms, the words skipped and how much each counted."""
 
     vector: np.ndarray  # (dim,) float32
     terms: list[tuple[float, str]]
     unknown: list[str]
+    words: list[WordWeight]  # each known word and its signed share of the query, in order
 
 
 def _split_terms(text: str) -> list[tuple[int, str]]:
@@ -100,29 +104,30 @@ def parse_query(text: str) -> list[tuple[float, str]]:
     return terms
 
 
-def query_vector(text: str, words: WordVectors) -> QueryVector:
-    """The vector of a query (see the module docstring); raises QueryError if there is none."""
+def query_vector(text: str, words: WordVectors, collection: Collection | None = None) -> QueryVector:
+    """The vector of a query (see the module docstring); raises QueryError if there is none.
+
+    A term's words are weighed (sentences.weigh_term): function and frequent words count little,
+    and against a `collection` the words that tell its photos apart count most."""
     terms = parse_query(text)
     total = np.zeros(words.vectors.shape[1], np.float64)
     unknown: list[str] = []
-    used = 0
+    counted: list[WordWeight] = []
     for weight, phrase in terms:
         known = []
-        for word in phrase.split():
+        for word in tokens(phrase):
             parts = [word] if word in words or "-" not in word else [p for p in word.split("-") if p]
-            for part in parts:
-                if part in words:
-                    known.append(words.vector(part))
-                else:
-                    unknown.append(part)
+            known += [p for p in parts if p in words]
+            unknown += [p for p in parts if p not in words]
         if known:
-            total += weight * np.mean(known, axis=0)
-            used += 1
-    if not used:
+            vector, shares = weigh_term(known, words, collection)
+            total += weight * vector
+            counted += [replace(share, weight=weight * share.weight) for share in shares]
+    if not counted:
         raise QueryError(f"no known word in query {text!r} (unknown: {', '.join(unknown)})")
     if not np.linalg.norm(total) > 1e-6:
         raise QueryError(f"the terms of query {text!r} cancel out: its vector is zero")
-    return QueryVector(total.astype(np.float32), terms, unknown)
+    return QueryVector(total.astype(np.float32), terms, unknown, counted)
 
 
 # --- class re-weighting ---------------------------------------------------------------------------

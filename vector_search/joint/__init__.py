@@ -13,6 +13,8 @@ image search) and a photo's nearest words are its tags. Every method returns L2-
     its class's word vector; it snaps every photo onto a trained class;
   - `blend` (default): ConSE over the dataset's own classes (a softmax classifier on the
     features), falling back on ConSE over ImageNet's as the classifier doubts;
+  - `captions` (what `vector-search train` fits when the dataset has captions): the blend, moved
+    towards a ridge map of the photo onto its captions' sentence vectors; tags stay the blend's;
 - `training`: `train()` validates, splits off a test part, fits with the chosen method;
 - `model`: the saved `JointModel` (npz arrays + JSON sidecar), run in numpy, checked on load;
 - `tagging`: the tag vocabulary and `tags()`, which serve the engine and evaluation.

@@ -77,7 +77,11 @@ def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float, seed: int
     }
 
 
+def standardise(arrays: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """Features as the fitted classifier sees them: power-normalised, standardised."""
+    return (power_normalize(features) - arrays["clf.mean"]) / arrays["clf.scale"]
+
+
 def classifier_probabilities(arrays: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """(n, c) class probabilities of the fitted classifier."""
-    z = (power_normalize(features) - arrays["clf.mean"]) / arrays["clf.scale"]
-    return conse.softmax(z @ arrays["clf.coef"].T + arrays["clf.intercept"])
+    return conse.softmax(standardise(arrays, features) @ arrays["clf.coef"].T + arrays["clf.intercept"])

@@ -16,7 +16,8 @@ Progress = Callable[[int, dict], None]  # (epoch, {"loss": ..., "val_loss": ...}
 class TrainingData:
     """The train part of a labelled photo set, as every method's `fit` receives it.
 
-    The test part never reaches a method: `train()` has already split it off.
+    The test part never reaches a method, nor do its photos' captions: `train()` has already split
+    them off.
     """
 
     features: np.ndarray  # (n, feature dim) float32 image features
@@ -28,6 +29,7 @@ class TrainingData:
     epochs: int
     verbose: int = 0
     progress: Progress | None = None
+    captions: Sequence[Sequence[str]] | None = None  # each train photo's captions ([] for none), if the dataset has them
 
 
 def split(labels: Sequence[str] | np.ndarray, test_size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:

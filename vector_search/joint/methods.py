@@ -3,7 +3,8 @@ maps features into the word space.
 
 To add a method: write a module beside this one with `fit(data: TrainingData) -> (arrays, meta)`
 (its weights, and what its sidecar records: `settings`, maybe a `history`) and
-`transform(arrays, meta, features) -> (n, word dim) unit rows`, then list it in METHODS below.
+`transform(arrays, meta, features) -> (n, word dim) unit rows`, then list it in METHODS below
+(with `tags=` another transform if tags should be read from other vectors than search's).
 `train()` validates and splits the photos for it, `JointModel` saves, loads and runs it.
 """
 
@@ -14,25 +15,31 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import blend, conse, hybrid
+from . import blend, captions, conse, hybrid
 from .data import TrainingData
 from .model import TrainingError
 
 Arrays = dict[str, np.ndarray]
 
 
+Transform = Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Method:
-    """A method: how a saved model of it runs (numpy only), and how it is fitted."""
+    """A method: how a saved model of it runs (numpy only), how it is fitted, and (if not its joint
+    vectors) which vectors its tags are read from."""
 
-    transform: Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
+    transform: Transform
     fit: Callable[[TrainingData], tuple[Arrays, dict[str, Any]]] | None  # None: nothing to fit (ConSE)
+    tags: Transform | None = None  # the vectors tags are read from, if not the joint vectors
 
 
 METHODS_BY_NAME: dict[str, Method] = {
     "blend": Method(blend.transform, blend.fit),
     "hybrid": Method(hybrid.transform, hybrid.fit),
     "conse": Method(conse.transform, None),
+    "captions": Method(captions.transform, captions.fit, tags=blend.transform),
 }
 METHODS = tuple(METHODS_BY_NAME)
 DEFAULT_METHOD = "blend"

@@ -63,12 +63,22 @@ class JointModel:
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         """(n, feature dim) image features -> (n, word dim) unit joint vectors."""
+        return methods.get(self.method).transform(self.arrays, self.meta, self._checked(features))
+
+    def _checked(self, features: np.ndarray) -> np.ndarray:
         features = np.atleast_2d(np.asarray(features, np.float32))
         if features.shape[1] != self.meta["feature_dim"]:
             raise ModelMismatchError(
                 f"joint model expects {self.meta['feature_dim']}-d features of {self.meta['encoder']}, got {features.shape[1]}-d"
             )
-        return methods.get(self.method).transform(self.arrays, self.meta, features)
+        return features
+
+    def tag_vectors(self, features: np.ndarray) -> np.ndarray:
+        """The vectors a photo's tags are read from: its joint vectors, except for a method that
+        names others (the captions method tags with the blend's: captions add context for search,
+        the tags name the photo's thing)."""
+        tags = methods.get(self.method).tags
+        return self.transform(features) if tags is None else tags(self.arrays, self.meta, self._checked(features))
 
     def check(self, encoder: str | None = None, words: WordVectors | None = None) -> None:
         """Raise ModelMismatchError unless the model was made for this encoder and these word vectors."""

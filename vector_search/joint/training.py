@@ -33,6 +33,7 @@ def train(
     seed: int = 0,
     epochs: int = 50,
     items: Sequence[str] | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
     verbose: int = 0,
     progress: Progress | None = None,
 ) -> JointModel:
@@ -41,7 +42,8 @@ def train(
     Images of `exclude_classes` are dropped; the rest is split stratified (`test_size`, `seed`)
     and the test positions (and their `items` names, if given) are recorded. The hybrid calls
     `progress(epoch, {"loss", "val_loss"})` after each epoch; `imagenet_classifier` (the
-    encoder's W, b) is needed by "blend" and "conse".
+    encoder's W, b) is needed by "blend", "captions" and "conse". `captions` (a list per row, []
+    for none) are needed by "captions": only the training photos' are passed on.
     """
     fit = methods.get(method).fit
     features, labels = _checked(features, labels)
@@ -63,9 +65,12 @@ def train(
 
     start = time.perf_counter()
     fitted = keep[train_pos]
+    assert not np.isin(fitted, test).any(), "a held-out photo would be trained on"
+    if captions is not None and len(captions) != len(features):
+        raise TrainingError(f"{len(captions)} caption lists for {len(features)} photos")
     data = TrainingData(
         features[fitted], np.searchsorted(classes, labels[fitted]), targets, words, imagenet_classifier,
-        seed, epochs, verbose, progress,
+        seed, epochs, verbose, progress, None if captions is None else [captions[i] for i in fitted],
     )
     arrays, fitted_meta = fit(data)
     meta.update(fitted_meta)
