@@ -621,7 +621,9 @@ def map_section(source: Source) -> None:
             .properties(height=520)
         )
         event = st.altair_chart(chart, on_select="rerun", key="map", width="stretch")
-        picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo")]
+        # The selection comes from the browser: show only a photo of the map itself (server mode).
+        photos = set(frame["photo"])
+        picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo") in photos]
         if picked:
             st.image(os.path.join(source.folder, picked[0]), caption=picked[0], width=260)
 

@@ -91,3 +91,24 @@ def test_an_engine_loads_no_model_for_indexed_photos(indexed: tuple[Path, Path])
     cat = str(sorted((dataset / "cat").iterdir())[0])
     assert [Path(r.item).parent.name for r in engine.similar_images(cat, 3)] == ["cat"] * 3
     assert not [key for key in engine._parts if key.startswith("encoder:")]
+
+
+def test_a_store_saved_by_another_process_is_picked_up_only_when_complete(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    """Another writer's checkpoints (complete=False) leave readers on the last complete state; its
+    final save replaces what they loaded, whole."""
+    from vector_search.store import Store
+
+    _, store = indexed
+    features = tmp_path / "features"
+    shutil.copytree(store, features)
+    engine = Engine(features)
+    first = engine.current()
+    assert len(first.store) == 8
+
+    writer = Store.load(first.store.directory)  # what another process would hold
+    writer.items, writer.vectors = writer.items[:5], writer.vectors[:5]
+    writer.save(complete=False)  # a checkpoint of a run still indexing
+    assert engine.current() is first and len(engine.store) == 8
+
+    writer.save()  # the run finished
+    assert engine.current() is not first and len(engine.store) == 5

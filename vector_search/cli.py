@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(p)
     _model_option(p)
     p.add_argument("--epochs", type=int, default=50, help="epochs of the hybrid method (default: %(default)s)")
-    p.add_argument("--method", choices=METHODS, help=f"joint method (default: {DEFAULT_METHOD})")
+    p.add_argument("--method", choices=METHODS, help=f"joint method (default: captions if the dataset has captions, else {DEFAULT_METHOD})")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
     p.add_argument("--captions", metavar="DIR", help="captions folder, <class>/<id>.txt per photo (default: <dataset>/../sentence if present)")

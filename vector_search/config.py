@@ -9,7 +9,7 @@ the next call. Each function documents its variable and its default; the README 
 | VECTOR_SEARCH_MODELS              | trained joint models                             | ./models                         |
 | VECTOR_SEARCH_CACHE               | per-user caches: word vectors, encoder weights   | the user's cache folder (XDG)    |
 | VECTOR_SEARCH_DATASET             | the app's default dataset folder                 | Pascal Sentences beside us, else ./dataset |
-| VECTOR_SEARCH_PASCAL              | the Pascal Sentences folder (tests, benchmarks)  | ../shared/pascal_sentences       |
+| VECTOR_SEARCH_PASCAL              | Pascal Sentences (default dataset, tests, bench) | ../shared/pascal_sentences       |
 | VECTOR_SEARCH_CHECKPOINT_SECONDS  | how often indexing saves its progress            | 20                               |
 | VECTOR_SEARCH_ROOT                | server mode: the only folder the app may touch   | unset (any folder)               |
 | VECTOR_SEARCH_READONLY            | server mode: 1 hides every control that writes   | unset (0)                        |

@@ -63,6 +63,10 @@ name is the label) works the same way.
 """
 
 
+class CaptionsNotFoundError(VectorSearchError, FileNotFoundError):
+    """A captions folder that does not exist."""
+
+
 class DownloadError(VectorSearchError, RuntimeError):
     """A download that cannot go on (offline, site gone or changed); one-line message."""
 
@@ -156,7 +160,7 @@ def read_captions(captions_dir: str | os.PathLike, items: Sequence[str]) -> tupl
     Also one line per file that could not be read: a bad file costs its own photo's captions only."""
     root = Path(captions_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"no captions folder at {root}")
+        raise CaptionsNotFoundError(f"no captions folder at {root}")
     found: list[list[str]] = []
     problems: list[str] = []
     for item in items:

@@ -63,11 +63,16 @@ class Store:
     stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) of the file it was loaded from
 
     def changed_on_disk(self) -> bool:
-        """Whether another process has saved this store since it was loaded (saves replace the
-        file, so its inode changes): a long-lived reader then loads it again, whole."""
+        """Whether another process has saved this store, complete, since it was loaded (saves
+        replace the file, so its inode changes): a long-lived reader then loads it again, whole.
+        Checkpoints of a run still indexing do not count: readers keep the last complete state."""
+        file = self.directory / FEATURES_FILE
         try:
-            return self.stamp is not None and _stamp(os.stat(self.directory / FEATURES_FILE)) != self.stamp
-        except OSError:  # deleted: keep answering from what is loaded
+            if self.stamp is None or _stamp(os.stat(file)) == self.stamp:
+                return False
+            with np.load(file, allow_pickle=False) as data:  # reads the one small member
+                return bool(json.loads(str(data["meta"])).get("complete", True))
+        except Exception:  # deleted, or being replaced: keep answering from what is loaded
             return False
 
     def __len__(self) -> int:
@@ -109,9 +114,10 @@ class Store:
 
     # --- persistence -------------------------------------------------------------------------
 
-    def save(self) -> None:
-        """Write the store atomically (writers hold its lock: see locks.py) and stamp it as saved."""
-        meta = {"version": FORMAT_VERSION, "encoder": self.encoder, "dataset": self.dataset}
+    def save(self, complete: bool = True) -> None:
+        """Write the store atomically (writers hold its lock: see locks.py) and stamp it as saved.
+        `complete=False` marks a checkpoint of a run still indexing (see changed_on_disk)."""
+        meta = {"version": FORMAT_VERSION, "encoder": self.encoder, "dataset": self.dataset, "complete": complete}
         file = self.directory / FEATURES_FILE
         fileio.save_npz(
             file,
@@ -280,7 +286,7 @@ def update_store(
 
     done: list[tuple[Item, np.ndarray]] = []
     if todo:
-        checkpoint = _Checkpoint(checkpoint_seconds, lambda: snapshot(done).save())
+        checkpoint = _Checkpoint(checkpoint_seconds, lambda: snapshot(done).save(complete=False))
         _embed_into(done, dataset, todo, encoder or get_encoder(encoder_name), report, progress, batch_size, checkpoint)
     store = snapshot(done)
     if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():

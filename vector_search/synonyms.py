@@ -62,11 +62,6 @@ def singular_forms(word: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
-def _cosine(words: WordVectors, a: str, b: str) -> float:
-    u = normalize(np.asarray([words.vector(a), words.vector(b)], np.float32))
-    return float(u[0] @ u[1])
-
-
 def _general_names(sid: str) -> list[str]:
     """The nearest hypernyms with a one-word lemma, climbing past those named only in several words
     (airplane -> "heavier-than-air craft" -> aircraft)."""

@@ -116,7 +116,7 @@ def build_model(spec: LiteSpec, w: dict[str, np.ndarray], name: str = "efficient
             x = layers.Add()([x, h]) if stride == 1 and channels == out else h
             block, channels = block + 1, out
     if f"_blocks.{block}._project_conv.weight" in w:
-        raise ValueError(f"the weights have more than the {block} blocks of this member")
+        raise ValueError(f"the weights have more than the {block} blocks of this member")  # _build_model wraps it
     x = bn(conv(x, "_conv_head", HEAD), "_bn1")
     return keras.Model(inputs, layers.GlobalAveragePooling2D()(x), name=name)
 
