@@ -435,7 +435,7 @@ def words_section(engine: Engine, k: int) -> None:
 JOINT_METHODS = {
     "hybrid": "hybrid: the DeViSE-style network (epochs, loss curve)",
     "blend": "blend: a class classifier blended with ConSE (the project default)",
-    "captions": "captions: the blend, also learning from the photos' captions (datasets that have them)",
+    "captions": "captions: the blend, also learning from the photos' captions",
 }
 
 
@@ -463,7 +463,9 @@ def retrain_controls(source: Source) -> None:
     engine = source.engine
     classes = sorted(set(engine.store.classes))
     left, middle, right = st.columns([2, 1, 2])
-    method = left.selectbox("Method to train", list(JOINT_METHODS), format_func=JOINT_METHODS.get, key="method")
+    has_captions = datasets.default_captions_dir(engine.store.dataset) is not None
+    methods = [m for m in JOINT_METHODS if m != "captions" or has_captions]  # captions only where there are some
+    method = left.selectbox("Method to train", methods, format_func=JOINT_METHODS.get, key="method")
     epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
     holdout = right.multiselect(
         "Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely"

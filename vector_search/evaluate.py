@@ -263,6 +263,7 @@ def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequenc
     `captions` (each photo's) the held-out captions as queries (evaluate_sentences.py). Queries are
     read as the engine reads them, weighed against the photos' joint vectors."""
     from .evaluate_sentences import sentence_retrieval
+    from .sentences import Collection
 
     store, words = engine.store, engine.words
     labels = np.asarray(store.classes)
@@ -271,28 +272,30 @@ def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequenc
     zero_shot_vectors = zero_shot_model.transform(store.vectors)
     classes = sorted(set(labels.tolist()))
     holdout = zero_shot_model.meta["held_out_classes"]
+    collection = Collection.of(vectors, labels.tolist(), words)  # what this model's queries are weighed against
 
     tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary, 5)]
     zero_shot = text_to_image(class_queries(zero_shot_vectors, labels, holdout, words), holdout, zero_shot_vectors, labels, k)
     zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
     figures = {
         "train_seconds": model.meta["train_seconds"],
-        "text_to_image": text_to_image(class_queries(vectors, labels, classes, words), classes, vectors[test], labels[test], k),
+        "text_to_image": text_to_image(class_queries(vectors, labels, classes, words, collection), classes, vectors[test], labels[test], k),
         "tags": dict(tag_accuracy(tag_lists, labels[test], (1, 5)), rule="hit if any word of the class name is among the tags"),
         "zero_shot": zero_shot,
     }
     if captions:
-        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k)
+        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k, collection)
     return figures
 
 
-def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words) -> np.ndarray:
+def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words, collection=None) -> np.ndarray:
     """(len(names), dim) class names as queries, read as the engine reads them: weighed against
-    the collection of these joint vectors and class labels (sentences.Collection)."""
+    the collection of these joint vectors and class labels (a sentences.Collection, built here
+    unless given)."""
     from .query import query_vector
     from .sentences import Collection
 
-    collection = Collection.of(joint_vectors, list(labels), words)
+    collection = Collection.of(joint_vectors, list(labels), words) if collection is None else collection
     return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
 
 

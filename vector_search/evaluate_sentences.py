@@ -32,10 +32,12 @@ def sentence_retrieval(
     test: np.ndarray,
     words: WordVectors,
     k: int = 10,
+    collection: Collection | None = None,
 ) -> dict[str, Any]:
-    """Figures of each held-out photo's captions (`test` rows) as queries over `joint_vectors`."""
+    """Figures of each held-out photo's captions (`test` rows) as queries over `joint_vectors`
+    (weighed against `collection`, built from them unless given)."""
     labels = np.asarray(labels)
-    collection = Collection.of(joint_vectors, labels.tolist(), words)
+    collection = Collection.of(joint_vectors, labels.tolist(), words) if collection is None else collection
     queries, owners, first = [], [], []
     for row in np.asarray(test).tolist():
         for n, text in enumerate(captions[row]):
