@@ -24,8 +24,9 @@ from typing import Callable
 import numpy as np
 
 from . import config, fileio
+from .embedding import Embedder, local_embedder
 from .errors import VectorSearchError
-from .images import ImageError, class_of, find_images, iter_batches, open_regular
+from .images import ImageError, class_of, find_images, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -252,12 +253,14 @@ def update_store(
     batch_size: int = 32,
     checkpoint_seconds: float | None = None,
     rebuild: bool = False,
+    embedder: Embedder | None = None,
 ) -> tuple[Store, UpdateReport]:
     """Bring the store of `encoder_name` in line with the images under `dataset`.
 
     `rebuild` re-embeds every image instead of reusing saved vectors.
     `encoder` (an `encoders.Encoder`) is created only if some file must be embedded, so an
-    unchanged folder never loads a model. Progress is saved every `checkpoint_seconds`
+    unchanged folder never loads a model. `embedder` replaces the local embedding step (it must
+    yield vectors of `encoder_name`: see embedding.py). Progress is saved every `checkpoint_seconds`
     (default: $VECTOR_SEARCH_CHECKPOINT_SECONDS, else 20).
     """
     from .encoders import DEFAULT_ENCODER, get_encoder
@@ -287,7 +290,8 @@ def update_store(
     done: list[tuple[Item, np.ndarray]] = []
     if todo:
         checkpoint = _Checkpoint(checkpoint_seconds, lambda: snapshot(done).save(complete=False))
-        _embed_into(done, dataset, todo, encoder or get_encoder(encoder_name), report, progress, batch_size, checkpoint)
+        embedder = embedder or local_embedder(encoder or get_encoder(encoder_name), batch_size)
+        _embed_into(done, dataset, todo, embedder, report, progress, checkpoint)
     store = snapshot(done)
     if store.items != old.items or store.dataset != old.dataset or not (directory / FEATURES_FILE).exists():
         store.save()
@@ -355,23 +359,20 @@ def _embed_into(
     done: list[tuple[Item, np.ndarray]],
     dataset: str | os.PathLike,
     todo: list[Item],
-    encoder,  # encoders.Encoder
+    embedder: Embedder,
     report: UpdateReport,
     progress: Progress | None,
-    batch_size: int,
     checkpoint: _Checkpoint,
 ) -> None:
-    """Embed `todo` in batches, appending (item, vector) to `done` as they come (checkpoints save
-    it); files that fail to decode are skipped and no longer counted as added or changed."""
+    """Embed `todo`, appending (item, vector) to `done` as batches come (checkpoints save it);
+    files that fail to decode are skipped and no longer counted as added or changed."""
     failed: set[str] = set()
-    paths = [os.path.join(dataset, t.path) for t in todo]
-    for batch in iter_batches(paths, encoder.preprocess, batch_size, min_side=encoder.decode_side):
+    for batch in embedder([os.path.join(dataset, t.path) for t in todo]):
         for i, reason in batch.errors:
             report.skipped.append((todo[i].path, reason))
             failed.add(todo[i].path)
-        if batch.array is not None:
-            vectors = encoder.embed(batch.array)
-            done.extend((todo[i], vectors[row]) for row, i in enumerate(batch.indices))
+        if batch.vectors is not None:
+            done.extend((todo[i], batch.vectors[row]) for row, i in enumerate(batch.indices))
         if progress:
             progress(len(done) + len(failed), len(todo))
         checkpoint.tick()
