@@ -28,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import config, fileio, storefiles
 from .errors import VectorSearchError
@@ -36,7 +35,6 @@ from .images import class_of
 from .storefiles import FORMAT_VERSION, LEGACY_FILE, MANIFEST_FILE, Manifest, remove_unnamed
 
 log = logging.getLogger(__name__)
-
 
 
 class StoreError(VectorSearchError, RuntimeError):
@@ -65,21 +63,14 @@ class Store:
     rows included (`live` masks them), so derived arrays keep the rows aligned. Item columns are
     read when first asked for; `items`, `paths` and `classes` build Python lists of all rows."""
 
-    def __init__(
-        self,
-        directory: str | os.PathLike,
-        encoder: str,
-        dataset: str,
-        items: Sequence[Item] = (),
-        vectors: np.ndarray | None = None,
-    ) -> None:
+    def __init__(self, directory: str | os.PathLike, encoder: str, dataset: str, items: Sequence[Item] = (), vectors: np.ndarray | None = None) -> None:
         self.directory = Path(directory)
         self.manifest = Manifest(encoder, dataset)  # not committed until save() (stamp None)
         self.stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) of the manifest loaded
         self.saved = False  # whether this is a committed format-2 store (not one in memory, nor a format-1 file)
         self.vectors = vectors if vectors is not None else np.zeros((0, 0), np.float32)
         self.items = list(items)
-        self._deleted = np.zeros(0, np.int64)
+        self.deleted_rows = np.zeros(0, np.int64)  # sorted
         self._tables: list = []  # pyarrow ParquetFiles of a loaded store, read on first use
 
     # --- what it holds -------------------------------------------------------------------------
@@ -107,32 +98,27 @@ class Store:
     @functools.cached_property
     def live(self) -> np.ndarray | None:
         """Which rows are live (bool, one per row), or None when no row is deleted."""
-        if not len(self._deleted):
+        if not len(self.deleted_rows):
             return None
         mask = np.ones(len(self), bool)
-        mask[self._deleted] = False
+        mask[self.deleted_rows] = False
         return mask
 
     def is_live(self, i: int) -> bool:
         return self.live is None or bool(self.live[i])
 
     @property
-    def deleted_rows(self) -> np.ndarray:
-        """The rows marked deleted, sorted."""
-        return self._deleted
-
-    @property
     def table(self) -> pa.Table:
         """The item columns (path, size, mtime_ns, sha256), one row per vector row."""
         if "table" not in self.__dict__:
             tables = [t.read() for t in self._tables]
-            self.__dict__["table"] = pa.concat_tables(tables) if tables else storefiles.items_table([], [], [], [])
+            self.__dict__["table"] = pa.concat_tables(tables) if tables else _items_table(self.__dict__.get("items", []))
         return self.__dict__["table"]
 
     @property
     def items(self) -> list[Item]:
         if "items" not in self.__dict__:
-            columns = [self.table.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "sha256")]
+            columns = [storefiles.decode_paths(self.table.column("path"))] + [self.table.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256")]
             self.__dict__["items"] = [Item(*row) for row in zip(*columns)]
         return self.__dict__["items"]
 
@@ -141,29 +127,31 @@ class Store:
         """Replace the items of a store in memory (save() writes them)."""
         for cached in ("table", "items", "paths", "classes", "fingerprint", "live"):
             self.__dict__.pop(cached, None)
-        self.__dict__["items"] = items
-        self.__dict__["table"] = _items_table(items)
-        self._tables, self._deleted, self.saved = [], np.zeros(0, np.int64), False
+        self.__dict__["items"] = items  # the table is made from them when asked for
+        self._tables, self.deleted_rows, self.saved = [], np.zeros(0, np.int64), False
         self.manifest = replace(self.manifest, fingerprint="", rows=len(items), tables=(), deleted=None)
 
     def item(self, i: int) -> Item:
         """Row i's item, without building all of them."""
         if "items" in self.__dict__:
             return self.items[i]
-        return Item(*(self.table.column(c)[i].as_py() for c in ("path", "size", "mtime_ns", "sha256")))
+        return Item(self._rel(i), *(self.table.column(c)[i].as_py() for c in ("size", "mtime_ns", "sha256")))
+
+    def _rel(self, i: int) -> str:
+        return self.table.column("path")[i].as_py().decode("utf-8", "surrogateescape")
 
     def path(self, i: int) -> str:
         """Row i's path as indexed (the dataset folder joined with its relative path)."""
-        return os.path.join(self.dataset, self.table.column("path")[i].as_py())
+        return os.path.join(self.dataset, self._rel(i))
 
     @functools.cached_property
     def paths(self) -> list[str]:
         """Item paths as indexed: the dataset folder joined with each relative path."""
-        return [os.path.join(self.dataset, path) for path in self.table.column("path").to_pylist()]
+        return [os.path.join(self.dataset, path) for path in storefiles.decode_paths(self.table.column("path"))]
 
     @functools.cached_property
     def classes(self) -> list[str]:
-        return [class_of(path) for path in self.table.column("path").to_pylist()]
+        return [class_of(path) for path in storefiles.decode_paths(self.table.column("path"))]
 
     @property
     def fingerprint(self) -> str:
@@ -171,13 +159,13 @@ class Store:
         if self.manifest.fingerprint:
             return self.manifest.fingerprint
         if "fingerprint" not in self.__dict__:  # a store in memory: what save() would record
-            self.__dict__["fingerprint"] = storefiles.fingerprint(f"{FORMAT_VERSION}\n{self.encoder}", "+", self.vectors.shape[1], self.table)
+            self.__dict__["fingerprint"] = storefiles.fingerprint(_base_fingerprint(self.encoder), "+", self.vectors.shape[1], self.table)
         return self.__dict__["fingerprint"]
 
     def find(self, path: str | os.PathLike) -> int | None:
         """Row of the live item of a file given any path to it, or None."""
         rel = os.path.relpath(os.path.realpath(path), os.path.realpath(self.dataset))
-        rows = self._live_rows_where("path", rel)
+        rows = self._live_rows_where("path", storefiles.encode_path(rel))
         return int(rows[-1]) if len(rows) else None
 
     def find_content(self, sha256: str) -> int | None:
@@ -185,8 +173,8 @@ class Store:
         rows = self._live_rows_where("sha256", sha256)
         return int(rows[0]) if len(rows) else None
 
-    def _live_rows_where(self, column: str, value: str) -> np.ndarray:
-        rows = np.flatnonzero(pc.equal(self.table.column(column), value).to_numpy(zero_copy_only=False))
+    def _live_rows_where(self, column: str, value: str | bytes) -> np.ndarray:
+        rows = storefiles.rows_equal(self.table.column(column), value)
         return rows if self.live is None else rows[self.live[rows]]
 
     # --- reading -------------------------------------------------------------------------------
@@ -248,7 +236,7 @@ class Store:
         deleted = storefiles.load_deleted(directory / manifest.deleted, manifest.rows) if manifest.deleted else np.zeros(0, np.int64)
         for cached in ("table", "items", "paths", "classes", "fingerprint", "live"):
             self.__dict__.pop(cached, None)
-        self.manifest, self.stamp, self.vectors, self._tables, self._deleted = manifest, stamp, vectors, tables, deleted
+        self.manifest, self.stamp, self.vectors, self._tables, self.deleted_rows = manifest, stamp, vectors, tables, deleted
         self.saved = True
 
     # --- writing (writers hold the store's lock: see locks.py) ---------------------------------
@@ -280,10 +268,10 @@ class Store:
             name = storefiles.table_name(m.generation, commit)
             storefiles.write_table(self.directory / name, table)
             tables, fingerprint = (*tables, (name, added)), storefiles.fingerprint(fingerprint, "+", dim, table)
-        now_deleted, deleted_file = self._deleted, m.deleted
-        new = np.setdiff1d(np.asarray(deleted, np.int64), self._deleted)
+        now_deleted, deleted_file = self.deleted_rows, m.deleted
+        new = np.setdiff1d(np.asarray(deleted, np.int64), self.deleted_rows)
         if len(new):
-            now_deleted = np.union1d(self._deleted, new)
+            now_deleted = np.union1d(self.deleted_rows, new)
             deleted_file = storefiles.deleted_name(m.generation, commit)
             fileio.save_npy(self.directory / deleted_file, now_deleted)
             fingerprint = storefiles.fingerprint(fingerprint, "-", dim, deleted=new)
@@ -299,14 +287,13 @@ class Store:
         remove_unnamed(self.directory, manifest)
         return committed
 
-    def compacted(self, **changes: object) -> "Store":
+    def compacted(self, complete: bool = True) -> "Store":
         """This store's live rows as a new generation in one table (a writer calls it when deleted
         rows pile up, or at the end of every update of a small store): readers holding this one
         keep their map of the old file, which is removed from the folder only."""
         live = self.live
         table = self.table if live is None else self.table.filter(pa.array(live))
-        fresh = Store.next_generation(self.directory, replace(self.manifest, **changes))
-        return fresh.append(table, self.vectors, keep=live, complete=True)
+        return Store.next_generation(self.directory, self.manifest).append(table, self.vectors, keep=live, complete=complete)
 
     def with_tables_merged(self) -> "Store":
         """The same rows with their item tables merged into one (one per checkpoint piles up on a
@@ -326,17 +313,14 @@ class Store:
             last = Manifest(like.encoder, like.dataset, generation=-1)
         generation = max(last.generation, storefiles.highest_generation(directory)) + 1
         store = cls(directory, like.encoder, like.dataset)
-        base = f"{FORMAT_VERSION}\n{like.encoder}"
         store.manifest = replace(like, dim=0, rows=0, tables=(), deleted=None, generation=generation, commit=max(last.commit, like.commit),
-                                 fingerprint=base)
+                                 fingerprint=_base_fingerprint(like.encoder))
         return store
 
     def save(self, complete: bool = True) -> None:
         """Write this whole store (its live rows) as a fresh generation, and become that saved store.
         `complete=False` marks a checkpoint of a run still indexing (see changed_on_disk)."""
-        fresh = Store.next_generation(self.directory, self.manifest)
-        committed = fresh.append(self.table if self.live is None else self.table.filter(pa.array(self.live)), self.vectors,
-                                 keep=self.live, complete=complete)
+        committed = self.compacted(complete)
         self._attach(committed.manifest, committed.stamp)
 
     # --- derived arrays ------------------------------------------------------------------------
@@ -365,8 +349,15 @@ class Store:
             return None
 
 
+def _base_fingerprint(encoder: str) -> str:
+    """The fingerprint of an empty store of `encoder`: appends fold into it."""
+    return storefiles.fingerprint("", f"format {FORMAT_VERSION}, {encoder}", 0)
+
+
 def _items_table(items: Sequence[Item]) -> pa.Table:
-    return storefiles.items_table(*(zip(*((i.path, i.size, i.mtime_ns, i.sha256) for i in items)) if items else ([], [], [], [])))
+    if not items:  # (pa.array on a Python list imports pandas: 1 s and 40 MiB that opening a store never needs)
+        return storefiles.ITEM_SCHEMA.empty_table()
+    return storefiles.items_table(*zip(*((i.path, i.size, i.mtime_ns, i.sha256) for i in items)))
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:

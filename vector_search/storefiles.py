@@ -27,7 +27,9 @@ MANIFEST_FILE = "store.json"
 LEGACY_FILE = "features.npz"  # format 1: one npz, rewritten whole at every save; converted on first open (migration.py)
 FLOAT32 = np.dtype("<f4")
 CHUNK_BYTES = 64 << 20  # vectors are copied in blocks of this size: a 5 GB compaction never holds 5 GB
-ITEM_SCHEMA = pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
+# Paths are bytes (UTF-8, undecodable names kept by surrogateescape, as os.fsencode does): a file
+# name need not be valid UTF-8, and Arrow strings must be.
+ITEM_SCHEMA = pa.schema([("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
 FILE_PATTERN = re.compile(r"(vectors-(\d+)\.f32|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)")
 
 
@@ -152,9 +154,30 @@ def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: n
 
 def items_table(paths: Sequence[str], sizes: Sequence[int], mtimes: Sequence[int], hashes: Sequence[str]) -> pa.Table:
     return pa.Table.from_arrays(
-        [pa.array(paths, pa.string()), pa.array(sizes, pa.int64()), pa.array(mtimes, pa.int64()), pa.array(hashes, pa.string())],
+        [pa.array([encode_path(p) for p in paths], pa.binary()), pa.array(sizes, pa.int64()), pa.array(mtimes, pa.int64()), pa.array(hashes, pa.string())],
         schema=ITEM_SCHEMA,
     )
+
+
+def encode_path(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def decode_paths(column: pa.ChunkedArray | pa.Array) -> list[str]:
+    return [raw.decode("utf-8", "surrogateescape") for raw in column.to_pylist()]
+
+
+def scalar(value: str | bytes, type: pa.DataType) -> pa.Scalar:
+    """An Arrow scalar made from its bytes: pa.scalar on a Python value imports pandas (1 s, 40 MiB)."""
+    raw = value if isinstance(value, bytes) else value.encode("utf-8")
+    offsets = np.array([0, len(raw)], np.int32).tobytes()
+    return pa.Array.from_buffers(type, 1, [None, pa.py_buffer(offsets), pa.py_buffer(raw)])[0]
+
+
+def rows_equal(column: pa.ChunkedArray, value: str | bytes) -> np.ndarray:
+    """Rows where `column` equals `value` (int64), found by Arrow: one pass in C, no Python objects."""
+    found = pc.indices_nonzero(pc.equal(column, scalar(value, column.type)).combine_chunks())
+    return np.frombuffer(found.buffers()[1], np.uint64, len(found), found.offset * 8).astype(np.int64)  # (to_numpy imports pandas)
 
 
 def write_table(path: Path, table: pa.Table) -> None:
@@ -191,8 +214,8 @@ def fingerprint(previous: str, change: str, dim: int, table: pa.Table | None = N
     h = hashlib.sha256(f"{previous}\n{change}\n{dim}\n".encode())
     if table is not None and table.num_rows:
         for column in ("path", "sha256"):
-            values = table.column(column).combine_chunks()
-            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values), "\0")
+            values = table.column(column).combine_chunks().cast(pa.binary())
+            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values), b"\0")
             h.update(joined[0].as_buffer() or b"")
             h.update(b"\n")
     if deleted is not None:

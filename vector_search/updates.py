@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import config, fileio
+from . import config, fileio, storefiles
 from .embedding import Embedder, local_embedder
 from .images import ImageError, find_images, open_regular
 from .store import Item, Store, StoreError, has_store, store_dir
@@ -155,7 +155,8 @@ def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -
     rel_paths, problems = find_images(dataset)
     report.skipped.extend(problems)
     table = old.table
-    paths, sizes, mtimes, hashes = (table.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "sha256"))
+    paths = storefiles.decode_paths(table.column("path"))
+    sizes, mtimes, hashes = (table.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256"))
     live = range(len(old)) if old.live is None else np.flatnonzero(old.live).tolist()
     by_path = {paths[i]: i for i in live}
     by_hash = {hashes[i]: i for i in live}  # the last copy wins: a rename is reported
