@@ -258,6 +258,9 @@ class Store:
         m = self.manifest
         table = items if isinstance(items, pa.Table) else _items_table(items)
         dim = vectors.shape[1] if len(vectors) else m.dim
+        deleted = np.asarray(deleted, np.int64)
+        if (m.rows and not self.saved) or (m.rows and dim != m.dim) or (len(deleted) and not 0 <= deleted.min() <= deleted.max() < m.rows):
+            raise ValueError(f"cannot append {dim}-d rows deleting {deleted[:5]}... to {'a saved' if self.saved else 'an unsaved'} store of {m.rows} x {m.dim}")
         commit = m.commit + 1
         self.directory.mkdir(parents=True, exist_ok=True)
         added = storefiles.append_vectors(self.directory / m.vectors, m.rows, dim, vectors, keep) if len(vectors) else 0
@@ -269,7 +272,7 @@ class Store:
             storefiles.write_table(self.directory / name, table)
             tables, fingerprint = (*tables, (name, added)), storefiles.fingerprint(fingerprint, "+", dim, table)
         now_deleted, deleted_file = self.deleted_rows, m.deleted
-        new = np.setdiff1d(np.asarray(deleted, np.int64), self.deleted_rows)
+        new = np.setdiff1d(deleted, self.deleted_rows)
         if len(new):
             now_deleted = np.union1d(self.deleted_rows, new)
             deleted_file = storefiles.deleted_name(m.generation, commit)
