@@ -78,6 +78,9 @@ def test_checkpoints_append_tables_and_a_small_store_is_compacted(small_dataset:
         store, _ = index(small_dataset, root, lite0, batch_size=4, checkpoint_seconds=0)  # a checkpoint per batch
     saved = manifest(store.directory)
     assert [r for _, r in saved["tables"]] == [4, 4, 4] and saved["complete"] and saved["deleted"] is None
+    merged = store.with_tables_merged()  # what an update does past MAX_TABLES tables: the rows stay
+    assert [r for _, r in manifest(store.directory)["tables"]] == [12] and len(storefiles.store_files(store.directory)) == 2
+    assert (merged.generation, merged.fingerprint, merged.items) == (store.generation, store.fingerprint, store.items)
 
     copy_subset(small_dataset, {"dog": 1})  # a small store is rewritten whole at the end of an update that changes it
     again, _ = index(small_dataset, root, lite0, batch_size=4, checkpoint_seconds=0)
@@ -181,6 +184,12 @@ def test_a_format_1_store_is_converted_once(small_dataset: Path, tmp_path: Path,
     np.testing.assert_array_equal(converted.vectors, real.vectors)
     again, report = index(small_dataset, tmp_path / "features", lite0)  # nothing to do after it
     assert report.unchanged == 12 and report.embedded == 0 and again.fingerprint == converted.fingerprint
+
+    # Indexing a format-1 store (its writer lock held, as `index` does) converts it too.
+    write_v1(tmp_path / "index" / ENCODER, real)
+    indexed, report = index(small_dataset, tmp_path / "index", lite0)
+    assert report.embedded == 0 and report.unchanged == 12 and "converted the feature store" in report.notes[0]
+    assert not (tmp_path / "index" / ENCODER / LEGACY_FILE).exists() and Store.load(indexed.directory).items == real.items
 
     # Through the CLI: a writable format-1 store is converted, and the CLI says so.
     write_v1(tmp_path / "cli" / ENCODER, real)

@@ -32,7 +32,7 @@ import pyarrow as pa
 from . import config, fileio, storefiles
 from .errors import VectorSearchError
 from .images import class_of
-from .storefiles import FORMAT_VERSION, LEGACY_FILE, MANIFEST_FILE, Manifest, remove_unnamed
+from .storefiles import ITEM_SCHEMA, LEGACY_FILE, MANIFEST_FILE, Manifest, remove_unnamed
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +111,29 @@ class Store:
     def table(self) -> pa.Table:
         """The item columns (path, size, mtime_ns, sha256), one row per vector row."""
         if "table" not in self.__dict__:
-            tables = [t.read() for t in self._tables]
-            self.__dict__["table"] = pa.concat_tables(tables) if tables else _items_table(self.__dict__.get("items", []))
+            self.__dict__["table"] = pa.Table.from_arrays([self.column(name) for name in ITEM_SCHEMA.names], schema=ITEM_SCHEMA) \
+                if self._tables else storefiles.table_of(self.__dict__.get("items", []))
         return self.__dict__["table"]
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """One item column of every row (path as bytes, size, mtime_ns, sha256), read on first use."""
+        columns = self.__dict__.setdefault("columns", {})
+        if name not in columns:
+            columns[name] = pa.chunked_array([t.read(columns=[name]).column(0) for t in self._tables], ITEM_SCHEMA.field(name).type) \
+                if self._tables else self.table.column(name)
+        return columns[name]
 
     @property
     def items(self) -> list[Item]:
         if "items" not in self.__dict__:
-            columns = [storefiles.decode_paths(self.table.column("path"))] + [self.table.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256")]
+            columns = [storefiles.decode_paths(self.column("path"))] + [self.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256")]
             self.__dict__["items"] = [Item(*row) for row in zip(*columns)]
         return self.__dict__["items"]
 
     @items.setter
     def items(self, items: list[Item]) -> None:
         """Replace the items of a store in memory (save() writes them)."""
-        for cached in ("table", "items", "paths", "classes", "fingerprint", "live"):
+        for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
             self.__dict__.pop(cached, None)
         self.__dict__["items"] = items  # the table is made from them when asked for
         self._tables, self.deleted_rows, self.saved = [], np.zeros(0, np.int64), False
@@ -135,10 +143,10 @@ class Store:
         """Row i's item, without building all of them."""
         if "items" in self.__dict__:
             return self.items[i]
-        return Item(self._rel(i), *(self.table.column(c)[i].as_py() for c in ("size", "mtime_ns", "sha256")))
+        return Item(self._rel(i), *(self.column(c)[i].as_py() for c in ("size", "mtime_ns", "sha256")))
 
     def _rel(self, i: int) -> str:
-        return self.table.column("path")[i].as_py().decode("utf-8", "surrogateescape")
+        return self.column("path")[i].as_py().decode("utf-8", "surrogateescape")
 
     def path(self, i: int) -> str:
         """Row i's path as indexed (the dataset folder joined with its relative path)."""
@@ -147,11 +155,11 @@ class Store:
     @functools.cached_property
     def paths(self) -> list[str]:
         """Item paths as indexed: the dataset folder joined with each relative path."""
-        return [os.path.join(self.dataset, path) for path in storefiles.decode_paths(self.table.column("path"))]
+        return [os.path.join(self.dataset, path) for path in storefiles.decode_paths(self.column("path"))]
 
     @functools.cached_property
     def classes(self) -> list[str]:
-        return [class_of(path) for path in storefiles.decode_paths(self.table.column("path"))]
+        return [class_of(path) for path in storefiles.decode_paths(self.column("path"))]
 
     @property
     def fingerprint(self) -> str:
@@ -159,7 +167,7 @@ class Store:
         if self.manifest.fingerprint:
             return self.manifest.fingerprint
         if "fingerprint" not in self.__dict__:  # a store in memory: what save() would record
-            self.__dict__["fingerprint"] = storefiles.fingerprint(_base_fingerprint(self.encoder), "+", self.vectors.shape[1], self.table)
+            self.__dict__["fingerprint"] = storefiles.fingerprint(storefiles.empty_fingerprint(self.encoder), "+", self.vectors.shape[1], self.table)
         return self.__dict__["fingerprint"]
 
     def find(self, path: str | os.PathLike) -> int | None:
@@ -174,7 +182,7 @@ class Store:
         return int(rows[0]) if len(rows) else None
 
     def _live_rows_where(self, column: str, value: str | bytes) -> np.ndarray:
-        rows = storefiles.rows_equal(self.table.column(column), value)
+        rows = storefiles.rows_equal(self.column(column), value)
         return rows if self.live is None else rows[self.live[rows]]
 
     # --- reading -------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ class Store:
         vectors = storefiles.map_vectors(directory / manifest.vectors, manifest.rows, manifest.dim)
         tables = [storefiles.open_table(directory / name, rows) for name, rows in manifest.tables]
         deleted = storefiles.load_deleted(directory / manifest.deleted, manifest.rows) if manifest.deleted else np.zeros(0, np.int64)
-        for cached in ("table", "items", "paths", "classes", "fingerprint", "live"):
+        for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
             self.__dict__.pop(cached, None)
         self.manifest, self.stamp, self.vectors, self._tables, self.deleted_rows = manifest, stamp, vectors, tables, deleted
         self.saved = True
@@ -256,7 +264,7 @@ class Store:
         The rows go to the end of the vector file (fsynced), their items to a new table, then one
         new manifest names both: killed at any moment, the last manifest still describes a whole store."""
         m = self.manifest
-        table = items if isinstance(items, pa.Table) else _items_table(items)
+        table = items if isinstance(items, pa.Table) else storefiles.table_of(items)
         dim = vectors.shape[1] if len(vectors) else m.dim
         deleted = np.asarray(deleted, np.int64)
         if (m.rows and not self.saved) or (m.rows and dim != m.dim) or (len(deleted) and not 0 <= deleted.min() <= deleted.max() < m.rows):
@@ -317,7 +325,7 @@ class Store:
         generation = max(last.generation, storefiles.highest_generation(directory)) + 1
         store = cls(directory, like.encoder, like.dataset)
         store.manifest = replace(like, dim=0, rows=0, tables=(), deleted=None, generation=generation, commit=max(last.commit, like.commit),
-                                 fingerprint=_base_fingerprint(like.encoder))
+                                 fingerprint=storefiles.empty_fingerprint(like.encoder))
         return store
 
     def save(self, complete: bool = True) -> None:
@@ -350,17 +358,6 @@ class Store:
             return array if len(array) == len(self) else None
         except (OSError, ValueError):
             return None
-
-
-def _base_fingerprint(encoder: str) -> str:
-    """The fingerprint of an empty store of `encoder`: appends fold into it."""
-    return storefiles.fingerprint("", f"format {FORMAT_VERSION}, {encoder}", 0)
-
-
-def _items_table(items: Sequence[Item]) -> pa.Table:
-    if not items:  # (pa.array on a Python list imports pandas: 1 s and 40 MiB that opening a store never needs)
-        return storefiles.ITEM_SCHEMA.empty_table()
-    return storefiles.items_table(*zip(*((i.path, i.size, i.mtime_ns, i.sha256) for i in items)))
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:

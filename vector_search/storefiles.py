@@ -159,6 +159,13 @@ def items_table(paths: Sequence[str], sizes: Sequence[int], mtimes: Sequence[int
     )
 
 
+def table_of(items: Sequence) -> pa.Table:
+    """The table of store.Items (anything with path, size, mtime_ns and sha256)."""
+    if not items:  # (pa.array on a Python list imports pandas: 1 s and 40 MiB that opening a store never needs)
+        return ITEM_SCHEMA.empty_table()
+    return items_table(*zip(*((i.path, i.size, i.mtime_ns, i.sha256) for i in items)))
+
+
 def encode_path(path: str) -> bytes:
     return path.encode("utf-8", "surrogateescape")
 
@@ -206,6 +213,11 @@ def load_deleted(path: Path, rows: int) -> np.ndarray:
 
 
 # --- fingerprint ---------------------------------------------------------------------------------
+
+
+def empty_fingerprint(encoder: str) -> str:
+    """The fingerprint of an empty store of `encoder`: appends fold into it."""
+    return fingerprint("", f"format {FORMAT_VERSION}, {encoder}", 0)
 
 
 def fingerprint(previous: str, change: str, dim: int, table: pa.Table | None = None, deleted: np.ndarray | None = None) -> str:

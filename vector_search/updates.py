@@ -154,9 +154,8 @@ def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -
     unreadable files); counts each in `report`, with the files that are gone or unreadable."""
     rel_paths, problems = find_images(dataset)
     report.skipped.extend(problems)
-    table = old.table
-    paths = storefiles.decode_paths(table.column("path"))
-    sizes, mtimes, hashes = (table.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256"))
+    paths = storefiles.decode_paths(old.column("path"))
+    sizes, mtimes, hashes = (old.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256"))
     live = range(len(old)) if old.live is None else np.flatnonzero(old.live).tolist()
     by_path = {paths[i]: i for i in live}
     by_hash = {hashes[i]: i for i in live}  # the last copy wins: a rename is reported
