@@ -9,6 +9,9 @@ rounds), medians reported.
   and the model's build included on both sides (the Ray actor imports TensorFlow itself); Ray's
   `ray.init` is NOT in it: it is timed apart (`init s`).
 - photos/s steady: from the first batch of vectors in hand to the last (start-up left out).
+- CPU s: user + system seconds of the child and the processes it started, over the same span
+  (on a machine shared with other work, the wall clock depends on how many threads each side
+  runs; the CPU it burns does much less).
 - peak memory: the largest sum, sampled every 0.2 s, of the proportional set size (Pss: shared
   pages split between the processes that map them) of the child and every process it started
   (Ray's GCS, raylet and workers included; the object store's shared memory counted once).
@@ -33,8 +36,8 @@ from _common import PASCAL, load_average, machine, median, print_child_result, r
 ENCODER = "efficientnet-lite0"
 
 
-def tree_pss_mib(root: int) -> float:
-    """Pss of process `root` and all its descendants, in MiB (from /proc)."""
+def tree_pids(root: int) -> set[int]:
+    """Process `root` and all its descendants (from /proc)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -48,14 +51,32 @@ def tree_pss_mib(root: int) -> float:
         more = {pid for pid, parent in parents.items() if parent in tree} - tree
         tree |= more
         grew = bool(more)
+    return tree
+
+
+def tree_pss_mib(root: int) -> float:
+    """Pss of process `root` and all its descendants, in MiB."""
     total_kib = 0
-    for pid in tree:
+    for pid in tree_pids(root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 total_kib += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
         except (OSError, StopIteration):
             pass
     return total_kib / 1024
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of process `root` and its living descendants."""
+    ticks = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PeakSampler:
@@ -97,19 +118,20 @@ def child(mode: str, dataset: Path, batch_size: int) -> dict:
         result["last"] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as root:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), tree_cpu_seconds(os.getpid())
         store, report = update_store(dataset, root, ENCODER, progress=progress, batch_size=batch_size, embedder=embedder)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, tree_cpu_seconds(os.getpid()) - cpu
     if mode == "ray":
         ray.shutdown()
-    (t0, done0), photos = first[0], len(store)
+    (t0, done0), photos, last = first[0], len(store), result.pop("last")
     return {
         **result,
         "mode": mode,
         "photos": photos,
         "skipped": len(report.skipped),
         "seconds": seconds,
-        "steady_photos_per_s": (photos - done0) / (result["last"] - t0),
+        "cpu_seconds": cpu,
+        "steady_photos_per_s": (photos - done0) / (last - t0),
         "peak_pss_mib": sampler.stop(),
     }
 
@@ -139,9 +161,9 @@ def main() -> None:
     for mode, results in runs.items():
         m = {key: median([r[key] for r in results]) for key, value in results[0].items() if not isinstance(value, str)}
         rows.append([mode, m["photos"], median([r["photos"] / r["seconds"] for r in results]), m["steady_photos_per_s"],
-                     m["seconds"], m.get("init_seconds", "-"), m["peak_pss_mib"], m["maxrss_mib"]])
-    print(table(["path", "photos", "photos/s end to end", "photos/s steady", "index s", "init s", "peak Pss MiB (tree)",
-                 "driver maxrss MiB"], rows))
+                     m["seconds"], m["cpu_seconds"], m.get("init_seconds", "-"), m["peak_pss_mib"], m["maxrss_mib"]])
+    print(table(["path", "photos", "photos/s end to end", "photos/s steady", "index s", "CPU s (tree)", "init s",
+                 "peak Pss MiB (tree)", "driver maxrss MiB"], rows))
     local, ray = (median([r["photos"] / r["seconds"] for r in runs[k]]) for k in ("local", "ray"))
     print(f"Ray / local end to end: {ray / local:.2f}x; medians of {args.repeats} rounds; load average now {load_average()}")
 

@@ -136,3 +136,15 @@ def test_plain_commands_do_not_import_ray():
     code = "import sys, vector_search.cli, vector_search.ray_embedding; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.slow
+def test_ray_worker_error_is_one_line(ray_local, small_dataset, tmp_path, capsys):
+    """An actor that cannot load its encoder (here: weights missing on the workers) fails the run
+    with the worker's own error, on one line."""
+    missing = tmp_path / "missing.pth"
+    argv = ["index", str(small_dataset), "--store", str(tmp_path / "features"), "--ray", "--weights", str(missing)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the Ray pipeline failed: ") and err.count("\n") == 1
+    assert err.rstrip().endswith(f"efficientnet-lite0 weights not found: {missing}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from typing import Any, Iterator
 
 import numpy as np
@@ -29,6 +30,10 @@ LOCAL_OBJECT_STORE_BYTES = 512 * 2**20  # a local Ray reserves 30% of RAM by def
 
 class RayNotInstalledError(VectorSearchError, ImportError):
     """--ray without the optional extra."""
+
+
+class RayPipelineError(VectorSearchError, RuntimeError):
+    """A task or actor of the pipeline failed; the message is the worker's own error."""
 
 
 def import_ray() -> Any:
@@ -65,6 +70,8 @@ def ray_embedder(
             ds = _pipeline(ray, paths, encoder_name, batch_size, weights, actors or spare_cpus(ray), threads)
             for out in ds.iter_batches(batch_size=None, batch_format="numpy"):  # in order of completion
                 yield _embedded(out)
+        except ray.exceptions.RayError as err:  # e.g. a worker without the package or the weights
+            raise RayPipelineError(f"the Ray pipeline failed: {_worker_error(err)}") from err
         finally:
             if started:
                 ray.shutdown()
@@ -104,7 +111,7 @@ def _pipeline(ray: Any, paths: list[str], encoder_name: str, batch_size: int, we
     )
     return decoded.map_batches(
         _EncoderActor,
-        fn_constructor_kwargs={"encoder_name": encoder_name, "weights": weights and os.fspath(weights), "threads": threads},
+        fn_constructor_kwargs={"encoder_name": encoder_name, "weights": None if weights is None else os.fspath(weights), "threads": threads},
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=1,
         batch_size=batch_size,
@@ -157,3 +164,13 @@ def _embedded(out: dict[str, np.ndarray]) -> Embedded:
     ok = np.array([not error for error in out["error"]], dtype=bool)
     errors = [(int(i), str(error)) for i, error in zip(out["i"][~ok], out["error"][~ok])]
     return Embedded([int(i) for i in out["i"][ok]], out["vector"][ok] if ok.any() else None, errors)
+
+
+def _worker_error(err: BaseException) -> str:
+    """The worker's own exception in a Ray error, whose text is a remote traceback (the first
+    exception of a chain comes first; Ray Data wraps it in a UserCodeException) and hints."""
+    for line in str(err).splitlines():
+        found = re.match(r"\s*([\w.]+(?:Error|Exception)): (.+)", line)
+        if found:
+            return f"{found[1].rsplit('.', 1)[-1]}: {found[2]}"
+    return f"{type(err).__name__}: {err}".splitlines()[0]
