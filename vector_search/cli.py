@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET_DIR")
     _store_options(p)
     p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    p.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="embed on Ray Data: a local Ray, or the cluster at ADDRESS (HEAD:6379) whose nodes all read DATASET_DIR "
+        "at the same path (needs pip install -e .[ray])",
+    )
     _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
@@ -166,8 +171,13 @@ def run_index(args: argparse.Namespace) -> int:
         bar = bar or tqdm(total=total, initial=done, unit="photo", desc="embedding")
         bar.update(done - bar.n)
 
+    engine, embedder = _engine(args), None
+    if args.ray is not None:
+        from .ray_embedding import ray_embedder
+
+        embedder = ray_embedder(engine.encoder_in_use(), args.ray or None, weights=args.weights)
     try:
-        report = _engine(args).index(args.dataset, progress, wait=args.wait)
+        report = engine.index(args.dataset, progress, wait=args.wait, embedder=embedder)
     finally:  # an error (a full disk) then prints on a line of its own
         if bar is not None:
             bar.close()

@@ -231,16 +231,16 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False, wait: bool = True):
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False, wait: bool = True, embedder=None):
         """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport.
 
-        Holds the store's writer lock (see locks.py); `wait=False` raises LockBusyError at once
-        if another writer has it.
-        """
+        `embedder` replaces the local embedding step (embedding.py; e.g. Ray's). Holds the store's
+        writer lock (see locks.py); `wait=False` raises LockBusyError at once if another writer has it."""
         name = self.encoder_in_use()
         directory = store_dir(self.store_root, name)
         with locks.writer_lock(directory, f"the feature store {directory}", wait):
-            store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress, rebuild=rebuild)
+            store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress,
+                                         rebuild=rebuild, embedder=embedder)
             self._replace_loaded(store, build_index=True)
         return report
 

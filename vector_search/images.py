@@ -169,6 +169,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def preprocessed(path: str | os.PathLike, preprocess: Callable[[Image.Image], np.ndarray], min_side: int | None = None) -> np.ndarray | str:
+    """One file as the encoder's input (load_image, then `preprocess`), or the reason it cannot be:
+    the one decoding step of every embedder (local threads, Ray tasks), so they agree file for file."""
+    try:
+        return preprocess(load_image(path, min_side=min_side))
+    except ImageError as err:
+        return str(err)
+
+
 @dataclass
 class Batch:
     """Preprocessed images from one slice of the input list, and the files that failed."""
@@ -192,10 +201,7 @@ def iter_batches(
     """
 
     def load(i: int) -> tuple[int, np.ndarray | str]:
-        try:
-            return i, preprocess(load_image(paths[i], min_side=min_side))
-        except ImageError as err:
-            return i, str(err)
+        return i, preprocessed(paths[i], preprocess, min_side)
 
     def collect(futures: list[Future]) -> Batch:
         batch = Batch([], None)
