@@ -3,7 +3,7 @@
 CLASSIC: VGG16 cut at fc2 (`get_encoder("vgg16", weights="random")`: same architecture and cost
 as the ImageNet weights, which cannot be downloaded offline), EVERY photo decoded into one
 (n, 224, 224, 3) float32 array, then one `model.predict(array)` (Keras batches it by 32).
-OURS: an encoder of ours (--encoder, default: the default encoder) through `store.update_store`
+OURS: an encoder of ours (--encoder, default: the default encoder) through `updates.update_store`
 into an empty temp store: decoding in threads, streamed batches of 32, vectors saved atomically.
 --phone re-encodes the photos at phone size (4000x3000 JPEG, quality 90; Pascal photos are
 ~500x375) first: decoding and resizing then weigh as much as the network.
