@@ -1,5 +1,11 @@
 """The spaces the engine searches: image vectors as compared, and joint (word-space) vectors,
-each with its saved index. Both are derived from a store and rebuilt when it changes."""
+each with its saved index. Both are derived from a store and rebuilt when it changes.
+
+Which index: Annoy below ANNOY_MAX rows (the seed's choice, exact on 1000 photos), faiss IVF-PQ
+with an exact re-rank and a fresh segment above it (segments.py), or the kind named in the
+store's metadata (`vector-search index --index KIND`). On a big store nothing here holds the
+N x dim matrix: the image space's rows are computed on demand (rows.SpaceRows).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import index as nn
+from .rows import CHUNK, SpaceRows
+from .segments import SegmentedIndex, open_segmented
 from .store import Store
+
+# Rows from which the IVF index replaces Annoy (bench/bench_scale.py threshold: at 100k x 1280
+# Annoy needs ~ms per query ... see docs/results.md "Index at scale").
+ANNOY_MAX = 100_000
+KINDS = (*nn.KINDS, "ivf")
+
+
+def index_kind(store: Store) -> str:
+    """The store's recorded index kind, else Annoy below ANNOY_MAX rows and IVF from there."""
+    return getattr(store, "index_kind", None) or ("annoy" if len(store) < ANNOY_MAX else "ivf")
+
+
+def _segmented(store: Store, name: str, source: np.ndarray, centre: bool, merge: bool) -> SegmentedIndex:
+    generation, live = getattr(store, "generation", 0), getattr(store, "live", None)
+    return open_segmented(store.directory / f"{name}.ivf", source, generation, live, centre=centre, merge=merge)
 
 
 @dataclass(frozen=True)
@@ -20,19 +43,24 @@ class ImageSpace:
     """
 
     mean: np.ndarray
-    vectors: np.ndarray
-    index: nn.Index
+    vectors: np.ndarray | SpaceRows
+    index: nn.Index | SegmentedIndex
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
         return nn.normalize(vectors) - self.mean
 
     @classmethod
-    def of(cls, store: Store) -> "ImageSpace":
-        """The space of a store, with its saved Annoy index (built and saved when missing or stale)."""
+    def of(cls, store: Store, merge: bool = False) -> "ImageSpace":
+        """The space of a store, with its saved index (built and saved when missing or stale;
+        `merge`: an IVF index takes in its fresh rows, see segments.py)."""
+        kind = index_kind(store)
+        if kind == "ivf":
+            index = _segmented(store, "images", store.vectors, centre=True, merge=merge)
+            return cls(index.rows.mean, index.rows, index)
         units = nn.normalize(store.vectors)
         mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
         vectors = units - mean
-        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred")
+        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred", kind=kind)
         return cls(mean, vectors, index)
 
 
@@ -41,15 +69,19 @@ class JointSpace:
     """The joint (word-space) vectors of a store's images under one joint model, and their index."""
 
     vectors: np.ndarray
-    index: nn.Index
+    index: nn.Index | SegmentedIndex
 
     @classmethod
-    def of(cls, store: Store, model) -> "JointSpace":
-        """Cached in the store, keyed by the model; recomputed (numpy only) when either changes."""
+    def of(cls, store: Store, model, merge: bool = False) -> "JointSpace":
+        """Cached in the store, keyed by the model; recomputed (numpy only, chunkwise) when either changes."""
         key = model.fingerprint
         name = "joint"
         vectors = store.load_array(name, model=key)
         if vectors is None:
-            vectors = model.transform(store.vectors) if len(store) else np.zeros((0, model.meta["words"]["dim"]), np.float32)
+            vectors = np.zeros((len(store), model.meta["words"]["dim"]), np.float32)
+            for first in range(0, len(store), CHUNK):
+                vectors[first : first + CHUNK] = model.transform(store.vectors[first : first + CHUNK])
             store.save_array(name, vectors, model=key)
-        return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}"))
+        if index_kind(store) == "ivf":
+            return cls(vectors, _segmented(store, f"joint-{key}", vectors, centre=False, merge=merge))
+        return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store)))
