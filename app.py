@@ -29,7 +29,7 @@ from vector_search.engine import Engine, Result
 from vector_search.errors import VectorSearchError
 from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.progress import Rate
-from vector_search.store import UpdateReport
+from vector_search.updates import UpdateReport
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")

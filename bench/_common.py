@@ -80,7 +80,7 @@ def pascal_features(description: str):  # -> (store.Store, ImageNet head (W, b),
     import argparse
 
     from vector_search.encoders import get_encoder
-    from vector_search.store import update_store
+    from vector_search.updates import update_store
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--dataset", type=Path, default=PASCAL)

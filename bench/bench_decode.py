@@ -72,7 +72,7 @@ def index(dataset: Path, variant: str) -> dict:
 
     from vector_search.encoders import get_encoder
     from vector_search.images import find_images, load_image
-    from vector_search.store import update_store
+    from vector_search.updates import update_store
 
     encoder = get_encoder()
     start = time.perf_counter()

@@ -54,7 +54,7 @@ def classic(dataset: Path) -> dict:
 def ours(dataset: Path, encoder: str) -> dict:
     import tensorflow  # noqa: F401
 
-    from vector_search.store import update_store
+    from vector_search.updates import update_store
 
     with tempfile.TemporaryDirectory() as root:
         start, cpu = time.perf_counter(), time.process_time()

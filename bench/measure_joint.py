@@ -50,7 +50,7 @@ def load_features(dataset: Path, store_root: Path, encoder: str) -> tuple[np.nda
     the name of the encoder that made the features, and each photo's captions (none: [])."""
     from vector_search.datasets import default_captions_dir, read_captions
     from vector_search.encoders import get_encoder
-    from vector_search.store import update_store
+    from vector_search.updates import update_store
 
     store, _ = update_store(dataset, store_root, encoder)
     folder = default_captions_dir(dataset)

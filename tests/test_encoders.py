@@ -32,7 +32,8 @@ from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
 from vector_search.engine import Engine
 from vector_search.imagenet import find_class
 from vector_search.joint import ModelMismatchError, conse_model
-from vector_search.store import StoreError, open_store, update_store
+from vector_search.store import StoreError, open_store
+from vector_search.updates import update_store
 
 ROOT = Path(__file__).resolve().parents[1]
 CATS = {find_class(n) for n in ("tabby", "tiger cat", "Egyptian cat")}

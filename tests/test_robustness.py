@@ -31,9 +31,11 @@ import pytest
 from conftest import DATASET, ROOT, copy_subset
 from PIL import Image
 
+from vector_search import storefiles
 from vector_search.engine import Engine
 from vector_search.images import MAX_BYTES, ImageError, load_image
-from vector_search.store import FEATURES_FILE, Store, StoreError
+from vector_search.store import Store, StoreError
+from vector_search.storefiles import MANIFEST_FILE
 from vector_search.words import load_words
 
 ENCODER = "efficientnet-lite0"
@@ -297,7 +299,7 @@ def wait_for(condition, timeout: float = 300) -> None:
 
 def store_rows(store: Path) -> Store | None:
     """The store on disk, which must never be damaged, whatever moment the indexer was killed at."""
-    if not (store / ENCODER / FEATURES_FILE).exists():
+    if not (store / ENCODER / MANIFEST_FILE).exists():
         return None
     return Store.load(store / ENCODER)  # raises StoreError if a kill left it damaged
 
@@ -318,7 +320,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     rng = random.Random(seed)
     history = []  # (when killed, images to embed at start, images saved after the kill)
     saved = 0
-    file = resumed / ENCODER / FEATURES_FILE
+    file = resumed / ENCODER / MANIFEST_FILE
     for attempt in range(4):
         run = Run(dataset, resumed)
         before = mtime(file)
@@ -327,8 +329,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
         elif attempt == 1:
             run.embedding.wait(timeout=300)  # once the first batch is embedded...
             time.sleep(rng.uniform(0.0, 1.0))  # ...at a random moment of the rest
-        elif attempt == 2:  # while a checkpoint is being written (its temporary file exists)
-            wait_for(lambda run=run, before=before: any(file.parent.glob(f".{FEATURES_FILE}.*.tmp")) or mtime(file) != before or run.proc.poll() is not None)
+        elif attempt == 2:  # while a checkpoint is being written (its item table or manifest is a temporary file)
+            wait_for(lambda run=run, before=before: any(file.parent.glob(".*.tmp")) or mtime(file) != before or run.proc.poll() is not None)
         else:  # a random moment after a checkpoint has landed
             wait_for(lambda run=run, before=before: mtime(file) != before or run.proc.poll() is not None)
             time.sleep(rng.uniform(0.0, 0.2))  # before the next batch lands
@@ -382,12 +384,21 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 # --- damaged or foreign files are detected and rebuilt, never silently used --------------------------------
 
 
-def rewrite_npz(path: Path, **changes: object) -> None:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    arrays.update(changes)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+def rewrite_manifest(path: Path, **changes: object) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def store_snapshot(folder: Path) -> dict[str, bytes]:
+    """The manifest and the files it names (derived arrays and indexes aside)."""
+    names = [MANIFEST_FILE, *storefiles.store_files(folder)]
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def restore(folder: Path, snapshot: dict[str, bytes]) -> None:
+    for name in storefiles.store_files(folder):
+        (folder / name).unlink()
+    for name, data in snapshot.items():
+        (folder / name).write_bytes(data)
 
 
 class Exploit:
@@ -400,28 +411,40 @@ class Exploit:
         return os.mkdir, (str(self.marker),)
 
 
+def pickled_deletions(file: Path, marker: Path) -> None:
+    """A deleted-rows file that holds a pickle, named by the manifest."""
+    manifest = json.loads(file.read_text())
+    name = storefiles.deleted_name(manifest["generation"], manifest["commit"])
+    np.save(file.parent / name, np.array([Exploit(marker)] * 2, dtype=object), allow_pickle=True)
+    rewrite_manifest(file, deleted=name)
+
+
 @pytest.mark.slow
 def test_damaged_or_foreign_store_is_rebuilt(small_dataset: Path, tmp_path: Path) -> None:
     dataset, store = small_dataset, tmp_path / "features"
     indexer = Engine(store)  # one engine re-indexes after each damage: the model loads once
     _ = indexer.encoder  # loaded once, before the first index
     indexer.index(dataset)
-    file = store / ENCODER / FEATURES_FILE
-    good = file.read_bytes()
+    file = store / ENCODER / MANIFEST_FILE
+    good = store_snapshot(file.parent)
     query = str(sorted((dataset / "cat").iterdir())[0])
     before = [r.item for r in Engine(store).similar_images(query, 5)]
 
     marker = tmp_path / "owned"
-    meta = json.loads(str(np.load(file, allow_pickle=False)["meta"]))
+    manifest = json.loads(good[MANIFEST_FILE])
+    vectors, (table, _) = file.parent / storefiles.vectors_name(manifest["generation"]), manifest["tables"][0]
     damage = {
-        "another version": lambda: rewrite_npz(file, meta=np.array(json.dumps(dict(meta, version=meta["version"] + 1)))),
-        "truncated": lambda: file.write_bytes(good[: len(good) // 2]),
-        "not a zip": lambda: file.write_bytes(b"\x93NUMPY garbage" * 100),
-        "pickled arrays": lambda: rewrite_npz(file, paths=np.array([Exploit(marker)] * 12, dtype=object)),
-        "rows disagree": lambda: rewrite_npz(file, vectors=np.load(file, allow_pickle=False)["vectors"][:11]),
+        "another version": lambda: rewrite_manifest(file, version=manifest["version"] + 1),
+        "truncated": lambda: file.write_bytes(good[MANIFEST_FILE][: len(good[MANIFEST_FILE]) // 2]),
+        "not JSON": lambda: file.write_bytes(b"\x93NUMPY garbage" * 100),
+        "pickled arrays": lambda: pickled_deletions(file, marker),
+        "rows disagree": lambda: rewrite_manifest(file, rows=13),
+        "short vector file": lambda: os.truncate(vectors, 11 * 1280 * 4),
+        "vector file gone": lambda: vectors.unlink(),
+        "damaged item table": lambda: (file.parent / table).write_bytes(b"PAR1 garbage" * 100),
     }
     for what, spoil in damage.items():
-        file.write_bytes(good)
+        restore(file.parent, good)
         spoil()
         with pytest.raises(StoreError):
             Store.load(file.parent)
@@ -434,7 +457,7 @@ def test_damaged_or_foreign_store_is_rebuilt(small_dataset: Path, tmp_path: Path
         assert [r.item for r in Engine(store).similar_images(query, 5)] == before, what
 
     # The same through the command line, in fresh processes.
-    rewrite_npz(file, meta=np.array(json.dumps(dict(meta, version=meta["version"] + 1))))
+    rewrite_manifest(file, version=manifest["version"] + 1)
     result = cli("similar", query, "--json", "--store", store)
     (row,) = json_rows(result.stdout)
     assert result.returncode == 1 and "has format" in row.get("error", ""), row

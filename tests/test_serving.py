@@ -30,7 +30,8 @@ from test_robustness import cli, cli_args, cli_env, json_rows, summary
 from vector_search import locks
 from vector_search.engine import Engine
 from vector_search.joint import JointModel
-from vector_search.store import FEATURES_FILE, Store
+from vector_search.store import Store
+from vector_search.storefiles import MANIFEST_FILE
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -111,7 +112,7 @@ def test_cli_no_wait_fails_fast_on_a_busy_store(small_dataset: Path, tmp_path: P
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: the feature store {store / ENCODER} is being written by another "
                                                   f"process (lock {store / ENCODER}.lock): try again when it is done"]
-    assert not (store / ENCODER / FEATURES_FILE).exists()
+    assert not (store / ENCODER / MANIFEST_FILE).exists()
 
 
 @pytest.mark.slow
@@ -223,14 +224,14 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing(tmp_path: Path, small_dis
     store = small_disk.folder / "features"
     assert small_disk.cli("index", dataset, "--store", store).returncode == 0
     before = snapshot(store)
-    assert set(before) >= {f"{ENCODER}/{FEATURES_FILE}", f"{ENCODER}/images.ann", f"{ENCODER}/images.ann.json"}
-    copy_subset(dataset, {"boat": 6})  # 6 more photos; their first checkpoint does not fit
-    small_disk.limit(os.path.getsize(store / ENCODER / FEATURES_FILE) + 8192)
+    assert set(before) >= {f"{ENCODER}/{MANIFEST_FILE}", f"{ENCODER}/images.ann", f"{ENCODER}/images.ann.json"}
+    copy_subset(dataset, {"boat": 6})  # 6 more photos; their first checkpoint (6 x 5 KiB of vectors) does not fit
+    small_disk.limit(8192)
 
     result = small_disk.cli("index", dataset, "--store", store, VECTOR_SEARCH_CHECKPOINT_SECONDS="0")  # a checkpoint per batch
     assert result.returncode == 2, result.stderr
     error = error_line(result.stderr)
-    assert error.startswith(f"error: cannot save {store / ENCODER / FEATURES_FILE}: ")
+    assert error.startswith(f"error: cannot save {store / ENCODER / 'vectors-'}"), error
     assert re.search(FULL, error), error
     assert snapshot(store) == before  # byte-identical, no temporary left
     served = small_disk.cli("similar", sorted((dataset / "cat").iterdir())[0], "--store", store, "-k", "5", "--json")
@@ -413,7 +414,7 @@ def test_a_visitor_is_served_inside_the_root(monkeypatch: pytest.MonkeyPatch, se
     at = visit(monkeypatch, served, "link", "features")  # relative: taken under the root
     assert errors(at) == []
     assert any(m.value == "12" for m in at.metric)
-    assert (served / "features" / ENCODER / FEATURES_FILE).is_file()  # indexed, under the root
+    assert (served / "features" / ENCODER / MANIFEST_FILE).is_file()  # indexed, under the root
     assert [c.key for c in at.checkbox if c.key in ("regenerate", "retrain")] == ["regenerate", "retrain"]
 
 

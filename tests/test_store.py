@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vector_search.store import FEATURES_FILE, Store, StoreError, open_store, update_store
+from vector_search.store import Store, StoreError, open_store
+from vector_search.storefiles import MANIFEST_FILE
+from vector_search.updates import update_store
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +50,10 @@ def test_first_index_then_unchanged(small_dataset: Path, tmp_path: Path, encoder
     assert sorted(set(store.classes)) == ["boat", "bus", "cat"]
     assert store.paths[0] == os.path.join(str(small_dataset), store.items[0].path)
 
-    mtime = (root / "efficientnet-lite0" / FEATURES_FILE).stat().st_mtime_ns
+    mtime = (root / "efficientnet-lite0" / MANIFEST_FILE).stat().st_mtime_ns
     again, report, embedded = index(small_dataset, root, encoder)
     assert embedded == 0 and report.unchanged == 12 and report.embedded == 0
-    assert (root / "efficientnet-lite0" / FEATURES_FILE).stat().st_mtime_ns == mtime  # nothing rewritten
+    assert (root / "efficientnet-lite0" / MANIFEST_FILE).stat().st_mtime_ns == mtime  # nothing rewritten
     np.testing.assert_array_equal(again.vectors, store.vectors)
     assert open_store(root).fingerprint == store.fingerprint
 
@@ -97,13 +99,13 @@ def test_bad_files_skipped_with_reasons(small_dataset: Path, tmp_path: Path, enc
 def test_damaged_store_is_detected_and_rebuilt(small_dataset: Path, tmp_path: Path, encoder: CountingEncoder) -> None:
     root = tmp_path / "features"
     index(small_dataset, root, encoder)
-    file = root / "efficientnet-lite0" / FEATURES_FILE
-    file.write_bytes(file.read_bytes()[:5000])  # truncated
+    file = root / "efficientnet-lite0" / MANIFEST_FILE
+    file.write_bytes(file.read_bytes()[:50])  # truncated
     with pytest.raises(StoreError, match="damaged"):
         Store.load(file.parent)
     store, report, embedded = index(small_dataset, root, encoder)
     assert embedded == 12 and len(store) == 12 and "rebuilding" in report.notes[0]
-    assert zipfile.is_zipfile(file)
+    assert json.loads(file.read_text())["rows"] == 12
 
 
 def test_missing_store_message(tmp_path: Path) -> None:

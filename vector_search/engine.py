@@ -25,7 +25,8 @@ from . import index as nn
 from .errors import VectorSearchError
 from .images import load_image
 from .spaces import ImageSpace, JointSpace
-from .store import Store, file_sha256, open_store, store_dir, store_encoders, update_store
+from .store import Store, open_store, store_dir, store_encoders
+from .updates import file_sha256, update_store
 from .words import DEFAULT_INDEX_KIND
 
 T = TypeVar("T")
@@ -325,7 +326,7 @@ class Engine:
             position = store.find(image)
             try:
                 st = os.stat(image)
-                if position is not None and store.items[position].matches(st):
+                if position is not None and store.item(position).matches(st):
                     return store.vectors[position], position
                 same = store.find_content(file_sha256(image))
                 if same is not None:
@@ -337,8 +338,8 @@ class Engine:
         return encoder.embed(pixels[None])[0], position
 
     def _results(self, store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
-        """The first k hits as Results, skipping `exclude` and files deleted since indexing."""
-        hits = (Result(store.paths[i], float(d)) for i, d in zip(ids, distances) if i != exclude)
+        """The first k hits as Results, skipping `exclude`, deleted rows and files deleted since indexing."""
+        hits = (Result(store.path(i), float(d)) for i, d in zip(ids, distances) if i != exclude and store.is_live(i))
         return [r for r in hits if os.path.exists(r.item)][:k]
 
     def similar_images(self, image: ImageQuery, k: int = 10, reweight: ClassChoice | None = None) -> list[Result]:

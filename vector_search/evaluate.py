@@ -225,14 +225,14 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
     encoders' stores of the same dataset if they were already indexed (else why not)."""
     from .encoders import ENCODER_NAMES
     from .spaces import ImageSpace
-    from .store import open_store, store_dir
+    from .store import has_store, open_store, store_dir
 
     store = engine.store
     figures: dict[str, Any] = {}
     for name in ENCODER_NAMES:
         if name == store.encoder:
             space, labels = engine.images, np.asarray(store.classes)
-        elif (store_dir(engine.store_root, name) / "features.npz").is_file():
+        elif has_store(store_dir(engine.store_root, name)):
             other = open_store(engine.store_root, name)
             space, labels = ImageSpace.of(other), np.asarray(other.classes)
         else:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -77,13 +77,44 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for tmp, path in zip(tmps, targets):
             os.replace(tmp, path)
     except OSError as err:
-        code = _disk_full_code(err)
-        if code is None or isinstance(err, DiskFullError):
-            raise
-        raise DiskFullError(f"cannot save {targets[0]}: {os.strerror(code).lower()}; the previous version is kept", code) from err
+        _raise_disk_full(err, targets[0])
+        raise
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
+
+
+def _raise_disk_full(err: OSError, target: Path) -> None:
+    """Raise a one-line DiskFullError for `err` if it means a full disk (else return)."""
+    code = _disk_full_code(err)
+    if code is not None and not isinstance(err, DiskFullError):
+        raise DiskFullError(f"cannot save {target}: {os.strerror(code).lower()}; the previous version is kept", code) from err
+
+
+@contextmanager
+def appending(path: str | os.PathLike, keep_bytes: int) -> Iterator[Callable[[bytes | memoryview], None]]:
+    """Open `path` (created if absent) to write after its first `keep_bytes` bytes, which are never
+    touched: whatever lies past them (left by a killed writer) is cut first, and cut again if the
+    block fails, so the file ends as it was. Yields `write(data)`; on success the new bytes are fsynced."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with os.fdopen(fd, "r+b", buffering=0) as f:  # unbuffered: nothing is left to land after a cut
+
+        def write(data: bytes | memoryview) -> None:
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[f.write(view):]
+
+        try:
+            f.truncate(keep_bytes)
+            f.seek(keep_bytes)
+            yield write
+            os.fsync(f.fileno())
+        except BaseException as err:
+            f.truncate(keep_bytes)
+            if isinstance(err, OSError):
+                _raise_disk_full(err, path)
+            raise
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, max_age_seconds: float = 3600) -> list[Path]:
