@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,12 +111,160 @@ def stage_truth(args) -> None:
     print(f"truth: mean + exact top-{K} of {len(queries)} queries over {len(source)} rows in {time.perf_counter() - t:.0f} s")
 
 
-STAGES = {"data": stage_data, "truth": stage_truth}
+def store_root(args) -> Path:
+    return args.dir / f"store-{args.n}"
+
+
+def synthetic_items(first: int, count: int) -> list:
+    from vector_search.store import Item
+
+    return [Item(f"synthetic/{i:07d}.jpg", 1000 + i, i, f"{i:064x}") for i in range(first, first + count)]
+
+
+def stage_store(args) -> None:
+    """Write the first n rows as a store (store.py, format 2), chunkwise from the memory-mapped data."""
+    from vector_search.store import Store, store_dir
+
+    directory = store_dir(store_root(args), ENCODER)
+    if directory.exists():
+        print(f"store: {directory} exists")
+        return
+    t = time.perf_counter()
+    Store(directory, ENCODER, "/synthetic", synthetic_items(0, args.n), store_vectors(args)).save()
+    print(f"store: {args.n} rows written in {time.perf_counter() - t:.0f} s -> {directory}")
+
+
+def stage_build(args) -> None:
+    """Build the image index the engine would (spaces.ImageSpace.of: mean, train, add, save)."""
+    from vector_search.spaces import ImageSpace
+    from vector_search.store import open_store
+
+    store = open_store(store_root(args), ENCODER)
+    t = time.perf_counter()
+    space = ImageSpace.of(store)
+    took = time.perf_counter() - t
+    files = sorted(store.directory.glob("images.ivf*"))
+    report(args, "build", seconds=round(took, 1), n=len(store), kind=space.index.kind, params=space.index.main.params,
+           files={f.name: f.stat().st_size for f in files})
+
+
+def report(args, stage: str, **figures) -> None:
+    line = json.dumps({"stage": stage, "n": args.n, **figures, "load": os.getloadavg()})
+    print(line, flush=True)
+    with open(args.dir / "results.jsonl", "a") as f:
+        f.write(line + "\n")
+
+
+def stage_serve(args) -> None:
+    """A fresh process opens the store and index and answers the queries single-threaded: times, recall, memory."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for grid in (False, True):
+        argv = [sys.executable, __file__, "--n", str(args.n), "--dir", str(args.dir), "serve-child"] + (["--grid"] if grid else [])
+        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                report(args, "serve-grid" if grid else "serve", **json.loads(line))
+
+
+def memory() -> dict[str, int]:
+    """RssAnon (private memory) and RssFile (mapped file pages touched: page cache, shared,
+    dropped under pressure) of this process, in MiB."""
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {key: int(status[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile")}
+
+
+def stage_serve_child(args) -> None:
+    import faiss
+
+    from vector_search.spaces import ImageSpace
+    from vector_search.store import Store, store_dir
+
+    queries = np.load(args.dir / "queries.npy")
+    truth = np.load(args.dir / f"truth-{args.n}.npz")["truth"]
+    before = memory()
+    t = time.perf_counter()
+    store = Store.load(store_dir(store_root(args), ENCODER))
+    opened = time.perf_counter() - t
+    space = ImageSpace.of(store)
+    loaded = time.perf_counter() - t
+    settings = [(None, None)] if not args.grid else [(p, r) for p in (16, 32, 64) for r in (200, 400, 800)]
+    main = space.index.main
+    for nprobe, rerank in settings:
+        if nprobe:
+            main.params.update(nprobe=nprobe, rerank=rerank)
+            faiss.extract_index_ivf(main._faiss).nprobe = nprobe
+        times, found = [], []
+        for q in queries:
+            start = time.perf_counter()
+            ids, _ = space.index.search(space.project(q), K)
+            times.append(time.perf_counter() - start)
+            found.append(ids)
+        after = memory()
+        print(json.dumps({
+            "nprobe": main.params["nprobe"], "rerank": main.params["rerank"],
+            "recall@10": round(float(np.mean([len(np.intersect1d(f, t)) / K for f, t in zip(found, truth)])), 4),
+            "p50_ms": round(1e3 * float(np.percentile(times, 50)), 2), "p99_ms": round(1e3 * float(np.percentile(times, 99)), 2),
+            "store_open_s": round(opened, 3), "index_open_s": round(loaded - opened, 3),
+            "added_rss_anon_mib": after["RssAnon"] - before["RssAnon"], "added_rss_file_mib": after["RssFile"] - before["RssFile"],
+        }), flush=True)
+
+
+def stage_add(args) -> None:
+    """Append `--add` rows to the store and merge them into the index (faiss add, no retraining)."""
+    from vector_search.spaces import ImageSpace
+    from vector_search.store import open_store
+
+    store = open_store(store_root(args), ENCODER)
+    if len(store) != args.n:
+        print(f"add: the store has {len(store)} rows, not {args.n}: already added")
+        return
+    more = np.load(args.dir / "vectors.npy", mmap_mode="r")[args.n : args.n + args.add]
+    t = time.perf_counter()
+    store = store.append(synthetic_items(args.n, args.add), more)
+    appended = time.perf_counter() - t
+    space = ImageSpace.of(store, merge=True)
+    took = time.perf_counter() - t
+    report(args, "add", rows=args.add, store_append_s=round(appended, 1), total_s=round(took, 1),
+           index_rows=len(space.index.main), fresh_rows=len(space.index) - space.index.covered)
+
+
+def stage_threshold(args) -> None:
+    """Annoy (the seed's kind) against IVF-PQ + re-rank at growing sizes: where Annoy stops being best."""
+    from vector_search.ivf import build_ivf
+
+    queries = np.load(args.dir / "queries.npy")[:200]
+    for n in args.sizes:
+        source = np.load(args.dir / "vectors.npy", mmap_mode="r")[:n]
+        mean = chunked_mean(source)
+        truth = exact_top(source, mean, queries)
+        rows = SpaceRows(source, mean)
+        units = nn.normalize(nn.normalize(queries) - mean)
+        for kind in ("annoy", "ivf"):
+            t = time.perf_counter()
+            index = nn.build_index(rows[:], "annoy") if kind == "annoy" else build_ivf(rows)
+            built = time.perf_counter() - t
+            times, hits = [], []
+            for q, want in zip(units, truth):
+                start = time.perf_counter()
+                ids, _ = index.search(q, K)
+                times.append(time.perf_counter() - start)
+                hits.append(len(np.intersect1d(ids, want)) / K)
+            report(args, "threshold", size=n, kind=kind, params=index.params, build_s=round(built, 1),
+                   p50_ms=round(1e3 * float(np.median(times)), 2), p99_ms=round(1e3 * float(np.percentile(times, 99)), 2),
+                   recall_at_10=round(float(np.mean(hits)), 4))
+
+
+ENCODER = "efficientnet-lite0"
+STAGES = {"data": stage_data, "truth": stage_truth, "store": stage_store, "build": stage_build, "serve": stage_serve,
+          "add": stage_add, "serve-child": stage_serve_child,
+          "threshold": stage_threshold}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stages", nargs="*", default=list(STAGES))
+    parser.add_argument("stages", nargs="*", default=["data", "truth", "store", "build", "serve", "add"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000], help="threshold: store sizes")
+    parser.add_argument("--grid", action="store_true", help="serve-child: also a grid of nprobe x rerank")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")
     parser.add_argument("--queries", type=int, default=1000)

@@ -22,6 +22,7 @@ from .engine import Engine, Result
 from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
 from .query import QueryVector
+from .spaces import ANNOY_MAX, KINDS, index_kind
 from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
 
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET_DIR")
     _store_options(p)
     p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
     _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
@@ -167,7 +169,8 @@ def run_index(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        report = _engine(args).index(args.dataset, progress, wait=args.wait)
+        engine = _engine(args)
+        report = engine.index(args.dataset, progress, wait=args.wait, index_kind=args.index_kind)
     finally:  # an error (a full disk) then prints on a line of its own
         if bar is not None:
             bar.close()
@@ -179,6 +182,8 @@ def run_index(args: argparse.Namespace) -> int:
     )
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
+    store = engine.store
+    print(f"image index: {index_kind(store)} ({'recorded in the store' if store.index_kind else 'chosen by size'})")
     return 0
 
 

@@ -26,12 +26,11 @@ KINDS = (*nn.KINDS, "ivf")
 
 def index_kind(store: Store) -> str:
     """The store's recorded index kind, else Annoy below ANNOY_MAX rows and IVF from there."""
-    return getattr(store, "index_kind", None) or ("annoy" if len(store) < ANNOY_MAX else "ivf")
+    return store.index_kind or ("annoy" if len(store) < ANNOY_MAX else "ivf")
 
 
 def _segmented(store: Store, name: str, source: np.ndarray, centre: bool, merge: bool) -> SegmentedIndex:
-    generation, live = getattr(store, "generation", 0), getattr(store, "live", None)
-    return open_segmented(store.directory / f"{name}.ivf", source, generation, live, centre=centre, merge=merge)
+    return open_segmented(store.directory / f"{name}.ivf", source, store.generation, store.live, centre=centre, merge=merge)
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,13 @@ class JointSpace:
         """Cached in the store, keyed by the model; recomputed (numpy only, chunkwise) when either changes."""
         key = model.fingerprint
         name = "joint"
-        vectors = store.load_array(name, model=key)
+        big = index_kind(store) == "ivf"
+        vectors = store.load_array(name, mmap=big, model=key)  # big: memory-mapped (200 MB at 1M x 50)
         if vectors is None:
             vectors = np.zeros((len(store), model.meta["words"]["dim"]), np.float32)
             for first in range(0, len(store), CHUNK):
                 vectors[first : first + CHUNK] = model.transform(store.vectors[first : first + CHUNK])
             store.save_array(name, vectors, model=key)
-        if index_kind(store) == "ivf":
+        if big:
             return cls(vectors, _segmented(store, f"joint-{key}", vectors, centre=False, merge=merge))
         return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store)))
