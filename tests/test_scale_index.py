@@ -128,3 +128,36 @@ def test_kind_by_size_unless_recorded() -> None:
     assert spaces.index_kind(_Store(spaces.ANNOY_MAX)) == "ivf"
     assert spaces.index_kind(_Store(1000, "ivf")) == "ivf"
     assert spaces.index_kind(_Store(spaces.ANNOY_MAX * 10, "hnsw")) == "hnsw"
+
+
+@pytest.mark.slow
+def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path) -> None:
+    from vector_search.cli import main
+    from vector_search.store import open_store
+
+    store_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
+    store = open_store(store_root)
+    assert store.index_kind == "ivf" and (store.directory / "images.ivf").is_file()
+    assert not (store.directory / "images.ann").exists()  # 12 photos would be Annoy by size
+    cats = sorted((small_dataset / "cat").iterdir())
+    (cats[0].parent / "extra.jpg").write_bytes(cats[0].read_bytes()[:-1] + b"\0")  # one more photo, then again
+    assert main(["index", str(small_dataset), "--store", str(store_root)]) == 0  # no --index: the record stays
+    engine_store = open_store(store_root)
+    assert engine_store.index_kind == "ivf"
+    from vector_search.engine import Engine
+
+    engine = Engine(store_root)
+    assert engine.images.index.kind == "ivf" and len(engine.images.index) == len(engine_store)
+    hits = engine.similar_images(cats[1], k=3)
+    assert len(hits) == 3 and all("/cat/" in h.item for h in hits[:2])
+
+
+@pytest.mark.parametrize("centred", [True, False])
+def test_rerank_cosines_equal_those_of_the_materialised_rows(centred: bool) -> None:
+    source = np.abs(np.random.default_rng(4).normal(size=(300, 48))).astype(np.float32)
+    source[7] = 0  # a zero row stays zero, as normalize leaves it
+    rows = SpaceRows(source, chunked_mean(source) if centred else None)
+    unit = nn.normalize(np.random.default_rng(5).normal(size=48).astype(np.float32))
+    ids = np.arange(0, 300, 3)
+    assert np.allclose(rows.cosines(ids, unit), nn.normalize(rows[ids]) @ unit, atol=1e-6)

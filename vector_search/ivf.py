@@ -18,7 +18,7 @@ import numpy as np
 
 from . import config
 from . import index as nn
-from .rows import CHUNK
+from .rows import CHUNK, SpaceRows
 
 config.passive_openmp()
 import faiss  # noqa: E402  (after its OpenMP is told not to spin)
@@ -34,11 +34,16 @@ def _floor_pow2(x: float) -> int:
 def default_params(n: int, dim: int) -> dict[str, Any]:
     """nlist ~ sqrt(n) (a power of 2, at least 39 rows per list), PQ with ~20 dims per sub-quantizer
     (64 x 8 bits at 1280-d, 25 at 50-d), 8 bits per code when there are rows to train them.
-    nprobe and rerank were tuned at 1M x 1280 (bench/bench_scale.py) for recall@10 >= 0.95."""
+    nprobe and rerank: tuned at 1M x 1280 (bench/bench_scale.py, docs/results.md): recall@10 depends on
+    the re-rank (200 -> 0.975, 400 -> 0.993, 800 -> 0.999), hardly on nprobe (16, 32, 64 alike)."""
     nlist = min(_floor_pow2(np.sqrt(n) * 1.5), _floor_pow2(n / 39), 4096)
     m = max(d for d in range(1, max(1, min(64, dim // 2)) + 1) if dim % d == 0)
-    return {"nlist": nlist, "m": m, "nbits": min(8, _floor_pow2(n / 39).bit_length() - 1 or 1),
-            "nprobe": min(nlist, 48), "rerank": 600}
+    return {"nlist": nlist, "m": m, "nbits": min(8, _floor_pow2(n / 39).bit_length() - 1 or 1), **search_params(nlist)}
+
+
+def search_params(nlist: int) -> dict[str, int]:
+    """Query-time parameters: today's, also for an index saved with others (they change no file)."""
+    return {"nprobe": min(nlist, 16), "rerank": 400}
 
 
 def check_params(params: dict[str, Any], n: int, dim: int) -> dict[str, Any]:
@@ -75,10 +80,15 @@ class IvfIndex(nn.Index):
         dist = np.empty((len(units), k), np.float32)
         for row, (unit, candidates) in enumerate(zip(units, found)):
             candidates = np.unique(candidates[candidates >= 0])  # sorted: sequential reads
-            exact = np.float32(1) - nn.normalize(self._vectors[candidates]) @ unit
+            exact = np.float32(1) - self._cosines(candidates, unit)
             best = np.argsort(exact, kind="stable")[:k]
             ids[row], dist[row] = candidates[best], exact[best]
         return ids, dist
+
+    def _cosines(self, ids: np.ndarray, unit: np.ndarray) -> np.ndarray:
+        if isinstance(self._vectors, SpaceRows):
+            return self._vectors.cosines(ids, unit)
+        return nn.normalize(self._vectors[ids]) @ unit
 
     def extend(self, rows) -> None:
         """Add rows [len(self), len(rows)) of `rows` (a longer view of the same rows): no retraining."""
@@ -115,4 +125,5 @@ def open_ivf(path: Path, rows, meta: dict[str, Any], writable: bool = False) -> 
     ivf = faiss.read_index(str(path), 0 if writable else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     if ivf.ntotal != len(rows):
         raise nn.IndexFileError(f"{path}: holds {ivf.ntotal} rows, expected {len(rows)}; rebuild the index")
-    return IvfIndex(rows, check_params(meta.get("params", {}), len(rows), rows.shape[1]), ivf)
+    params = check_params(meta.get("params", {}), len(rows), rows.shape[1])
+    return IvfIndex(rows, {**params, **search_params(params["nlist"])}, ivf)

@@ -44,6 +44,22 @@ class SpaceRows:
         units = nn.normalize(self.source[key])
         return units if self.mean is None else units - self.mean
 
+    def cosines(self, ids: np.ndarray, unit: np.ndarray) -> np.ndarray:
+        """Cosine between the normalised rows `ids` and a unit vector, from dot products with the raw
+        rows only (no centred copy: the re-rank of a query reads each candidate once).
+
+        With u = x/|x| and c = u - mean: cos(c, unit) = (u.unit - mean.unit) / sqrt(1 - 2 u.mean + |mean|^2)."""
+        x = np.asarray(self.source[ids], np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        u_squared = (norms > 0).astype(np.float32)  # a zero row stays zero, as normalize leaves it
+        norms[norms == 0] = 1
+        if self.mean is None:
+            return (x @ unit) / norms
+        dots = (x @ np.stack([unit, self.mean], axis=1)) / norms[:, None]
+        lengths = np.sqrt(np.maximum(u_squared - 2 * dots[:, 1] + self.mean @ self.mean, 0))
+        lengths[lengths == 0] = 1
+        return (dots[:, 0] - self.mean @ unit) / lengths
+
     def chunks(self, start: int = 0, size: int = CHUNK) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, rows) of each chunk of up to `size` rows from `start` to the end."""
         for first in range(start, len(self), size):
