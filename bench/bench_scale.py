@@ -98,13 +98,16 @@ def exact_top(source: np.ndarray, mean: np.ndarray | None, queries: np.ndarray, 
 
 
 def stage_truth(args) -> None:
-    path = args.dir / f"truth-{args.n}.npz"
+    """Exact top-10 over the n rows; after `add`, over the n + add rows, still centred on the mean of
+    the n rows (the index keeps its mean until a rebuild: segments.py)."""
+    rows = args.n + (args.add if args.after_add else 0)
+    path = args.dir / f"truth-{rows}.npz"
     if path.exists():
         print(f"truth: {path} exists")
         return
     t = time.perf_counter()
-    source = store_vectors(args)
-    mean = chunked_mean(source)
+    mean = chunked_mean(store_vectors(args))
+    source = np.load(args.dir / "vectors.npy", mmap_mode="r")[:rows]
     queries = np.load(args.dir / "queries.npy")
     truth = exact_top(source, mean, queries)
     np.savez(path, mean=mean, truth=truth)
@@ -210,11 +213,12 @@ def stage_serve_child(args) -> None:
         queries, truth = saved["queries"], saved["truth"]
     else:
         queries = np.load(args.dir / "queries.npy")
-        truth = np.load(args.dir / f"truth-{args.n}.npz")["truth"]
     before = memory()
     t = time.perf_counter()
     store = Store.load(store_dir(store_root(args), ENCODER))
     opened = time.perf_counter() - t
+    if args.space == "image":  # the store's own size: before or after `add`
+        truth = np.load(args.dir / f"truth-{len(store)}.npz")["truth"]
     space = ImageSpace.of(store) if args.space == "image" else JointSpace.of(store, model)
     loaded = time.perf_counter() - t
     project = space.project if args.space == "image" else (lambda q: q)
@@ -237,7 +241,7 @@ def stage_serve_child(args) -> None:
         print(json.dumps({
             "nprobe": main.params["nprobe"], "rerank": main.params["rerank"],
             "recall@10": round(float(np.mean([len(np.intersect1d(f, t)) / K for f, t in zip(found, truth)])), 4),
-            **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"), "store_open_s": round(opened, 3), "index_open_s": round(loaded - opened, 3),
+            **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"), "rows": len(store), "store_open_s": round(opened, 3), "index_open_s": round(loaded - opened, 3),
             "added_rss_anon_mib": after["RssAnon"] - before["RssAnon"], "added_rss_file_mib": after["RssFile"] - before["RssFile"],
         }), flush=True)
 
@@ -305,6 +309,7 @@ def main() -> None:
     parser.add_argument("stages", nargs="*", default=["data", "truth", "store", "build", "serve", "add", "joint", "threshold"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000], help="threshold: store sizes")
     parser.add_argument("--space", choices=["image", "joint"], default="image", help="serve-child: which space")
+    parser.add_argument("--after-add", action="store_true", help="truth: over the rows after `add`")
     parser.add_argument("--grid", action="store_true", help="serve-child: also a grid of nprobe x rerank")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import mmap
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,6 @@ class SegmentedIndex:
         # The fresh rows are few (merged at MERGE_AT): held in RAM, normalised once.
         self.fresh = nn.exact_index(rows[self.covered :]) if self.covered < len(rows) else None
         self.dead = 0 if live is None else int(len(live) - np.count_nonzero(live))
-        _advise_random(rows.source)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -73,14 +71,6 @@ class SegmentedIndex:
             order = np.argsort(dist, axis=1, kind="stable")[:, :fetch]
             ids, dist = np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
         return ids, dist
-
-
-def _advise_random(source: np.ndarray) -> None:
-    """Tell the kernel a memory-mapped matrix is read at random rows (the re-rank's candidates): no
-    read-ahead, so a query maps the pages of its candidates only, not 128 KiB around each."""
-    mapping = getattr(source, "_mmap", None)  # np.memmap's mmap.mmap (shared by its slices)
-    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
-        mapping.madvise(mmap.MADV_RANDOM)
 
 
 def _fingerprint(source: np.ndarray, rows: int, generation: int, mean: np.ndarray | None) -> str:
