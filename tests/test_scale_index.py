@@ -25,7 +25,7 @@ from bench_scale import mixtures  # noqa: E402
 @pytest.fixture(scope="module")
 def pascal_vectors(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path, lite0) -> np.ndarray:
     """The real Lite0 vectors of the 1000 Pascal photos (embedded once for the module)."""
-    from vector_search.store import update_store
+    from vector_search.updates import update_store
 
     store, _ = update_store(pascal_dataset, tmp_path_factory.mktemp("pascal"), "efficientnet-lite0", lite0)
     return np.asarray(store.vectors, np.float32)
