@@ -162,6 +162,25 @@ def test_a_reader_keeps_its_vectors_when_another_writer_compacts(small_dataset: 
     assert reader.changed_on_disk() and len(Store.load(store.directory)) == len(compacted) == 10
 
 
+def test_a_reader_racing_a_compaction_reads_the_new_manifest(small_dataset: Path, tmp_path: Path, lite0,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _ = index(small_dataset, tmp_path / "features", lite0)
+    map_vectors, raced = storefiles.map_vectors, []
+
+    def compact_first(path: Path, rows: int, dim: int) -> np.ndarray:
+        """Another writer compacts the store after the reader read the manifest, before it maps the vectors."""
+        if not raced:
+            raced.append(path)
+            Store.load(store.directory).append([], np.zeros((0, dim), np.float32), deleted=[0]).compacted()
+        return map_vectors(path, rows, dim)
+
+    monkeypatch.setattr(storefiles, "map_vectors", compact_first)
+    loaded = Store.load(store.directory)  # the file it was about to map is gone: it reads the new manifest
+    assert raced == [store.directory / storefiles.vectors_name(store.generation)]
+    assert loaded.generation > store.generation and len(loaded) == 11 and loaded.items == store.items[1:]
+    np.testing.assert_array_equal(loaded.vectors, store.vectors[1:])
+
+
 def write_v1(folder: Path, store: Store) -> None:
     """A format-1 store, written the way the code before format 2 did."""
     folder.mkdir(parents=True)

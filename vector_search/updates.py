@@ -9,7 +9,6 @@ every update, so they never keep deleted rows (the 1000-photo demo looks as it a
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -22,8 +21,6 @@ from .embedding import Embedder, local_embedder
 from .images import ImageError, find_images, open_regular
 from .store import Item, Store, StoreError, has_store, store_dir
 from .storefiles import LEGACY_FILE
-
-log = logging.getLogger(__name__)
 
 # A store whose vectors take less than this is rewritten (compacted) at the end of every update
 # that changed it: 64 MiB (13k rows of 1280 floats) is written in well under a second.
@@ -135,7 +132,6 @@ def _load_for_update(directory: os.PathLike, encoder_name: str, dataset: str, re
     if not old.saved and len(old):  # a format-1 store, read in memory
         old.save()
         report.notes.append(f"converted the feature store {directory} to format 2 (same {len(old)} vectors; {LEGACY_FILE} removed)")
-        log.warning(report.notes[-1])
     return old
 
 
