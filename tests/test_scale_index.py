@@ -161,3 +161,30 @@ def test_rerank_cosines_equal_those_of_the_materialised_rows(centred: bool) -> N
     unit = nn.normalize(np.random.default_rng(5).normal(size=48).astype(np.float32))
     ids = np.arange(0, 300, 3)
     assert np.allclose(rows.cosines(ids, unit), nn.normalize(rows[ids]) @ unit, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_joint_space_of_a_big_store_transforms_only_the_appended_rows(tmp_path: Path, lite0, tmp_glove, mixed: np.ndarray) -> None:
+    from vector_search.joint import conse_model
+    from vector_search.store import Item, Store
+
+    def items(first: int, count: int) -> list[Item]:
+        return [Item(f"mix/{i:05d}.jpg", i + 1, i, f"{i:064x}") for i in range(first, first + count)]
+
+    model = conse_model(lite0.classifier(), tmp_glove, "efficientnet-lite0")
+    store = Store(tmp_path / "store", "efficientnet-lite0", "/mixtures", items(0, 3000), mixed[:3000])
+    store.save()
+    store = store.append(items(0, 0), mixed[:0], index_kind="ivf")  # as `index --index ivf` records it
+    first = spaces.JointSpace.of(store, model)
+    assert first.index.covered == 3000 and np.allclose(first.vectors, model.transform(mixed[:3000]), atol=1e-6)
+
+    saved = np.load(store.directory / "joint-rows.npy")
+    saved[1] = saved[0]  # a mark (on a row the index's fingerprint does not sample): reused, not made again
+    np.save(store.directory / "joint-rows.npy", saved)
+    grown = store.append(items(3000, 1000), mixed[3000:])
+    second = spaces.JointSpace.of(grown, model)
+    assert np.array_equal(second.vectors[1], saved[0])  # reused
+    assert np.allclose(second.vectors[3000:], model.transform(mixed[3000:]), atol=1e-6)  # only these made
+    assert second.index.covered == 3000 and len(second.index) == 4000  # index kept, new rows fresh
+    ids, _ = second.index.search(second.vectors[3500], 1)
+    assert ids[0] == 3500

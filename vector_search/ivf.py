@@ -38,12 +38,14 @@ def default_params(n: int, dim: int) -> dict[str, Any]:
     the re-rank (200 -> 0.975, 400 -> 0.993, 800 -> 0.999), hardly on nprobe (16, 32, 64 alike)."""
     nlist = min(_floor_pow2(np.sqrt(n) * 1.5), _floor_pow2(n / 39), 4096)
     m = max(d for d in range(1, max(1, min(64, dim // 2)) + 1) if dim % d == 0)
-    return {"nlist": nlist, "m": m, "nbits": min(8, _floor_pow2(n / 39).bit_length() - 1 or 1), **search_params(nlist)}
+    return {"nlist": nlist, "m": m, "nbits": min(8, _floor_pow2(n / 39).bit_length() - 1 or 1), **search_params(nlist, n)}
 
 
-def search_params(nlist: int) -> dict[str, int]:
-    """Query-time parameters: today's, also for an index saved with others (they change no file)."""
-    return {"nprobe": min(nlist, 16), "rerank": 400}
+def search_params(nlist: int, n: int) -> dict[str, int]:
+    """Query-time parameters: today's, also for an index saved with others (they change no file).
+    16 lists, or more so that some 16,000 codes are scanned: at 4000 rows (64 lists of ~60) 16
+    lists found 0.91 of the top 10, all 64 0.997."""
+    return {"nprobe": min(nlist, max(16, 16_000 * nlist // max(n, 1))), "rerank": 400}
 
 
 def check_params(params: dict[str, Any], n: int, dim: int) -> dict[str, Any]:
@@ -126,4 +128,4 @@ def open_ivf(path: Path, rows, meta: dict[str, Any], writable: bool = False) -> 
     if ivf.ntotal != len(rows):
         raise nn.IndexFileError(f"{path}: holds {ivf.ntotal} rows, expected {len(rows)}; rebuild the index")
     params = check_params(meta.get("params", {}), len(rows), rows.shape[1])
-    return IvfIndex(rows, {**params, **search_params(params["nlist"])}, ivf)
+    return IvfIndex(rows, {**params, **search_params(params["nlist"], len(rows))}, ivf)

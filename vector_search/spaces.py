@@ -9,14 +9,18 @@ N x dim matrix: the image space's rows are computed on demand (rows.SpaceRows).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import index as nn
+from .fileio import atomic_paths, load_json, load_npy, write_json, write_npy
 from .rows import CHUNK, SpaceRows
 from .segments import SegmentedIndex, open_segmented
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 # Rows from which the IVF index replaces Annoy, measured (bench/bench_scale.py threshold, CPU per
 # query, recall@10): 10k Annoy 4.0 ms 0.978 / IVF 5.7 ms 0.965; 30k Annoy 12.7 ms 0.999 / IVF
@@ -75,14 +79,45 @@ class JointSpace:
     def of(cls, store: Store, model, merge: bool = False) -> "JointSpace":
         """Cached in the store, keyed by the model; recomputed (numpy only, chunkwise) when either changes."""
         key = model.fingerprint
-        name = "joint"
-        big = index_kind(store) == "ivf"
-        vectors = store.load_array(name, mmap=big, model=key)  # big: memory-mapped (200 MB at 1M x 50)
-        if vectors is None:
-            vectors = np.zeros((len(store), model.meta["words"]["dim"]), np.float32)
-            for first in range(0, len(store), CHUNK):
-                vectors[first : first + CHUNK] = model.transform(store.vectors[first : first + CHUNK])
-            store.save_array(name, vectors, model=key)
-        if big:
+        if index_kind(store) == "ivf":
+            vectors = _grown_joint_rows(store, model)
             return cls(vectors, _segmented(store, f"joint-{key}", vectors, centre=False, merge=merge))
+        vectors = store.load_array("joint", model=key)
+        if vectors is None:
+            vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32))
+            store.save_array("joint", vectors, model=key)
         return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store)))
+
+
+def _transform(model, source: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """`done` (the joint vectors of the first rows of `source`) followed by those of the rest, chunkwise."""
+    vectors = np.zeros((len(source), done.shape[1]), np.float32)
+    vectors[: len(done)] = done
+    for first in range(len(done), len(source), CHUNK):
+        vectors[first : first + CHUNK] = model.transform(source[first : first + CHUNK])
+    return vectors
+
+
+def _grown_joint_rows(store: Store, model) -> np.ndarray:
+    """The joint vectors of a big store, memory-mapped (200 MB at 1M x 50). Saved with the model and
+    the store generation they were made for: within a generation rows only get appended, so only
+    the rows added since are transformed (the store's fingerprint changes with every append)."""
+    path, sidecar = store.directory / "joint-rows.npy", store.directory / "joint-rows.json"
+    made_for = {"model": model.fingerprint, "generation": store.generation}
+    try:
+        done = load_npy(path, mmap=True) if load_json(sidecar) == made_for else None
+    except (OSError, ValueError):
+        done = None
+    if done is None or len(done) > len(store):
+        done = np.zeros((0, model.meta["words"]["dim"]), np.float32)
+    if len(done) == len(store):
+        return done
+    vectors = _transform(model, store.vectors, done)
+    try:
+        with atomic_paths(path, sidecar) as (npy, meta):
+            write_npy(npy, vectors)
+            write_json(meta, made_for)
+    except OSError as err:  # a cache (a full disk, a read-only store): computed again next time
+        log.warning("cannot save %s (%s); it will be computed again", path, err)
+        return vectors
+    return load_npy(path, mmap=True)
