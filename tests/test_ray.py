@@ -58,9 +58,11 @@ def local_store(photos: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def assert_same_store(store: Store, reference: Store) -> None:
-    """Same files (path, size, mtime, content hash) in the same order, vectors within 1e-5."""
-    assert store.items == reference.items
-    np.testing.assert_allclose(store.vectors, reference.vectors, atol=1e-5, rtol=0)
+    """Same files (path, size, mtime, content hash), vectors within 1e-5. Rows are in append order,
+    which is the order batches come back: Ray's may differ from the local path's."""
+    order, reference_order = (np.argsort([item.path for item in s.items]) for s in (store, reference))
+    assert [store.items[i] for i in order] == [reference.items[i] for i in reference_order]
+    np.testing.assert_allclose(store.vectors[order], reference.vectors[reference_order], atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow

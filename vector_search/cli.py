@@ -22,6 +22,7 @@ from .engine import Engine, Result
 from .errors import VectorSearchError
 from .joint import DEFAULT_METHOD, METHODS
 from .query import QueryVector
+from .spaces import ANNOY_MAX, KINDS, index_kind
 from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
 
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="embed on Ray Data: a local Ray, or the cluster at ADDRESS (HEAD:6379) whose nodes all read DATASET_DIR "
         "at the same path (needs pip install -e .[ray])",
     )
+    p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
     _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
@@ -177,7 +179,7 @@ def run_index(args: argparse.Namespace) -> int:
 
         embedder = ray_embedder(engine.encoder_in_use(), args.ray or None, weights=args.weights)
     try:
-        report = engine.index(args.dataset, progress, wait=args.wait, embedder=embedder)
+        report = engine.index(args.dataset, progress, wait=args.wait, index_kind=args.index_kind, embedder=embedder)
     finally:  # an error (a full disk) then prints on a line of its own
         if bar is not None:
             bar.close()
@@ -189,6 +191,8 @@ def run_index(args: argparse.Namespace) -> int:
     )
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
+    store = engine.store
+    print(f"image index: {index_kind(store)} ({'recorded in the store' if store.index_kind else 'chosen by size'})")
     return 0
 
 

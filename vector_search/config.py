@@ -13,6 +13,7 @@ the next call. Each function documents its variable and its default; the README 
 | VECTOR_SEARCH_CHECKPOINT_SECONDS  | how often indexing saves its progress            | 20                               |
 | VECTOR_SEARCH_ROOT                | server mode: the only folder the app may touch   | unset (any folder)               |
 | VECTOR_SEARCH_READONLY            | server mode: 1 hides every control that writes   | unset (0)                        |
+| OMP_WAIT_POLICY                   | set to PASSIVE before faiss loads, unless set    | PASSIVE                          |
 | KERAS_HOME                        | where Keras caches downloaded weights (VGG16)    | ~/.keras                         |
 """
 
@@ -112,3 +113,9 @@ def keras_home() -> Path:
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's start-up chatter (it would hide our output), unless the user chose a level."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def passive_openmp() -> None:
+    """Before faiss loads its OpenMP: idle threads sleep instead of spinning, unless the user chose.
+    Spinning on a busy 2-core machine made training a small IVF-PQ 50x slower (40 s vs 0.7 s)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -231,16 +231,15 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild: bool = False, wait: bool = True, embedder=None):
-        """Index (or update; `rebuild`: redo) a dataset folder and its Annoy index; returns the UpdateReport.
-
-        `embedder` replaces the local embedding step (embedding.py; e.g. Ray's). Holds the store's
-        writer lock (see locks.py); `wait=False` raises LockBusyError at once if another writer has it."""
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild=False, wait=True, index_kind: str | None = None, embedder=None):
+        """Index (or update; `rebuild`: redo) a folder and its image index (`index_kind`: recorded, see spaces.py)
+        with `embedder` (default: the local one; see embedding.py); returns the UpdateReport. Holds the store's
+        writer lock (locks.py); `wait=False` raises LockBusyError at once if another writer has it."""
         name = self.encoder_in_use()
         directory = store_dir(self.store_root, name)
         with locks.writer_lock(directory, f"the feature store {directory}", wait):
             store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress,
-                                         rebuild=rebuild, embedder=embedder)
+                                         rebuild=rebuild, index_kind=index_kind, embedder=embedder)
             self._replace_loaded(store, build_index=True)
         return report
 
@@ -295,8 +294,8 @@ class Engine:
         """Answer from `store` from now on, every derived part recomputed from it when first used.
         `build_index`: build and save the image index now, not at the first query."""
         loaded = self.loaded_type(self, store)
-        if build_index:
-            _ = loaded.images
+        if build_index:  # an IVF index also takes in its fresh rows (segments.py)
+            loaded._parts["images"] = ImageSpace.of(store, merge=True)
         with self._lock:
             self.loaded = loaded
 

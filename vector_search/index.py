@@ -301,13 +301,25 @@ def _sidecar(path: Path) -> Path:
 
 
 def load_index(path: str | Path, vectors: np.ndarray, fingerprint: str) -> Index:
-    """Load an index saved by `Index.save` for `vectors` (the matrix it was built from).
+    """Load an index saved by `Index.save` for `vectors` (the matrix it was built from); IndexFileError
+    if it is missing, truncated, of another version, fingerprint or shape, or holds other vectors."""
+    path, vectors = Path(path), np.asarray(vectors)
+    meta = read_sidecar(path, vectors.shape, fingerprint)
+    kind, n, dim = meta.get("kind"), len(vectors), vectors.shape[1]
+    try:
+        params = _check_params(kind, meta.get("params", {}), n, dim)
+        index = _open(path, kind, vectors, params)
+    except (OSError, RuntimeError, ValueError, IndexError) as e:
+        raise IndexFileError(f"{path}: unreadable {kind} index ({e}); rebuild the index") from e
+    rows = np.unique(np.linspace(0, n - 1, num=min(n, _SPOT_CHECKS)).astype(np.int64))
+    if not np.allclose(index._stored_vectors(rows), normalize(vectors[rows]), atol=1e-4):
+        raise IndexFileError(f"{path}: its stored vectors differ from the given ones; rebuild the index")
+    return index
 
-    Raises IndexFileError if the file or sidecar is missing, truncated, of another format
-    version, built for another fingerprint or shape, or holds other vectors.
-    """
-    path = Path(path)
-    vectors = np.asarray(vectors)
+
+def read_sidecar(path: Path, shape: tuple[int, ...], fingerprint: str) -> dict[str, Any]:
+    """The sidecar of the index at `path`, checked against the (n, dim) `shape` and `fingerprint`
+    it must have been built for and the index file's size; IndexFileError if anything differs."""
     try:
         meta = load_json(_sidecar(path))
     except (OSError, ValueError) as e:
@@ -320,21 +332,12 @@ def load_index(path: str | Path, vectors: np.ndarray, fingerprint: str) -> Index
         raise fail(f"not a {FORMAT} v{FORMAT_VERSION} index")
     if meta.get("fingerprint") != fingerprint:
         raise fail(f"built for fingerprint {meta.get('fingerprint')!r}, expected {fingerprint!r}")
-    if vectors.ndim != 2 or (meta.get("n"), meta.get("dim")) != vectors.shape:
-        raise fail(f"built for {meta.get('n')} x {meta.get('dim')} vectors, got {vectors.shape}")
+    if len(shape) != 2 or (meta.get("n"), meta.get("dim")) != tuple(shape):
+        raise fail(f"built for {meta.get('n')} x {meta.get('dim')} vectors, got {tuple(shape)}")
     size = path.stat().st_size if path.is_file() else None
     if size != meta.get("file_size"):
         raise fail(f"file size {size} differs from the recorded {meta.get('file_size')} (missing or truncated)")
-    kind, n, dim = meta.get("kind"), len(vectors), vectors.shape[1]
-    try:
-        params = _check_params(kind, meta.get("params", {}), n, dim)
-        index = _open(path, kind, vectors, params)
-    except (OSError, RuntimeError, ValueError, IndexError) as e:
-        raise fail(f"unreadable {kind} index ({e})") from e
-    rows = np.unique(np.linspace(0, n - 1, num=min(n, _SPOT_CHECKS)).astype(np.int64))
-    if not np.allclose(index._stored_vectors(rows), normalize(vectors[rows]), atol=1e-4):
-        raise fail("its stored vectors differ from the given ones")
-    return index
+    return meta
 
 
 def load_or_build(path: str | Path, vectors: np.ndarray, fingerprint: str, kind: str = "annoy") -> Index:

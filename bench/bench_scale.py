@@ -1,0 +1,326 @@
+"""The image index at 1M vectors: build, query latency and recall, serving memory, adding 10k.
+
+Data (written once under --dir, default /tmp/vs_scale; ~5.5 GB, delete it when done):
+1M synthetic 1280-d vectors of real structure, made from the 1000 real Pascal EfficientNet-lite0
+vectors (the store of `vector-search index` on Pascal, or --pascal FEATURES.npz): each synthetic
+vector mixes k = 2 or 3 distinct real unit vectors (k uniform, the photos uniform) with
+Dirichlet(1, ..., 1) weights, adds isotropic Gaussian noise of expected norm NOISE (0.3) and is
+re-normalised. 1000 held-out queries are new mixtures made the same way (another seed). Ground
+truth: exact top-10 by cosine in the space the engine searches (normalised, centred on the
+collection mean: spaces.ImageSpace), by a chunked scan.
+
+    PYTHONPATH=$PWD python3 bench/bench_scale.py [--n 1000000] [--dir /tmp/vs_scale] [STAGE ...]
+
+Stages: data, truth, build, query, serve, add, threshold (default: all, in that order).
+Queries run single-threaded (OMP/OpenBLAS threads = 1 in the serving child).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vector_search import index as nn
+from vector_search.rows import SpaceRows, chunked_mean
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DIM = 1280
+NOISE = 0.3
+CHUNK = 50_000
+K = 10
+
+
+def real_units(pascal: Path) -> np.ndarray:
+    with np.load(pascal, allow_pickle=False) as data:
+        v = data["vectors"].astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def mixtures(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n unit vectors, each a Dirichlet-weighted mix of 2-3 distinct real rows plus noise of norm ~NOISE."""
+    parts = rng.integers(2, 4, size=n)
+    picks = np.stack([rng.choice(len(real), size=3, replace=False) for _ in range(n)])
+    weights = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
+    two = parts == 2
+    weights[two, 2] = 0
+    weights[two] /= weights[two].sum(axis=1, keepdims=True)
+    out = np.einsum("nk,nkd->nd", weights, real[picks])
+    out += rng.standard_normal((n, real.shape[1]), dtype=np.float32) * np.float32(NOISE / np.sqrt(real.shape[1]))
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def stage_data(args) -> None:
+    path = args.dir / "vectors.npy"
+    if path.exists():
+        print(f"data: {path} exists")
+        return
+    real = real_units(args.pascal)
+    tmp = args.dir / "vectors.tmp.npy"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(args.n + args.add, DIM))
+    t = time.perf_counter()
+    for start in range(0, len(out), CHUNK):
+        rng = np.random.default_rng([1, start])
+        out[start : start + CHUNK] = mixtures(real, min(CHUNK, len(out) - start), rng)
+    out.flush()
+    del out
+    np.save(args.dir / "queries.npy", mixtures(real, args.queries, np.random.default_rng(2)))
+    os.replace(tmp, path)
+    print(f"data: {args.n + args.add} x {DIM} vectors in {time.perf_counter() - t:.0f} s -> {path}")
+
+
+def store_vectors(args) -> np.ndarray:
+    """The first n rows of the data: the store's vectors (memory-mapped)."""
+    return np.load(args.dir / "vectors.npy", mmap_mode="r")[: args.n]
+
+
+def exact_top(source: np.ndarray, mean: np.ndarray | None, queries: np.ndarray, k: int = K) -> np.ndarray:
+    """Exact top-k ids of each query in the space of `source` (normalised, minus `mean`), chunked."""
+    units = nn.normalize(queries if mean is None else nn.normalize(queries) - mean)
+    best_d = np.full((len(units), 0), np.inf, np.float32)
+    best_i = np.zeros((len(units), 0), np.int64)
+    for first, rows in SpaceRows(source, mean).chunks():
+        d = np.float32(1) - units @ nn.normalize(rows).T
+        top = np.argpartition(d, k - 1, axis=1)[:, :k]
+        best_d = np.concatenate([best_d, np.take_along_axis(d, top, axis=1)], axis=1)
+        best_i = np.concatenate([best_i, top + first], axis=1)
+        order = np.argsort(best_d, axis=1, kind="stable")[:, :k]
+        best_d, best_i = np.take_along_axis(best_d, order, axis=1), np.take_along_axis(best_i, order, axis=1)
+    return best_i
+
+
+def stage_truth(args) -> None:
+    """Exact top-10 over the n rows; after `add`, over the n + add rows, still centred on the mean of
+    the n rows (the index keeps its mean until a rebuild: segments.py)."""
+    rows = args.n + (args.add if args.after_add else 0)
+    path = args.dir / f"truth-{rows}.npz"
+    if path.exists():
+        print(f"truth: {path} exists")
+        return
+    t = time.perf_counter()
+    mean = chunked_mean(store_vectors(args))
+    source = np.load(args.dir / "vectors.npy", mmap_mode="r")[:rows]
+    queries = np.load(args.dir / "queries.npy")
+    truth = exact_top(source, mean, queries)
+    np.savez(path, mean=mean, truth=truth)
+    print(f"truth: mean + exact top-{K} of {len(queries)} queries over {len(source)} rows in {time.perf_counter() - t:.0f} s")
+
+
+def store_root(args) -> Path:
+    return args.dir / f"store-{args.n}"
+
+
+def synthetic_items(first: int, count: int) -> list:
+    from vector_search.store import Item
+
+    return [Item(f"synthetic/{i:07d}.jpg", 1000 + i, i, f"{i:064x}") for i in range(first, first + count)]
+
+
+def stage_store(args) -> None:
+    """Write the first n rows as a store (store.py, format 2), chunkwise from the memory-mapped data."""
+    from vector_search.store import Store, store_dir
+
+    directory = store_dir(store_root(args), ENCODER)
+    if directory.exists():
+        print(f"store: {directory} exists")
+        return
+    t = time.perf_counter()
+    Store(directory, ENCODER, "/synthetic", synthetic_items(0, args.n), store_vectors(args)).save()
+    print(f"store: {args.n} rows written in {time.perf_counter() - t:.0f} s -> {directory}")
+
+
+def stage_build(args) -> None:
+    """Build the image index the engine would (spaces.ImageSpace.of: mean, train, add, save)."""
+    from vector_search.spaces import ImageSpace
+    from vector_search.store import open_store
+
+    store = open_store(store_root(args), ENCODER)
+    t = time.perf_counter()
+    space = ImageSpace.of(store)
+    took = time.perf_counter() - t
+    files = sorted(store.directory.glob("images.ivf*"))
+    report(args, "build", seconds=round(took, 1), n=len(store), kind=space.index.kind, params=space.index.main.params,
+           files={f.name: f.stat().st_size for f in files})
+
+
+def report(args, stage: str, **figures) -> None:
+    line = json.dumps({"stage": stage, "n": args.n, **figures, "load": os.getloadavg()})
+    print(line, flush=True)
+    with open(args.dir / "results.jsonl", "a") as f:
+        f.write(line + "\n")
+
+
+def stage_serve(args, space: str = "image") -> None:
+    """A fresh process opens the store and index and answers the queries single-threaded: times, recall, memory."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for grid in (False, True):
+        argv = [sys.executable, __file__, "--n", str(args.n), "--dir", str(args.dir), "--space", space, "serve-child"]
+        proc = subprocess.run(argv + (["--grid"] if grid else []), env=env, stdout=subprocess.PIPE, text=True)
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                report(args, f"serve-{space}" + ("-grid" if grid else ""), **json.loads(line))
+
+
+def memory() -> dict[str, int]:
+    """RssAnon (private memory) and RssFile (mapped file pages touched: page cache, shared,
+    dropped under pressure) of this process, in MiB."""
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {key: int(status[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile")}
+
+
+def conse():
+    """The untrained ConSE joint model of the encoder (numpy: its ImageNet head and GloVe)."""
+    from vector_search.encoders import get_encoder
+    from vector_search.joint import conse_model
+    from vector_search.words import load_words
+
+    return conse_model(get_encoder(ENCODER).classifier(), load_words(), ENCODER)
+
+
+def stage_joint(args) -> None:
+    """The joint space at n: ConSE vectors of the store (chunkwise), their IVF index, exact truth."""
+    from vector_search.spaces import JointSpace
+    from vector_search.store import open_store
+
+    store, model = open_store(store_root(args), ENCODER), conse()
+    t = time.perf_counter()
+    space = JointSpace.of(store, model)
+    took = time.perf_counter() - t
+    queries = model.transform(np.load(args.dir / "queries.npy"))
+    truth = exact_top(np.asarray(space.vectors), None, queries)
+    np.savez(args.dir / f"truth-joint-{args.n}.npz", queries=queries, truth=truth)
+    report(args, "joint-build", seconds=round(took, 1), dim=space.vectors.shape[1], params=space.index.main.params)
+    stage_serve(args, space="joint")
+
+
+def stage_serve_child(args) -> None:
+    import faiss
+
+    from vector_search.spaces import ImageSpace, JointSpace
+    from vector_search.store import Store, store_dir
+
+    if args.space == "joint":
+        model = conse()
+        saved = np.load(args.dir / f"truth-joint-{args.n}.npz")
+        queries, truth = saved["queries"], saved["truth"]
+    else:
+        queries = np.load(args.dir / "queries.npy")
+    before = memory()
+    t = time.perf_counter()
+    store = Store.load(store_dir(store_root(args), ENCODER))
+    opened = time.perf_counter() - t
+    if args.space == "image":  # the store's own size: before or after `add`
+        truth = np.load(args.dir / f"truth-{len(store)}.npz")["truth"]
+    space = ImageSpace.of(store) if args.space == "image" else JointSpace.of(store, model)
+    loaded = time.perf_counter() - t
+    project = space.project if args.space == "image" else (lambda q: q)
+    settings = [(None, None)] if not args.grid else [(p, r) for p in (16, 32, 64) for r in (200, 400, 800)]
+    if args.grid:  # tuning: 300 queries per setting
+        queries, truth = queries[:300], truth[:300]
+    main = space.index.main
+    for nprobe, rerank in settings:
+        if nprobe:
+            main.params.update(nprobe=nprobe, rerank=rerank)
+            faiss.extract_index_ivf(main._faiss).nprobe = nprobe
+        times, cpu, found = [], [], []
+        for q in queries:
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            ids, _ = space.index.search(project(q), K)
+            times.append(time.perf_counter() - start)
+            cpu.append(time.thread_time() - start_cpu)
+            found.append(ids)
+        after = memory()
+        print(json.dumps({
+            "nprobe": main.params["nprobe"], "rerank": main.params["rerank"],
+            "recall@10": round(float(np.mean([len(np.intersect1d(f, t)) / K for f, t in zip(found, truth)])), 4),
+            **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"), "rows": len(store), "store_open_s": round(opened, 3), "index_open_s": round(loaded - opened, 3),
+            "added_rss_anon_mib": after["RssAnon"] - before["RssAnon"], "added_rss_file_mib": after["RssFile"] - before["RssFile"],
+        }), flush=True)
+
+
+def stage_add(args) -> None:
+    """Append `--add` rows to the store and merge them into the index (faiss add, no retraining)."""
+    from vector_search.spaces import ImageSpace
+    from vector_search.store import open_store
+
+    store = open_store(store_root(args), ENCODER)
+    if len(store) != args.n:
+        print(f"add: the store has {len(store)} rows, not {args.n}: already added")
+        return
+    more = np.load(args.dir / "vectors.npy", mmap_mode="r")[args.n : args.n + args.add]
+    t = time.perf_counter()
+    store = store.append(synthetic_items(args.n, args.add), more)
+    appended = time.perf_counter() - t
+    space = ImageSpace.of(store, merge=True)
+    took = time.perf_counter() - t
+    report(args, "add", rows=args.add, store_append_s=round(appended, 1), total_s=round(took, 1),
+           index_rows=len(space.index.main), fresh_rows=len(space.index) - space.index.covered)
+
+
+def stage_threshold(args) -> None:
+    """Annoy (the seed's kind) against IVF-PQ + re-rank at growing sizes: where Annoy stops being best."""
+    from vector_search.ivf import build_ivf
+
+    queries = np.load(args.dir / "queries.npy")[:200]
+    for n in args.sizes:
+        source = np.load(args.dir / "vectors.npy", mmap_mode="r")[:n]
+        mean = chunked_mean(source)
+        truth = exact_top(source, mean, queries)
+        rows = SpaceRows(source, mean)
+        units = nn.normalize(nn.normalize(queries) - mean)
+        for kind in ("annoy", "ivf"):
+            t = time.perf_counter()
+            index = nn.build_index(rows[:], "annoy") if kind == "annoy" else build_ivf(rows)
+            built = time.perf_counter() - t
+            times, cpu, hits = [], [], []
+            for q, want in zip(units, truth):
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                ids, _ = index.search(q, K)
+                times.append(time.perf_counter() - start)
+                cpu.append(time.thread_time() - start_cpu)
+                hits.append(len(np.intersect1d(ids, want)) / K)
+            report(args, "threshold", size=n, kind=kind, params=index.params, build_s=round(built, 1),
+                   **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"), recall_at_10=round(float(np.mean(hits)), 4))
+
+
+def percentiles(seconds: list[float], unit: str) -> dict[str, float]:
+    """p50 and p99 of per-query times in milliseconds. Wall time (`ms`) on a shared machine waits for
+    a core; the thread's CPU time (`cpu_ms`) is what one query costs when it has one."""
+    return {f"p{p}_{unit}": round(1e3 * float(np.percentile(seconds, p)), 2) for p in (50, 99)}
+
+
+ENCODER = "efficientnet-lite0"
+STAGES = {"data": stage_data, "truth": stage_truth, "store": stage_store, "build": stage_build, "serve": stage_serve,
+          "add": stage_add, "serve-child": stage_serve_child,
+          "joint": stage_joint,
+          "threshold": stage_threshold}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stages", nargs="*", default=["data", "truth", "store", "build", "serve", "add", "joint", "threshold"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000], help="threshold: store sizes")
+    parser.add_argument("--space", choices=["image", "joint"], default="image", help="serve-child: which space")
+    parser.add_argument("--after-add", action="store_true", help="truth: over the rows after `add`")
+    parser.add_argument("--grid", action="store_true", help="serve-child: also a grid of nprobe x rerank")
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/vs_scale"))
+    parser.add_argument("--pascal", type=Path, default=Path("features/efficientnet-lite0/features.npz"))
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for stage in args.stages:
+        STAGES[stage](args)
+
+
+if __name__ == "__main__":
+    main()

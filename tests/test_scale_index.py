@@ -1,0 +1,190 @@
+"""The index of big stores: faiss IVF-PQ with exact re-rank, the fresh segment, the choice by size.
+
+On real EfficientNet-lite0 vectors of Pascal photos and on mixtures of them (the recipe of
+bench/bench_scale.py, a few thousand rows), against exact search.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vector_search import index as nn
+from vector_search import segments, spaces
+from vector_search.ivf import build_ivf
+from vector_search.rows import SpaceRows, chunked_mean
+from vector_search.segments import SegmentedIndex, open_segmented
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from bench_scale import mixtures  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pascal_vectors(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path, lite0) -> np.ndarray:
+    """The real Lite0 vectors of the 1000 Pascal photos (embedded once for the module)."""
+    from vector_search.updates import update_store
+
+    store, _ = update_store(pascal_dataset, tmp_path_factory.mktemp("pascal"), "efficientnet-lite0", lite0)
+    return np.asarray(store.vectors, np.float32)
+
+
+@pytest.fixture(scope="module")
+def mixed(pascal_vectors: np.ndarray) -> np.ndarray:
+    """4000 mixtures of 2-3 real vectors plus noise (bench_scale's recipe), as a memory-mapped-like array."""
+    return mixtures(nn.normalize(pascal_vectors), 4000, np.random.default_rng(7))
+
+
+def recall(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.mean([len(np.intersect1d(g, w)) / len(w) for g, w in zip(got, want)]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["pascal", "mixed"])
+def test_ivf_recall_against_exact_in_the_centred_space(which: str, pascal_vectors: np.ndarray, mixed: np.ndarray) -> None:
+    source = pascal_vectors if which == "pascal" else mixed
+    rows = SpaceRows(source, chunked_mean(source))
+    centred = rows[:]
+    index, exact = build_ivf(rows), nn.exact_index(centred)
+    queries = centred[::7]
+    got, dist = index.search_many(queries, 10)
+    want, want_dist = exact.search_many(queries, 10)
+    assert recall(got, want) >= 0.95
+    assert np.all(np.diff(dist, axis=1) >= 0)  # exact re-rank: sorted cosine distances ...
+    hit = got[:, 0] == want[:, 0]
+    assert np.allclose(dist[hit, 0], want_dist[hit, 0], atol=1e-5)  # ... equal to the exact ones
+
+
+def test_fresh_rows_are_found_and_deleted_rows_never(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    source = nn.normalize(rng.normal(size=(3000, 64)).astype(np.float32))
+    path = tmp_path / "images.ivf"
+    first = open_segmented(path, source[:2000], generation=1, centre=True)
+    assert (first.covered, len(first)) == (2000, 2000)
+
+    live = np.ones(3000, bool)
+    live[[5, 2500]] = False
+    grown = open_segmented(path, source, generation=1, live=live, centre=True)
+    assert grown.covered == 2000 and len(grown.fresh) == 1000  # opened, not rebuilt: the fresh segment
+    queries = grown.rows[[2500, 2600, 5, 6]]
+    ids, dist = grown.search_many(queries, 5)
+    assert ids[1, 0] == 2600 and dist[1, 0] < 1e-5  # a fresh row finds itself
+    assert ids[3, 0] == 6
+    assert not np.isin(ids, [5, 2500]).any()  # deleted rows, main or fresh, never come back
+    want = nn.exact_index(grown.rows[:][live]).search_many(queries, 5)[0]
+    assert recall(np.flatnonzero(live)[want], ids) >= 0.9
+
+
+def test_merge_adds_fresh_rows_without_rebuilding_and_keeps_results(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    source = nn.normalize(rng.normal(size=(2000 + segments.MERGE_AT, 32)).astype(np.float32))
+    path = tmp_path / "images.ivf"
+    open_segmented(path, source[:2000], generation=3, centre=True)
+    mean = np.load(f"{path}.mean.npy")
+    before = open_segmented(path, source, generation=3, centre=True)
+    queries = before.rows[::50]
+    want = before.search_many(queries, 10)
+    merged = open_segmented(path, source, generation=3, centre=True, merge=True)
+    assert merged.covered == len(source) and merged.fresh is None
+    assert np.array_equal(np.load(f"{path}.mean.npy"), mean)  # merged into, not retrained/re-centred
+    reopened = open_segmented(path, source, generation=3, centre=True)
+    assert reopened.covered == len(source)
+    got = reopened.search_many(queries, 10)
+    assert recall(got[0], want[0]) >= 0.95
+    assert np.array_equal(got[0][:, 0], np.arange(0, len(source), 50))  # every row still finds itself
+
+
+def test_a_new_generation_rebuilds(tmp_path: Path) -> None:
+    source = nn.normalize(np.random.default_rng(2).normal(size=(1500, 16)).astype(np.float32))
+    path = tmp_path / "images.ivf"
+    open_segmented(path, source[:1000], generation=1)
+    assert open_segmented(path, source, generation=1).covered == 1000
+    assert open_segmented(path, source, generation=2).covered == 1500  # rows rewritten: built again
+
+
+def test_segmented_answers_like_an_index(tmp_path: Path) -> None:
+    source = nn.normalize(np.random.default_rng(3).normal(size=(600, 16)).astype(np.float32))
+    index = SegmentedIndex(build_ivf(SpaceRows(source[:500])), SpaceRows(source))
+    ids, dist = index.search(source[550], 600)
+    assert sorted(ids) == list(range(600)) and ids[0] == 550  # k >= n: every row, itself first
+    assert np.all(np.diff(dist) >= 0)
+
+
+class _Store:
+    """What spaces.index_kind reads of a store: its length and its recorded kind."""
+
+    def __init__(self, n: int, kind: str | None = None) -> None:
+        self.n, self.index_kind = n, kind
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def test_kind_by_size_unless_recorded() -> None:
+    assert spaces.index_kind(_Store(1000)) == "annoy"
+    assert spaces.index_kind(_Store(spaces.ANNOY_MAX - 1)) == "annoy"
+    assert spaces.index_kind(_Store(spaces.ANNOY_MAX)) == "ivf"
+    assert spaces.index_kind(_Store(1000, "ivf")) == "ivf"
+    assert spaces.index_kind(_Store(spaces.ANNOY_MAX * 10, "hnsw")) == "hnsw"
+
+
+@pytest.mark.slow
+def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path) -> None:
+    from vector_search.cli import main
+    from vector_search.store import open_store
+
+    store_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
+    store = open_store(store_root)
+    assert store.index_kind == "ivf" and (store.directory / "images.ivf").is_file()
+    assert not (store.directory / "images.ann").exists()  # 12 photos would be Annoy by size
+    cats = sorted((small_dataset / "cat").iterdir())
+    (cats[0].parent / "extra.jpg").write_bytes(cats[0].read_bytes()[:-1] + b"\0")  # one more photo, then again
+    assert main(["index", str(small_dataset), "--store", str(store_root)]) == 0  # no --index: the record stays
+    engine_store = open_store(store_root)
+    assert engine_store.index_kind == "ivf"
+    from vector_search.engine import Engine
+
+    engine = Engine(store_root)
+    assert engine.images.index.kind == "ivf" and len(engine.images.index) == len(engine_store)
+    hits = engine.similar_images(cats[1], k=3)
+    assert len(hits) == 3 and all("/cat/" in h.item for h in hits[:2])
+
+
+@pytest.mark.parametrize("centred", [True, False])
+def test_rerank_cosines_equal_those_of_the_materialised_rows(centred: bool) -> None:
+    source = np.abs(np.random.default_rng(4).normal(size=(300, 48))).astype(np.float32)
+    source[7] = 0  # a zero row stays zero, as normalize leaves it
+    rows = SpaceRows(source, chunked_mean(source) if centred else None)
+    unit = nn.normalize(np.random.default_rng(5).normal(size=48).astype(np.float32))
+    ids = np.arange(0, 300, 3)
+    assert np.allclose(rows.cosines(ids, unit), nn.normalize(rows[ids]) @ unit, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_joint_space_of_a_big_store_transforms_only_the_appended_rows(tmp_path: Path, lite0, tmp_glove, mixed: np.ndarray) -> None:
+    from vector_search.joint import conse_model
+    from vector_search.store import Item, Store
+
+    def items(first: int, count: int) -> list[Item]:
+        return [Item(f"mix/{i:05d}.jpg", i + 1, i, f"{i:064x}") for i in range(first, first + count)]
+
+    model = conse_model(lite0.classifier(), tmp_glove, "efficientnet-lite0")
+    store = Store(tmp_path / "store", "efficientnet-lite0", "/mixtures", items(0, 3000), mixed[:3000])
+    store.save()
+    store = store.append(items(0, 0), mixed[:0], index_kind="ivf")  # as `index --index ivf` records it
+    first = spaces.JointSpace.of(store, model)
+    assert first.index.covered == 3000 and np.allclose(first.vectors, model.transform(mixed[:3000]), atol=1e-6)
+
+    saved = np.load(store.directory / "joint-rows.npy")
+    saved[1] = saved[0]  # a mark (on a row the index's fingerprint does not sample): reused, not made again
+    np.save(store.directory / "joint-rows.npy", saved)
+    grown = store.append(items(3000, 1000), mixed[3000:])
+    second = spaces.JointSpace.of(grown, model)
+    assert np.array_equal(second.vectors[1], saved[0])  # reused
+    assert np.allclose(second.vectors[3000:], model.transform(mixed[3000:]), atol=1e-6)  # only these made
+    assert second.index.covered == 3000 and len(second.index) == 4000  # index kept, new rows fresh
+    ids, _ = second.index.search(second.vectors[3500], 1)
+    assert ids[0] == 3500
