@@ -128,6 +128,23 @@ def test_kind_by_size_unless_recorded() -> None:
     assert spaces.index_kind(_Store(spaces.ANNOY_MAX)) == "ivf"
     assert spaces.index_kind(_Store(1000, "ivf")) == "ivf"
     assert spaces.index_kind(_Store(spaces.ANNOY_MAX * 10, "hnsw")) == "hnsw"
+    assert spaces.index_kind(_Store(1, "ivf")) == spaces.index_kind(_Store(0, "ivf")) == "exact"  # nothing to train on
+
+
+@pytest.mark.slow
+def test_an_ivf_store_down_to_one_photo_still_indexes_and_answers(tmp_path: Path, small_dataset: Path) -> None:
+    from vector_search.cli import main
+    from vector_search.engine import Engine
+
+    store_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
+    photos = sorted(small_dataset.rglob("*.jpg"))
+    for gone in photos[1:]:
+        gone.unlink()
+    assert main(["index", str(small_dataset), "--store", str(store_root)]) == 0  # faiss cannot train on 1 row
+    engine = Engine(store_root)
+    assert engine.store.index_kind == "ivf" and len(engine.store) == 1
+    assert [h.item for h in engine.similar_images(photos[0], k=3)] == []  # the only photo is the query
 
 
 @pytest.mark.slow
@@ -188,3 +205,30 @@ def test_joint_space_of_a_big_store_transforms_only_the_appended_rows(tmp_path: 
     assert second.index.covered == 3000 and len(second.index) == 4000  # index kept, new rows fresh
     ids, _ = second.index.search(second.vectors[3500], 1)
     assert ids[0] == 3500
+
+
+@pytest.mark.slow
+def test_an_annoy_store_that_keeps_deleted_rows_still_answers_k_live_photos(tmp_path: Path, pascal_dataset: Path, monkeypatch) -> None:
+    """Between COMPACT_BELOW_BYTES (13k rows of 1280 floats) and ANNOY_MAX (20k) a store keeps up to
+    10% deleted rows under an Annoy index: answers must still be k live photos (here at 40 rows,
+    compaction turned off)."""
+    from conftest import copy_subset
+
+    from vector_search import updates
+    from vector_search.engine import Engine
+
+    monkeypatch.setattr(updates, "COMPACT_BELOW_BYTES", 0)
+    monkeypatch.setattr(updates, "COMPACT_DELETED_SHARE", 1.0)
+    photos = copy_subset(tmp_path / "photos", {"cat": 20, "bus": 10, "boat": 10})
+    store_root = tmp_path / "features"
+    Engine(store_root).index(photos)
+    cats = sorted((photos / "cat").iterdir())
+    for gone in cats[5:]:  # 15 cats, the query's nearest neighbours, deleted
+        gone.unlink()
+    engine = Engine(store_root)
+    engine.index(photos)
+    assert engine.store.live is not None and (~engine.store.live).sum() == 15 and spaces.index_kind(engine.store) == "annoy"
+    hits = engine.similar_images(cats[0], k=10)
+    assert len(hits) == 10 and all(Path(h.item).exists() for h in hits)
+    assert {Path(h.item).name for h in hits[:4]} == {c.name for c in cats[1:5]}  # the 4 cats left, first
+    assert len(engine.search("cat", k=20)) == 20

@@ -29,13 +29,13 @@ MERGE_AT = 2_000  # fresh rows that `vector-search index` merges into the main i
 class SegmentedIndex:
     """Search `main` (rows [0, m) of `rows`) and an exact scan of rows [m, n); `live` masks rows out.
 
-    Answers like `index.Index`: cosine distances, best first, ids = row numbers of `rows`.
+    Answers like `index.Index`: cosine distances, best first, ids = row numbers of `rows`. Also
+    wraps an index over every row (m = n) just to drop the deleted ones (spaces.py).
     """
 
-    kind = "ivf"
-
-    def __init__(self, main: nn.Index, rows: SpaceRows, live: np.ndarray | None = None) -> None:
+    def __init__(self, main: nn.Index, rows: SpaceRows | np.ndarray, live: np.ndarray | None = None) -> None:
         self.main, self.rows, self.live = main, rows, live
+        self.kind, self.params = main.kind, main.params
         self.dim = rows.shape[1]
         self.covered = len(main)
         # The fresh rows are few (merged at MERGE_AT): held in RAM, normalised once.

@@ -30,8 +30,16 @@ KINDS = (*nn.KINDS, "ivf")
 
 
 def index_kind(store: Store) -> str:
-    """The store's recorded index kind, else Annoy below ANNOY_MAX rows and IVF from there."""
-    return store.index_kind or ("annoy" if len(store) < ANNOY_MAX else "ivf")
+    """The store's recorded index kind, else Annoy below ANNOY_MAX rows and IVF from there.
+    IVF trains its quantizers on the rows: a store of fewer than 2 rows is scanned exactly."""
+    kind = store.index_kind or ("annoy" if len(store) < ANNOY_MAX else "ivf")
+    return "exact" if kind == "ivf" and len(store) < 2 else kind
+
+
+def _live_only(index: nn.Index, vectors: np.ndarray, store: Store) -> nn.Index | SegmentedIndex:
+    """`index` (over every row), answering live rows only: a store too big to be compacted at every
+    update (updates.COMPACT_BELOW_BYTES: 13k rows of 1280 floats) keeps deleted rows below ANNOY_MAX."""
+    return index if store.live is None else SegmentedIndex(index, vectors, store.live)
 
 
 def _segmented(store: Store, name: str, source: np.ndarray, centre: bool, merge: bool) -> SegmentedIndex:
@@ -65,7 +73,7 @@ class ImageSpace:
         mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
         vectors = units - mean
         index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred", kind=kind)
-        return cls(mean, vectors, index)
+        return cls(mean, vectors, _live_only(index, vectors, store))
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,8 @@ class JointSpace:
         if vectors is None:
             vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32))
             store.save_array("joint", vectors, model=key)
-        return cls(vectors, nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store)))
+        index = nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store))
+        return cls(vectors, _live_only(index, vectors, store))
 
 
 def _transform(model, source: np.ndarray, done: np.ndarray) -> np.ndarray:
