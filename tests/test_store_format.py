@@ -90,6 +90,25 @@ def test_checkpoints_append_tables_and_a_small_store_is_compacted(small_dataset:
     assert [i.path for i in again.items[:12]] == [i.path for i in store.items]
 
 
+def test_a_long_run_merges_its_tables_as_it_checkpoints(small_dataset: Path, tmp_path: Path, lite0, no_compaction: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each table holds a file open in every process that opened the store: a run of thousands of
+    checkpoints (1M photos) must not pile them up until its end, where a reader or a resumed run
+    would open them all."""
+    monkeypatch.setattr(updates, "MAX_TABLES", 2)
+    root, seen = tmp_path / "features", []
+
+    def progress(done: int, total: int) -> None:  # a reader opening the store between checkpoints
+        if (root / ENCODER / MANIFEST_FILE).exists():
+            seen.append(len(Store.load(root / ENCODER).manifest.tables))
+
+    store, _ = index(small_dataset, root, lite0, batch_size=2, checkpoint_seconds=0, progress=progress)  # 6 checkpoints
+    assert len(seen) >= 5 and max(seen) <= 3  # never more than MAX_TABLES + 1
+    assert len(store.manifest.tables) <= 3 and len(store) == 12 and store.manifest.complete
+    assert sorted(i.path for i in store.items) == sorted(str(p.relative_to(small_dataset)) for p in small_dataset.rglob("*.jpg"))
+    np.testing.assert_allclose(store.vectors[store.find(small_dataset / store.items[0].path)], embed(lite0, small_dataset / store.items[0].path), atol=1e-5)
+
+
 def test_what_a_killed_writer_left_is_ignored_then_removed(small_dataset: Path, tmp_path: Path, lite0, no_compaction: None) -> None:
     root = tmp_path / "features"
     store, _ = index(small_dataset, root, lite0)

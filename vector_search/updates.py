@@ -26,7 +26,10 @@ from .storefiles import LEGACY_FILE
 # that changed it: 64 MiB (13k rows of 1280 floats) is written in well under a second.
 COMPACT_BELOW_BYTES = 64 << 20
 COMPACT_DELETED_SHARE = 0.10  # a bigger store is compacted when this share of its rows is deleted
-MAX_TABLES = 32  # past this many item tables (one per checkpoint), they are merged into one
+# Past this many item tables (one per checkpoint: 20 s) they are merged into one, during a run too:
+# every table holds a file open (memory-mapped) in each process that opened the store, and a
+# 1M-photo run makes thousands of checkpoints (a soft limit of 1024 open files is common).
+MAX_TABLES = 32
 
 
 @dataclass
@@ -103,8 +106,6 @@ def update_store(
     store = writer.commit(deleted=plan.deleted, complete=True, dataset=str(dataset), **kind)
     if needs_compaction(store):
         store = store.compacted()
-    elif len(store.manifest.tables) > MAX_TABLES:
-        store = store.with_tables_merged()
     return store, report
 
 
@@ -202,12 +203,15 @@ class _Appender:
         self.vectors.append(vector)
 
     def commit(self, **changes: object) -> Store:
-        """Append the waiting rows (Store.append: `deleted` rows and manifest `changes` too)."""
+        """Append the waiting rows (Store.append: `deleted` rows and manifest `changes` too);
+        past MAX_TABLES item tables, merge them."""
         if self.items or changes.get("complete", False):
             vectors = np.stack(self.vectors).astype(np.float32, copy=False) if self.vectors else np.zeros((0, 0), np.float32)
             self.store = self.store.append(self.items, vectors, **changes)
             self.written += len(self.items)
             self.items, self.vectors = [], []
+            if len(self.store.manifest.tables) > MAX_TABLES:
+                self.store = self.store.with_tables_merged()
         return self.store
 
 
