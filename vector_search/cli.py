@@ -53,13 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("index", help="build or update the feature store and index of an image folder")
     p.add_argument("dataset", metavar="DATASET_DIR")
     _store_options(p)
-    p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
-    p.add_argument(
-        "--ray", nargs="?", const="", metavar="ADDRESS",
-        help="embed on Ray Data: a local Ray, or the cluster at ADDRESS (HEAD:6379) whose nodes all read DATASET_DIR "
-        "at the same path (needs pip install -e .[ray])",
-    )
-    p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
+    _index_options(p)
     _no_wait_option(p, "store")
     p.set_defaults(run=run_index)
 
@@ -129,6 +123,17 @@ def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
 def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", help="feature store folder (default: $VECTOR_SEARCH_FEATURES, else features/)")
     p.add_argument("--encoder", choices=ENCODER_NAMES, help=f"image encoder (default: {DEFAULT_ENCODER})")
+
+
+def _index_options(p: argparse.ArgumentParser) -> None:
+    """How `index` embeds (weights, Ray) and which image index it builds."""
+    p.add_argument("--weights", help="encoder weights file (VGG16: the Keras .h5)")
+    p.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="embed on Ray Data: a local Ray, or the cluster at ADDRESS (HEAD:6379) whose nodes all read DATASET_DIR "
+        "at the same path (needs pip install -e .[ray])",
+    )
+    p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:

@@ -32,8 +32,9 @@ def _floor_pow2(x: float) -> int:
 
 
 def default_params(n: int, dim: int) -> dict[str, Any]:
-    """nlist ~ sqrt(n) (a power of 2, at least 39 rows per list), PQ with ~20 dims per sub-quantizer
-    (64 x 8 bits at 1280-d, 25 at 50-d), 8 bits per code when there are rows to train them.
+    """nlist ~ sqrt(n) (a power of 2, at least 39 rows per list), PQ with the most sub-quantizers up to
+    64 of at least 2 dims each (64 of 20 dims at 1280-d, 25 of 2 at 50-d), 8 bits per code when
+    there are rows to train them.
     nprobe and rerank: tuned at 1M x 1280 (bench/bench_scale.py, docs/results.md): recall@10 depends on
     the re-rank (200 -> 0.975, 400 -> 0.993, 800 -> 0.999), hardly on nprobe (16, 32, 64 alike)."""
     nlist = min(_floor_pow2(np.sqrt(n) * 1.5), _floor_pow2(n / 39), 4096)
