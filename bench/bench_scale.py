@@ -2,7 +2,7 @@
 
 Data (written once under --dir, default /tmp/vs_scale; ~5.5 GB, delete it when done):
 1M synthetic 1280-d vectors of real structure, made from the 1000 real Pascal EfficientNet-lite0
-vectors (the store of `vector-search index` on Pascal, or --pascal FEATURES.npz): each synthetic
+vectors (the store of `vector-search index` on Pascal, or --pascal STORE_DIR): each synthetic
 vector mixes k = 2 or 3 distinct real unit vectors (k uniform, the photos uniform) with
 Dirichlet(1, ..., 1) weights, adds isotropic Gaussian noise of expected norm NOISE (0.3) and is
 re-normalised. 1000 held-out queries are new mixtures made the same way (another seed). Ground
@@ -39,8 +39,11 @@ K = 10
 
 
 def real_units(pascal: Path) -> np.ndarray:
-    with np.load(pascal, allow_pickle=False) as data:
-        v = data["vectors"].astype(np.float32)
+    """The live vectors of the store in folder `pascal` (format 2, or a features.npz converted on opening), unit length."""
+    from vector_search.store import Store
+
+    store = Store.load(pascal)
+    v = np.array(store.vectors if store.live is None else store.vectors[store.live], np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -315,7 +318,7 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/vs_scale"))
-    parser.add_argument("--pascal", type=Path, default=Path("features/efficientnet-lite0/features.npz"))
+    parser.add_argument("--pascal", type=Path, default=Path("features/efficientnet-lite0"), help="the Pascal store folder")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     for stage in args.stages:
