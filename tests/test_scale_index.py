@@ -170,6 +170,21 @@ def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path
     assert len(hits) == 3 and all("/cat/" in h.item for h in hits[:2])
 
 
+@pytest.mark.slow
+def test_a_rebuild_keeps_the_recorded_index_kind(tmp_path: Path, small_dataset: Path) -> None:
+    from vector_search.cli import main
+    from vector_search.engine import Engine
+    from vector_search.store import open_store
+
+    store_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "hnsw"]) == 0
+    before = open_store(store_root)
+    Engine(store_root).index(small_dataset, rebuild=True)  # the app's "Regenerate the features"
+    after = open_store(store_root)
+    assert after.generation > before.generation and len(after) == len(before) == 12
+    assert after.index_kind == "hnsw"  # None keeps the saved kind, a rebuild too
+
+
 @pytest.mark.parametrize("centred", [True, False])
 def test_rerank_cosines_equal_those_of_the_materialised_rows(centred: bool) -> None:
     source = np.abs(np.random.default_rng(4).normal(size=(300, 48))).astype(np.float32)

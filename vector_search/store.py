@@ -12,7 +12,7 @@ A write adds rows at the end of the vector file and an item table, then commits 
 naming them; a file is never changed once a manifest names it (the vector file only grows past
 the committed rows). Opening a store maps it and reads nothing else row by row, so a million
 photos open in well under a second. `generation` changes only when rows are rewritten (compaction,
-`--rebuild`, migration of a format-1 `features.npz`): within a generation rows are only appended
+a rebuild (`update_store(rebuild=True)`: the app's "Regenerate"), migration of a format-1 `features.npz`): within a generation rows are only appended
 or marked deleted, so a derived index over rows [0, m) stays valid. Updates: updates.py.
 """
 
@@ -317,7 +317,8 @@ class Store:
     @classmethod
     def next_generation(cls, directory: Path, like: Manifest) -> "Store":
         """An empty store of a new generation, numbered past every file in `directory` and the
-        manifest there (nothing written yet): its first append commits it."""
+        manifest there (nothing written yet): its first append commits it. The index kind the
+        manifest there records is kept unless `like` names one (a rebuild keeps `--index`)."""
         try:
             last, _ = Manifest.read(directory / MANIFEST_FILE)
         except (OSError, ValueError):
@@ -325,7 +326,7 @@ class Store:
         generation = max(last.generation, storefiles.highest_generation(directory)) + 1
         store = cls(directory, like.encoder, like.dataset)
         store.manifest = replace(like, dim=0, rows=0, tables=(), deleted=None, generation=generation, commit=max(last.commit, like.commit),
-                                 fingerprint=storefiles.empty_fingerprint(like.encoder))
+                                 fingerprint=storefiles.empty_fingerprint(like.encoder), index_kind=like.index_kind or last.index_kind)
         return store
 
     def save(self, complete: bool = True) -> None:
