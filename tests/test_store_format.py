@@ -109,6 +109,25 @@ def test_a_long_run_merges_its_tables_as_it_checkpoints(small_dataset: Path, tmp
     np.testing.assert_allclose(store.vectors[store.find(small_dataset / store.items[0].path)], embed(lite0, small_dataset / store.items[0].path), atol=1e-5)
 
 
+def test_a_moved_folder_reuses_its_vectors_in_bounded_commits(small_dataset: Path, tmp_path: Path, lite0, no_compaction: None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reused vectors (moved, renamed, touched files) are committed WAITING_ROWS at a time, not
+    stacked whole in memory: a moved folder of 500k photos would be 2.5 GB."""
+    root = tmp_path / "features"
+    first, _ = index(small_dataset, root, lite0)
+    monkeypatch.setattr(updates, "WAITING_ROWS", 3)
+    monkeypatch.setattr(updates, "COMPACT_DELETED_SHARE", 1.0)  # keep the tables to look at
+    (small_dataset / "cat").rename(small_dataset / "kitten")
+    (small_dataset / "bus").rename(small_dataset / "coach")
+    moved, report = index(small_dataset, root, lite0)
+    assert report.embedded == 0 and len(report.renamed) == 8
+    assert [r for _, r in manifest(moved.directory)["tables"]] == [12, 3, 3, 2] and moved.manifest.complete
+    assert len(moved.deleted_rows) == 8 and moved.generation == first.generation
+    was = [i.path for i in first.items]
+    for photo in sorted((small_dataset / "kitten").iterdir()):  # the saved vectors, under their new paths
+        np.testing.assert_array_equal(moved.vectors[moved.find(photo)], first.vectors[was.index(f"cat/{photo.name}")])
+
+
 def test_what_a_killed_writer_left_is_ignored_then_removed(small_dataset: Path, tmp_path: Path, lite0, no_compaction: None) -> None:
     root = tmp_path / "features"
     store, _ = index(small_dataset, root, lite0)

@@ -30,6 +30,9 @@ COMPACT_DELETED_SHARE = 0.10  # a bigger store is compacted when this share of i
 # every table holds a file open (memory-mapped) in each process that opened the store, and a
 # 1M-photo run makes thousands of checkpoints (a soft limit of 1024 open files is common).
 MAX_TABLES = 32
+# Rows waiting for a commit are committed (a checkpoint) when this many pile up, whatever the clock
+# says: a moved folder of 500k photos reuses 500k saved vectors at once (2.5 GB if stacked whole).
+WAITING_ROWS = 32_768
 
 
 @dataclass
@@ -201,6 +204,8 @@ class _Appender:
     def add(self, item: Item, vector: np.ndarray) -> None:
         self.items.append(item)
         self.vectors.append(vector)
+        if len(self.items) >= WAITING_ROWS:
+            self.commit(complete=False)
 
     def commit(self, **changes: object) -> Store:
         """Append the waiting rows (Store.append: `deleted` rows and manifest `changes` too);
