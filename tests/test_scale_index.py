@@ -77,6 +77,25 @@ def test_fresh_rows_are_found_and_deleted_rows_never(tmp_path: Path) -> None:
     assert recall(np.flatnonzero(live)[want], ids) >= 0.9
 
 
+def test_many_fresh_rows_are_scanned_in_blocks_with_the_same_answers(tmp_path: Path, monkeypatch) -> None:
+    """An index run killed before its merge leaves many fresh rows: they are scanned block by block
+    from the store (bounded memory), answering as the in-memory segment does."""
+    source = nn.normalize(np.random.default_rng(4).normal(size=(3000, 64)).astype(np.float32))
+    path = tmp_path / "images.ivf"
+    open_segmented(path, source[:1000], generation=1, centre=True)
+    live = np.ones(3000, bool)
+    live[[1500, 2999]] = False
+    in_memory = open_segmented(path, source, generation=1, live=live, centre=True)
+    monkeypatch.setattr(segments, "FRESH_IN_MEMORY", 300)
+    scanned = open_segmented(path, source, generation=1, live=live, centre=True)
+    assert isinstance(scanned.fresh, segments._Scan) and len(scanned.fresh) == 2000
+    queries = in_memory.rows[[10, 1200, 1500, 2998]]
+    want, got = in_memory.search_many(queries, 10), scanned.search_many(queries, 10)
+    assert np.array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+    assert got[0][1, 0] == 1200 and not np.isin(got[0], [1500, 2999]).any()
+
+
 def test_merge_adds_fresh_rows_without_rebuilding_and_keeps_results(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     source = nn.normalize(rng.normal(size=(2000 + segments.MERGE_AT, 32)).astype(np.float32))

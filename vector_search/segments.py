@@ -24,6 +24,7 @@ from .rows import SpaceRows, chunked_mean
 log = logging.getLogger(__name__)
 
 MERGE_AT = 2_000  # fresh rows that `vector-search index` merges into the main index
+FRESH_IN_MEMORY = 16_384  # fresh rows held normalised in RAM (80 MiB at 1280-d); more are scanned in blocks
 
 
 class SegmentedIndex:
@@ -38,8 +39,10 @@ class SegmentedIndex:
         self.kind, self.params = main.kind, main.params
         self.dim = rows.shape[1]
         self.covered = len(main)
-        # The fresh rows are few (merged at MERGE_AT): held in RAM, normalised once.
-        self.fresh = nn.exact_index(rows[self.covered :]) if self.covered < len(rows) else None
+        fresh = len(rows) - self.covered
+        # The fresh rows are few (merged at MERGE_AT): held in RAM, normalised once. Many (an index run
+        # killed before its merge) are scanned block by block instead, so memory stays bounded.
+        self.fresh = None if not fresh else nn.exact_index(rows[self.covered :]) if fresh <= FRESH_IN_MEMORY else _Scan(rows, self.covered)
         self.dead = 0 if live is None else int(len(live) - np.count_nonzero(live))
 
     def __len__(self) -> int:
@@ -69,6 +72,30 @@ class SegmentedIndex:
             ids = np.concatenate([ids, more_ids + self.covered], axis=1)
             dist = np.concatenate([dist, more_dist], axis=1)
             order = np.argsort(dist, axis=1, kind="stable")[:, :fetch]
+            ids, dist = np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
+        return ids, dist
+
+
+class _Scan:
+    """An exact scan of rows [start, n) of `rows`, one block of FRESH_IN_MEMORY rows at a time."""
+
+    def __init__(self, rows: SpaceRows | np.ndarray, start: int) -> None:
+        self.rows, self.start = rows, start
+        log.warning("%d rows are not in the index yet: they are scanned exactly (slow) until `vector-search index`"
+                    " merges them", len(rows) - start)
+
+    def __len__(self) -> int:
+        return len(self.rows) - self.start
+
+    def search_many(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.zeros((len(vectors), 0), np.int64)
+        dist = np.zeros((len(vectors), 0), np.float32)
+        for first in range(self.start, len(self.rows), FRESH_IN_MEMORY):
+            block = nn.exact_index(self.rows[first : first + FRESH_IN_MEMORY])
+            more_ids, more_dist = block.search_many(vectors, min(k, len(block)))
+            ids = np.concatenate([ids, more_ids + (first - self.start)], axis=1)
+            dist = np.concatenate([dist, more_dist], axis=1)
+            order = np.argsort(dist, axis=1, kind="stable")[:, :k]
             ids, dist = np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
         return ids, dist
 
