@@ -19,7 +19,7 @@ from test_robustness import cli, json_rows
 from vector_search import storefiles, updates
 from vector_search.engine import Engine
 from vector_search.images import load_image
-from vector_search.store import Store
+from vector_search.store import Store, StoreError
 from vector_search.storefiles import LEGACY_FILE, MANIFEST_FILE
 from vector_search.updates import update_store
 
@@ -198,6 +198,8 @@ def test_a_reader_keeps_its_vectors_when_another_writer_compacts(small_dataset: 
     np.testing.assert_array_equal(reader.vectors, want)  # ...but still mapped by the reader
     assert [i.path for i in reader.items] == [i.path for i in store.items]  # its tables were opened at load
     assert reader.changed_on_disk() and len(Store.load(store.directory)) == len(compacted) == 10
+    with pytest.raises(StoreError, match="changed since it was loaded"):  # a stale store never writes
+        reader.append([], np.zeros((0, 1280), np.float32), deleted=[1])
 
 
 def test_a_reader_racing_a_compaction_reads_the_new_manifest(small_dataset: Path, tmp_path: Path, lite0,

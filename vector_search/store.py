@@ -269,6 +269,8 @@ class Store:
         deleted = np.asarray(deleted, np.int64)
         if (m.rows and not self.saved) or (m.rows and dim != m.dim) or (len(deleted) and not 0 <= deleted.min() <= deleted.max() < m.rows):
             raise ValueError(f"cannot append {dim}-d rows deleting {deleted[:5]}... to {'a saved' if self.saved else 'an unsaved'} store of {m.rows} x {m.dim}")
+        if self.saved and _stamp(os.stat(self.directory / MANIFEST_FILE)) != self.stamp:  # would cut rows it never saw
+            raise StoreError(f"the store {self.directory} changed since it was loaded (another writer): load it again")
         commit = m.commit + 1
         self.directory.mkdir(parents=True, exist_ok=True)
         added = storefiles.append_vectors(self.directory / m.vectors, m.rows, dim, vectors, keep) if len(vectors) else 0
