@@ -1,0 +1,95 @@
+"""A phone-size photo library made from the Pascal photos: `variants` distinct 12-megapixel JPEGs per photo.
+
+Each variant k of a photo is a seeded random crop (88-100% of each side, anywhere in the photo),
+mirrored when k is odd, with a small brightness and colour change (x0.92-1.08), then upscaled
+by Pillow's bicubic filter to 4000x3000 (3000x4000 if the crop is portrait) and saved as JPEG
+quality 90 (~1 MB): distinct files (no two share a hash) with the Pascal photos' content, so an
+index over them does the decoding work of a real phone library. Class folders are kept;
+variant 0 of every photo is the plain upscale (what bench_decode's folders hold).
+
+    python bench/phone_photos.py [--variants 10] [--processes 2] [--out /tmp/vs_phone_10k]
+
+Files already made are skipped (each is written under a temporary name, then renamed), so an
+interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PASCAL  # noqa: E402
+
+PHONE_SIZE = (4000, 3000)
+
+
+def phone_jpeg(image, target: Path) -> None:
+    """Save `image` upscaled to a phone camera's 12 MP (landscape or portrait, as `image` is), atomically."""
+    from PIL import Image
+
+    size = PHONE_SIZE if image.width >= image.height else PHONE_SIZE[::-1]
+    partial = target.with_suffix(".part")
+    image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(partial, "JPEG", quality=90)
+    partial.rename(target)
+
+
+def variant(image, seed: str, k: int):
+    """Variant k of `image`: k=0 is the photo itself, others a seeded crop, mirror and colour change."""
+    from PIL import ImageEnhance, ImageOps
+
+    if k == 0:
+        return image
+    rng = random.Random(f"{seed}/{k}")
+    w, h = round(image.width * rng.uniform(0.88, 1.0)), round(image.height * rng.uniform(0.88, 1.0))
+    x, y = rng.randint(0, image.width - w), rng.randint(0, image.height - h)
+    out = image.crop((x, y, x + w, y + h))
+    if k % 2:
+        out = ImageOps.mirror(out)
+    out = ImageEnhance.Brightness(out).enhance(rng.uniform(0.92, 1.08))
+    return ImageEnhance.Color(out).enhance(rng.uniform(0.92, 1.08))
+
+
+def make(job: tuple[Path, Path, int]) -> int:
+    """Write the missing variants 0..variants-1 of one photo; return how many were written."""
+    from PIL import Image
+
+    photo, folder, variants = job
+    todo = [k for k in range(variants) if not (folder / f"{photo.stem}_v{k}.jpg").exists()]
+    if todo:
+        folder.mkdir(parents=True, exist_ok=True)
+        with Image.open(photo) as image:
+            image = image.convert("RGB")
+            for k in todo:
+                phone_jpeg(variant(image, photo.name, k), folder / f"{photo.stem}_v{k}.jpg")
+    return len(todo)
+
+
+def phone_library(out: Path, variants: int = 10, processes: int = 2, src: Path = PASCAL) -> Path:
+    """`out` holding `variants` phone-size variants of every photo of `src` (class folders kept)."""
+    jobs = [(p, out / p.parent.name, variants) for p in sorted(src.glob("*/*.jpg"))]
+    start, written = time.perf_counter(), 0
+    with Pool(processes) as pool:
+        for i, n in enumerate(pool.imap_unordered(make, jobs, chunksize=4), 1):
+            written += n
+            if i % 50 == 0 or i == len(jobs):
+                rate = written / (time.perf_counter() - start)
+                print(f"{i}/{len(jobs)} photos done, {written} files written ({rate:.1f} files/s)", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", type=int, default=10, help="files per Pascal photo")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/vs_phone_10k"))
+    args = parser.parse_args()
+    phone_library(args.out, args.variants, args.processes)
+
+
+if __name__ == "__main__":
+    main()
