@@ -9,12 +9,12 @@ seconds from "start indexing" to "store saved", model build included, imports ex
    so a burst of load from other processes hits both alike: the ratio is the honest figure;
 2. "new b32" on the whole library, and its figure projected to 1M photos on this machine.
 
-The subset is `--per-photo` variants of each of the 1000 Pascal photos (with 2: variants i mod 10
-and (i + 5) mod 10 of the photo at sorted position i: every class in proportion, every variant
-number alike), hard-linked into a temporary folder.
+The subset is `--per-photo` variants of each of the 1000 Pascal photos (phone_photos.subset_variants:
+with 1, variant i mod 10 of the photo at sorted position i; every class in proportion, every
+variant number alike), hard-linked into a temporary folder.
 
-    python bench/phone_photos.py                      # once: /tmp/vs_phone_10k (about 40 min)
-    python bench/bench_phone.py [--per-photo 2] [--repeats 1] [--photos /tmp/vs_phone_10k]
+    python bench/phone_photos.py --subset-first 1     # once: /tmp/vs_phone_10k (40-60 min on 2 cores)
+    python bench/bench_phone.py [--per-photo 1] [--repeats 1] [--photos /tmp/vs_phone_10k]
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_decode  # noqa: E402
 from _common import PASCAL, load_average, machine, median, run_child, table  # noqa: E402
+from phone_photos import subset_variants  # noqa: E402
 
 
 def stratified(photos: Path, dst: Path, per_photo: int) -> Path:
     """`dst` holding hard links to `per_photo` variants of each Pascal photo (see the docstring)."""
     for i, photo in enumerate(sorted(PASCAL.glob("*/*.jpg"))):
         (dst / photo.parent.name).mkdir(parents=True, exist_ok=True)
-        for j in range(per_photo):
-            name = f"{photo.stem}_v{(i + j * 10 // per_photo) % 10}.jpg"
+        for k in subset_variants(i, per_photo):
+            name = f"{photo.stem}_v{k}.jpg"
             os.link(photos / photo.parent.name / name, dst / photo.parent.name / name)
     return dst
 
@@ -51,7 +52,7 @@ def run(variant: str, folder: Path, label: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=Path("/tmp/vs_phone_10k"), help="bench/phone_photos.py's folder")
-    parser.add_argument("--per-photo", type=int, default=2, help="variants of each Pascal photo in the old/new subset")
+    parser.add_argument("--per-photo", type=int, default=1, help="variants of each Pascal photo in the old/new subset")
     parser.add_argument("--repeats", type=int, default=1, help="old/new pairs on the subset (median kept)")
     parser.add_argument("--skip-all", action="store_true", help="leave out the run of new on the whole library")
     args = parser.parse_args()

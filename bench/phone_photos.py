@@ -7,8 +7,10 @@ quality 90 (~1 MB): distinct files (no two share a hash) with the Pascal photos'
 index over them does the decoding work of a real phone library. Class folders are kept;
 variant 0 of every photo is the plain upscale (what bench_decode's folders hold).
 
-    python bench/phone_photos.py [--variants 10] [--processes 2] [--out /tmp/vs_phone_10k]
+    python bench/phone_photos.py [--variants 10] [--processes 2] [--out /tmp/vs_phone_10k] [--subset-first 1]
 
+`--subset-first N` makes the N variants of every photo that bench_phone.py's stratified subset
+uses (`subset_variants`) before all the others, so that bench can start on them early.
 Files already made are skipped (each is written under a temporary name, then renamed), so an
 interrupted run resumes.
 """
@@ -54,12 +56,18 @@ def variant(image, seed: str, k: int):
     return ImageEnhance.Color(out).enhance(rng.uniform(0.92, 1.08))
 
 
-def make(job: tuple[Path, Path, int]) -> int:
-    """Write the missing variants 0..variants-1 of one photo; return how many were written."""
+def subset_variants(i: int, per_photo: int, variants: int = 10) -> list[int]:
+    """The variants of the photo at sorted position i in a subset of `per_photo` variants per
+    photo: spread evenly and rotating with i, so every variant number is used alike."""
+    return [(i + j * variants // per_photo) % variants for j in range(per_photo)]
+
+
+def make(job: tuple[Path, Path, list[int]]) -> int:
+    """Write the missing variants `ks` of one photo; return how many were written."""
     from PIL import Image
 
-    photo, folder, variants = job
-    todo = [k for k in range(variants) if not (folder / f"{photo.stem}_v{k}.jpg").exists()]
+    photo, folder, ks = job
+    todo = [k for k in ks if not (folder / f"{photo.stem}_v{k}.jpg").exists()]
     if todo:
         folder.mkdir(parents=True, exist_ok=True)
         with Image.open(photo) as image:
@@ -69,16 +77,19 @@ def make(job: tuple[Path, Path, int]) -> int:
     return len(todo)
 
 
-def phone_library(out: Path, variants: int = 10, processes: int = 2, src: Path = PASCAL) -> Path:
+def phone_library(out: Path, variants: int = 10, processes: int = 2, subset_first: int = 0, src: Path = PASCAL) -> Path:
     """`out` holding `variants` phone-size variants of every photo of `src` (class folders kept)."""
-    jobs = [(p, out / p.parent.name, variants) for p in sorted(src.glob("*/*.jpg"))]
+    photos = sorted(src.glob("*/*.jpg"))
+    first = [subset_variants(i, subset_first, variants) if subset_first else [] for i in range(len(photos))]
+    jobs = [(p, out / p.parent.name, ks) for p, ks in zip(photos, first)]
+    jobs += [(p, out / p.parent.name, [k for k in range(variants) if k not in ks]) for p, ks in zip(photos, first)]
     start, written = time.perf_counter(), 0
     with Pool(processes) as pool:
         for i, n in enumerate(pool.imap_unordered(make, jobs, chunksize=4), 1):
             written += n
             if i % 50 == 0 or i == len(jobs):
                 rate = written / (time.perf_counter() - start)
-                print(f"{i}/{len(jobs)} photos done, {written} files written ({rate:.1f} files/s)", flush=True)
+                print(f"{i}/{len(jobs)} jobs done, {written} files written ({rate:.1f} files/s)", flush=True)
     return out
 
 
@@ -87,8 +98,9 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=10, help="files per Pascal photo")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/vs_phone_10k"))
+    parser.add_argument("--subset-first", type=int, default=0, help="variants per photo to make first (see above)")
     args = parser.parse_args()
-    phone_library(args.out, args.variants, args.processes)
+    phone_library(args.out, args.variants, args.processes, args.subset_first)
 
 
 if __name__ == "__main__":
