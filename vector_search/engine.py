@@ -21,7 +21,6 @@ from typing import IO, Callable, Sequence, TypeVar
 import numpy as np
 
 from . import config, locks, query
-from . import index as nn
 from .errors import VectorSearchError
 from .images import load_image
 from .projection import StoreMap, store_map
@@ -355,8 +354,7 @@ class Engine:
             ids, distances = loaded.images.index.search(loaded.images.project(vector), wanted)
         else:
             weights = self.class_weights(reweight, loaded.store.encoder)
-            ranked = nn.exact_index(query.reweight(loaded.store.vectors, weights))
-            ids, distances = ranked.search(query.reweight(vector, weights), wanted)
+            ids, distances = query.reweighted_search(loaded.store.vectors, vector, weights, wanted)
         return self._results(loaded.store, ids, distances, k, exclude=position)
 
     def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
