@@ -114,6 +114,14 @@ def summarize(folder: str) -> datasets.DatasetSummary | None:
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=32, ttl=60)
+def similar_images(store_root: str, encoder: str, fingerprint: str, photo: str | bytes, k: int, reweight: int | None) -> list[Result]:
+    """Section 3's answers, once per store state (`fingerprint`), photo, k and class: a rerun that
+    changes none of them does not search again (a re-weighted search scans every vector, seconds
+    at 200k photos). The ttl drops photos deleted since from the answers within a minute."""
+    return get_engine(store_root, encoder).similar_images(as_query(photo), k, reweight=reweight)
+
+
 @st.cache_data(show_spinner="Making thumbnails…", max_entries=4)
 def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
     return [datasets.thumbnail_uri(p) for p in paths]
@@ -398,14 +406,15 @@ def image_search_section(source: Source, k: int) -> None:
         )
         cls = imagenet.class_synonyms()[cid][0]
         plain, weighted = st.columns(2)
+        state = (source.store_root, source.encoder, source.engine.store.fingerprint)
         with plain:
             st.subheader("Nearest photos")
             with guard("Search"):
-                grid("plain", source.engine.similar_images(as_query(photo), k), width=130)
+                grid("plain", similar_images(*state, photo, k, None), width=130)
         with weighted:
             st.subheader(f"Re-weighted towards “{cls}”")
             with guard("Re-weighted search"):
-                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cid), width=130)
+                grid("reweighted", similar_images(*state, photo, k, cid), width=130)
 
 
 @st.fragment

@@ -130,6 +130,9 @@ def test_the_map_of_a_store_bigger_than_its_sample_is_a_fixed_seeded_sample(inde
     assert len(shown.rows) == 6 and shown.points.shape == (6, 2) and shown.total == 8
     classes = Engine(features).store.classes
     assert sorted(classes[i] for i in shown.rows) == ["bus"] * 3 + ["cat"] * 3  # stratified by class
+    saved = Engine(features).store.load_array("map", method="tsne", sample=6, seed=0)  # row-aligned, NaN off the map
+    assert saved is not None and np.isnan(saved).any(axis=1).tolist() == [i not in shown.rows for i in range(8)]
+    np.testing.assert_array_equal(saved[shown.rows], shown.points)
     again = store_map(Engine(features).store, size=6)  # a fresh store object: loaded from the saved map
     np.testing.assert_array_equal(again.rows, shown.rows)
     np.testing.assert_array_equal(again.points, shown.points)

@@ -76,12 +76,16 @@ class StoreMap:
 def store_map(store, size: int | None = None, seed: int = 0) -> StoreMap:  # store: store.Store
     """t-SNE of a seeded sample of at most `size` (None: MAP_SAMPLE) photos, stratified by class
     (sampling.py), saved in the store with its fingerprint: computed once per store, the same in
-    every process."""
+    every process. Saved row-aligned like every derived array (NaN for rows not on the map:
+    8 bytes a row, 8 MB at 1M)."""
     size = MAP_SAMPLE if size is None else size
     live = getattr(store, "live", None)  # rows marked deleted (a sharded store); None: every row
     rows = sample_rows(store.classes, size, seed, live)
-    points = store.load_array("map", method="tsne", sample=size, seed=seed)
-    if points is None or len(points) != len(rows):
+    saved = store.load_array("map", method="tsne", sample=size, seed=seed)
+    points = None if saved is None else np.asarray(saved[rows], np.float32)
+    if points is None or not np.isfinite(points).all():
         points = project_2d(store.vectors[rows], method="tsne", seed=seed)
-        store.save_array("map", points, method="tsne", sample=size, seed=seed)
+        aligned = np.full((len(store), 2), np.nan, np.float32)
+        aligned[rows] = points
+        store.save_array("map", aligned, method="tsne", sample=size, seed=seed)
     return StoreMap(rows, points, len(store) if live is None else int(np.count_nonzero(live)))
