@@ -91,7 +91,7 @@ def run_app(app: Path, env: dict[str, str], encoder: str | None = None, queries:
     start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", COLD, str(app), encoder or "", json.dumps(list(queries))],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=app.parent, env=env, capture_output=True, text=True, check=True,  # `python -c` imports from its cwd first
     )  # fmt: skip
     wall = time.perf_counter() - start
     report = json.loads(out.stdout.strip().splitlines()[-1])
