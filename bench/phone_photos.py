@@ -3,9 +3,10 @@
 Each variant k of a photo is a seeded random crop (88-100% of each side, anywhere in the photo),
 mirrored when k is odd, with a small brightness and colour change (x0.92-1.08), then upscaled
 by Pillow's bicubic filter to 4000x3000 (3000x4000 if the crop is portrait) and saved as JPEG
-quality 90 (~1 MB): distinct files (no two share a hash) with the Pascal photos' content, so an
-index over them does the decoding work of a real phone library. Class folders are kept;
-variant 0 of every photo is the plain upscale (what bench_decode's folders hold).
+quality 90 (~1 MB): distinct files (each a different crop, mirror or colour change of its
+photo) with the Pascal photos' content, so an index over them does the decoding work of a real
+phone library. Class folders are kept; variant 0 of every photo is the plain upscale (what
+bench_decode's folders hold).
 
     python bench/phone_photos.py [--variants 10] [--processes 2] [--out /tmp/vs_phone_10k] [--subset-first 1]
 
