@@ -104,13 +104,22 @@ def export_gallery(store_root: str) -> str:
     return str(gallery.export_gallery(gallery.gallery_photos_dir(store_root)))
 
 
-@st.cache_data(show_spinner=False, ttl=30)
+@st.cache_resource(show_spinner=False, ttl=30)
 def summarize(folder: str) -> datasets.DatasetSummary | None:
-    """The folder's images by class; None when there is no such folder."""
+    """The folder's images by class; None when there is no such folder. A shared resource (read
+    only), not cached data: cached data is unpickled on every call, all N paths of a big folder."""
     try:
         return datasets.summarize(folder)
     except FileNotFoundError:
         return None
+
+
+@st.cache_data(show_spinner=False, max_entries=32, ttl=60)
+def similar_images(store_root: str, encoder: str, fingerprint: str, photo: str | bytes, k: int, reweight: int | None) -> list[Result]:
+    """Section 3's answers, once per store state (`fingerprint`), photo, k and class: a rerun that
+    changes none of them does not search again (a re-weighted search scans every vector, seconds
+    at 200k photos). The ttl drops photos deleted since from the answers within a minute."""
+    return get_engine(store_root, encoder).similar_images(as_query(photo), k, reweight=reweight)
 
 
 @st.cache_data(show_spinner="Making thumbnails…", max_entries=4)
@@ -163,8 +172,16 @@ class Source:
     def default_photo(self) -> str:
         candidates = [os.path.join(self.folder, datasets.NOISY_EXAMPLE)]
         candidates += [str(gallery.photo_path(self.folder, p)) for p in gallery.PHOTOS]
-        paths = self.engine.store.paths
-        return next((c for c in candidates if c in paths), paths[0])
+        store = self.engine.store
+        found = (i for i in map(store.find, candidates) if i is not None)  # a lookup, not a scan of all paths
+        return store.paths[next(found, 0)]
+
+    def photo_choices(self) -> list[str]:
+        """The photos pickers offer: a sample of the store (all of a small one), with the default."""
+        store, overview = self.engine.store, self.engine.current().overview
+        rows = set(overview.photos.tolist())
+        rows.add(store.find(self.default_photo()) or 0)
+        return [store.paths[i] for i in sorted(rows)]
 
     def label(self, path: str) -> str:
         return os.path.relpath(path, self.folder)
@@ -195,10 +212,11 @@ def photo_picker(source: Source, key: str) -> tuple[str | bytes, str] | None:
 
     None (with a message) when the upload is not a usable image.
     """
-    paths = source.engine.store.paths
+    paths = source.photo_choices()
+    total = len(source.engine.store)
     left, right = st.columns([3, 2])
     choice = left.selectbox(
-        "A photo from the dataset",
+        "A photo from the dataset" if len(paths) >= total else f"A photo from the dataset ({len(paths):,} of {total:,})",
         paths,
         index=paths.index(source.default_photo()),
         format_func=source.label,
@@ -388,14 +406,15 @@ def image_search_section(source: Source, k: int) -> None:
         )
         cls = imagenet.class_synonyms()[cid][0]
         plain, weighted = st.columns(2)
+        state = (source.store_root, source.encoder, source.engine.store.fingerprint)
         with plain:
             st.subheader("Nearest photos")
             with guard("Search"):
-                grid("plain", source.engine.similar_images(as_query(photo), k), width=130)
+                grid("plain", similar_images(*state, photo, k, None), width=130)
         with weighted:
             st.subheader(f"Re-weighted towards “{cls}”")
             with guard("Re-weighted search"):
-                grid("reweighted", source.engine.similar_images(as_query(photo), k, reweight=cid), width=130)
+                grid("reweighted", similar_images(*state, photo, k, cid), width=130)
 
 
 @st.fragment
@@ -461,7 +480,7 @@ def hybrid_section(source: Source) -> None:
 def retrain_controls(source: Source) -> None:
     """Method, epochs, held-out classes and the Retrain box; trains and reruns the page when ticked."""
     engine = source.engine
-    classes = sorted(set(engine.store.classes))
+    classes = engine.current().overview.classes
     left, middle, right = st.columns([2, 1, 2])
     has_captions = datasets.default_captions_dir(engine.store.dataset) is not None
     methods = [m for m in JOINT_METHODS if m != "captions" or has_captions]  # captions only where there are some
@@ -596,18 +615,21 @@ def map_section(source: Source) -> None:
 
         store = source.engine.store
         with st.spinner("Computing the t-SNE map (once per store)…"):
-            points = source.engine.image_map()
+            shown = source.engine.image_map()
+        paths = [store.paths[i] for i in shown.rows]
         frame = pd.DataFrame(
             {
-                "x": points[:, 0],
-                "y": points[:, 1],
-                "class": store.classes,
-                "photo": [source.label(p) for p in store.paths],
+                "x": shown.points[:, 0],
+                "y": shown.points[:, 1],
+                "class": [store.classes[i] for i in shown.rows],
+                "photo": [source.label(p) for p in paths],
             }
         )
+        if len(shown.rows) < shown.total:
+            st.caption(f"{len(shown.rows):,} of {shown.total:,} photos: a fixed sample, each class in proportion.")
         tooltip = ["photo", "class"]
-        if st.checkbox("Thumbnails on hover", key="map_thumbnails", help="Sends a small JPEG of every photo to the page"):
-            frame["image"] = thumbnail_uris(tuple(store.paths))
+        if st.checkbox("Thumbnails on hover", key="map_thumbnails", help="Sends a small JPEG of every photo shown to the page"):
+            frame["image"] = thumbnail_uris(tuple(paths))
             tooltip.append("image")
         pick = alt.selection_point(name="pick", fields=["photo"], on="click")
         chart = (

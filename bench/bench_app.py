@@ -3,6 +3,8 @@
     python bench/bench_app.py                 # AppTest: fresh processes, then reruns in one
     python bench/bench_app.py --browser       # also a real server + headless Chromium
     python bench/bench_app.py --encoder efficientnet-lite2   # AppTest with another encoder chosen
+    python bench/bench_app.py --big 200000    # AppTest on a big synthetic store (read-only serving)
+    python bench/bench_app.py --big 20000 --app /tmp/before/app.py   # the same with another checkout's app
 
 Features are cached (the project's features/, on the real Pascal Sentences photos): the first
 run of this script builds them if missing, and that run is left out of the figures.
@@ -13,6 +15,17 @@ run of this script builds them if missing, and that run is left out of the figur
   is an upper bound (in a browser only the text-search fragment reruns).
 - cold start (browser): `streamlit run` started -> the page shows the text-search results.
 - rerun (browser): query typed + Enter -> the new result photos are loaded in the page.
+- --big ROWS: a store of ROWS Lite0 vectors made from the 1000 real Pascal ones (kept as rows
+  0-999, real paths; every other row is a real vector picked at random plus Gaussian noise of 5%
+  of the vectors' standard deviation, clipped at 0 as ReLU features are, with a fake path in a real
+  class folder), written once to /tmp/vs_big_store_ROWS with `Store(...).save()`. The app serves it
+  read-only (VECTOR_SEARCH_READONLY=1: indexing would drop the fake rows) over the Pascal folder.
+  Two fresh processes, each: the first run of the page (the first one also builds the indexes,
+  joint vectors and map, saved in the store; the second loads them), then text-query reruns;
+  process wall time and peak RSS (ru_maxrss of the child).
+  --old-map-cache: for an app from before the sampled map (--app), which maps every row by t-SNE
+  (hours at 200k), first save a PCA map of every row where that app looks for its t-SNE cache,
+  so its figures leave the t-SNE out (a lower bound of its cost).
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,7 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vector_search.encoders import ENCODER_NAMES
+import numpy as np
+
+from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PASCAL, load_average  # noqa: E402
@@ -35,38 +51,59 @@ from _common import PASCAL, load_average  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["cat", "street", "tree", "cat sofa", "ocean", "dog + grass", "2:dog", "bus", "train station", "person - car"]
 
+# argv: app.py, encoder ("" for the app's default), text queries to rerun with (JSON list)
 COLD = """
-import json, sys, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file(sys.argv[1], default_timeout=1800)
-if len(sys.argv) > 2:
+at = AppTest.from_file(sys.argv[1], default_timeout=3600)
+if sys.argv[2]:
     at.session_state["encoder"] = sys.argv[2]  # the sidebar's select box, chosen before the first run
 at.run()
+first = time.perf_counter() - t0
 assert not at.exception, [e.value for e in at.exception]
-errors = [e.value for e in at.error]
-print(json.dumps({"first_run": time.perf_counter() - t0, "errors": errors}))
+reruns = []
+for query in json.loads(sys.argv[3]):
+    at.text_input(key="text_query").input(query)
+    t = time.perf_counter()
+    at.run()
+    reruns.append(time.perf_counter() - t)
+    assert not at.exception, [e.value for e in at.exception]
+print(json.dumps({
+    "first_run": first, "reruns": reruns, "errors": [e.value for e in at.error],
+    "map": [c.value for c in at.caption if "photos: a fixed sample" in c.value],
+    "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
 """
 
 
-def app_env() -> dict[str, str]:
+def app_env(features: Path | None = None) -> dict[str, str]:
+    """The app's environment: the Pascal folder; the project's store, or `features` served read-only."""
     env = dict(os.environ, VECTOR_SEARCH_DATASET=str(PASCAL))
     env.pop("VECTOR_SEARCH_FEATURES", None)
+    if features is not None:
+        env.update(VECTOR_SEARCH_FEATURES=str(features), VECTOR_SEARCH_READONLY="1")
     return env
+
+
+def run_app(app: Path, env: dict[str, str], encoder: str | None = None, queries: list[str] = ()) -> tuple[float, dict]:
+    """One fresh process running the page once (then `queries` as reruns): its wall time and report."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", COLD, str(app), encoder or "", json.dumps(list(queries))],
+        cwd=app.parent, env=env, capture_output=True, text=True, check=True,  # `python -c` imports from its cwd first
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    if report["errors"]:
+        print(f"  warning: the page shows errors: {report['errors']}")
+    return wall, report
 
 
 def cold_start_apptest(runs: int, encoder: str | None = None) -> list[float]:
     times = []
     for i in range(runs + 1):  # run 0 warms the caches on disk (and builds them if missing)
-        start = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", COLD, str(ROOT / "app.py"), *([encoder] if encoder else [])],
-            cwd=ROOT, env=app_env(), capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        wall = time.perf_counter() - start
-        report = json.loads(out.stdout.strip().splitlines()[-1])
-        if report["errors"]:
-            print(f"  warning: the page shows errors: {report['errors']}")
+        wall, report = run_app(ROOT / "app.py", app_env(), encoder)
         if i:
             times.append(wall)
             print(f"  cold start {i}: {wall:.2f} s (of which AppTest run {report['first_run']:.2f} s)")
@@ -91,6 +128,57 @@ def rerun_apptest(queries: list[str], encoder: str | None = None) -> list[float]
         times.append(time.perf_counter() - start)
         assert not at.exception, [e.value for e in at.exception]
     return times
+
+
+def big_store(rows: int, noise: float = 0.05, seed: int = 0) -> Path:
+    """The root of a store of `rows` vectors made from the real Pascal Lite0 ones (see the module
+    docstring); built once, outside the repository."""
+    from vector_search.images import class_of
+    from vector_search.store import Item, Store, StoreError, store_dir, update_store
+
+    root = Path(tempfile.gettempdir()) / f"vs_big_store_{rows}"
+    directory = store_dir(root, DEFAULT_ENCODER)
+    try:
+        if len(Store.load(directory)) == rows:
+            return root
+    except StoreError:
+        pass
+    real, _ = update_store(PASCAL, ROOT / "features", DEFAULT_ENCODER)
+    n, dim = real.vectors.shape
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(n, size=rows - n)
+    sigma = noise * float(real.vectors.std())
+    vectors = np.empty((rows, dim), np.float32)
+    vectors[:n] = real.vectors
+    for start in range(n, rows, 50_000):
+        chunk = picks[start - n : start - n + 50_000]
+        noisy = real.vectors[chunk] + rng.normal(0, sigma, (len(chunk), dim)).astype(np.float32)
+        vectors[start : start + len(chunk)] = np.maximum(noisy, 0)
+    fake = [Item(f"{class_of(real.items[p].path)}/synthetic_{i:07d}.jpg", 0, 0, f"{i:064x}") for i, p in enumerate(picks, n)]
+    Store(directory, DEFAULT_ENCODER, str(PASCAL), [*real.items, *fake], vectors).save()
+    return root
+
+
+def big(rows: int, app: Path, old_map_cache: bool = False) -> None:
+    """First load and reruns of `app` on a big synthetic store, in two fresh processes."""
+    start = time.perf_counter()
+    root = big_store(rows)
+    if old_map_cache:
+        from vector_search.projection import project_2d
+        from vector_search.store import Store, store_dir
+
+        store = Store.load(store_dir(root, DEFAULT_ENCODER))
+        store.save_array("map", project_2d(store.vectors, method="pca"), method="tsne")  # the old app's cache key
+    print(f"store of {rows} rows at {root} ready in {time.perf_counter() - start:.1f} s "
+          f"(peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")  # fmt: skip
+    env = app_env(root)
+    env["PYTHONPATH"] = str(app.parent)  # the app's own checkout of the library
+    for label in ("first load (builds and saves the derived parts)", "cold start (loads them)"):
+        wall, report = run_app(app, env, queries=QUERIES[:5])
+        reruns = ", ".join(f"{t:.2f}" for t in report["reruns"])
+        print(f"  {label}: {wall:.1f} s process wall (first page run {report['first_run']:.1f} s); "
+              f"text-query reruns {reruns} s (median {statistics.median(report['reruns']):.2f}); "
+              f"peak RSS {report['maxrss_mib']:.0f} MiB; map: {report['map'] or 'every photo'}; load {load_average()}", flush=True)  # fmt: skip
 
 
 def browser(runs: int, queries: list[str]) -> tuple[list[float], list[float]]:
@@ -142,7 +230,15 @@ def main() -> None:
     parser.add_argument("--browser", action="store_true", help="also time a real server in headless Chromium")
     parser.add_argument("--browser-only", action="store_true", help="only the browser timings")
     parser.add_argument("--encoder", choices=ENCODER_NAMES, help="AppTest timings with this encoder chosen in the sidebar (default: the app's)")
+    parser.add_argument("--big", type=int, metavar="ROWS", help="only: AppTest on a synthetic store of ROWS vectors")
+    parser.add_argument("--app", type=Path, default=ROOT / "app.py", help="the app to time with --big (e.g. an older checkout's)")
+    parser.add_argument("--old-map-cache", action="store_true", help="with --big: save a PCA map of every row as an old app's t-SNE cache")
     args = parser.parse_args()
+
+    if args.big:
+        print(f"app {args.app}, machine load average {load_average()}")
+        big(args.big, args.app.resolve(), args.old_map_cache)
+        return
 
     print(f"dataset {PASCAL}, store {ROOT / 'features'}, encoder {args.encoder or 'the default'}, load average {load_average()}")
     results = []

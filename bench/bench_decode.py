@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, machine, median, print_child_result, run_child, subset, table  # noqa: E402
+from phone_photos import phone_jpeg  # noqa: E402
 
-PHONE_SIZE = (4000, 3000)
 VARIANTS = ("sequential", "sequential draft", "old", "new b16", "new b32", "new b64")
 
 
@@ -41,11 +41,7 @@ def phone_folder(dst: Path, pascal: Path) -> Path:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(photo) as image:
-            size = PHONE_SIZE if image.width >= image.height else PHONE_SIZE[::-1]
-            big = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
-        partial = target.with_suffix(".part")
-        big.save(partial, "JPEG", quality=90)
-        partial.rename(target)
+            phone_jpeg(image, target)
     return dst
 
 

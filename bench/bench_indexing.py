@@ -31,6 +31,7 @@ from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, machine, median, run_child, self_maxrss_mib, subset, table  # noqa: E402
+from phone_photos import phone_jpeg  # noqa: E402
 
 
 def classic(dataset: Path) -> dict:
@@ -63,14 +64,14 @@ def ours(dataset: Path, encoder: str) -> dict:
     return {"photos": len(store), "seconds": end - start, "cpu_seconds": cpu, "encoder": store.encoder}
 
 
-def phone_size(src: Path, dst: Path, size: tuple[int, int] = (4000, 3000)) -> Path:
+def phone_size(src: Path, dst: Path) -> Path:
     """`dst` holding every photo of `src` (class folders) upscaled to a phone camera's 12 MP, as JPEG."""
     from PIL import Image
 
     for photo in sorted(src.glob("*/*")):
         (dst / photo.parent.name).mkdir(parents=True, exist_ok=True)
         with Image.open(photo) as image:
-            image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(dst / photo.parent.name / photo.name, quality=90)
+            phone_jpeg(image, dst / photo.parent.name / photo.name)
     return dst
 
 

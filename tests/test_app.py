@@ -9,6 +9,7 @@ built once the first time (about a minute on 2 cores), then loaded.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -116,6 +117,14 @@ def distances(captions: list[str]) -> list[float]:
     return [float(c.split(" · ")[1]) for c in captions]
 
 
+def map_photos(chart) -> list[str]:
+    """The photos (labels) of the map's dots, read from the chart's data sent to the page."""
+    import pyarrow as pa
+
+    (data,) = chart.proto.datasets
+    return pa.ipc.open_stream(data.data.data).read_all().column("photo").to_pylist()
+
+
 # --- the walkthrough on real photos ----------------------------------------------------------------
 
 
@@ -172,9 +181,11 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
     # 7. text search: the default example ("ocean") finds photos
     assert len(grids(page["7"])[0]) == 8
 
-    # 8. the map: one dot per photo, coloured by class
+    # 8. the map: one dot per photo (a small store is mapped whole, no sample), coloured by class
     chart = next(n for n in page["8"] if n.type == "vega_lite_chart")
     assert '"class"' in chart.proto.spec and "category20" in chart.proto.spec
+    assert sorted(map_photos(chart)) == sorted(str(p.relative_to(photos)) for p in photos.glob("*/*.jpg"))
+    assert not [c for c in page["8"] if c.type == "caption" and "fixed sample" in c.value]
 
 
 def test_image_search_with_another_photo_upload_and_k(monkeypatch, photos: Path, features: Path) -> None:
@@ -376,6 +387,35 @@ def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp
     at.text_input(key="word").input("cat")  # a rerun while the box stays ticked does not embed again
     ok(at.run())
     assert not [n for n in sections(at)["2"] if n.type == "progress"]
+
+
+def test_map_and_pickers_of_a_store_bigger_than_their_samples(monkeypatch, photos: Path, features: Path, tmp_path: Path) -> None:
+    """A store bigger than the sample sizes (here made small: 12 dots, 10 photos to pick from, of
+    19) shows a fixed, seeded, class-stratified sample, the same on every rerun, and says so."""
+    from vector_search import projection, sampling
+
+    monkeypatch.setattr(projection, "MAP_SAMPLE", 12)
+    monkeypatch.setattr(sampling, "PICKER_SAMPLE", 10)
+    start(monkeypatch, photos, features)  # the shared store, indexed
+    own = tmp_path / "features"
+    shutil.copytree(features, own)  # a store root of its own: a fresh engine, with these sample sizes
+    at = start(monkeypatch, photos, own)
+    page = sections(at)
+    chart = next(n for n in page["8"] if n.type == "vega_lite_chart")
+    dots = map_photos(chart)
+    assert len(dots) == 12 and {class_of(p) for p in dots} == set(SUBSET)  # every class shows
+    assert "12 of 19 photos: a fixed sample, each class in proportion." in texts(page["8"], "caption")
+    picker = at.selectbox(key="search_photo")
+    assert NOISY in picker.options and len(picker.options) in (10, 11)  # the sample (+ the default photo), as labels
+    assert picker.label == f"A photo from the dataset ({len(picker.options)} of 19)"
+
+    at.text_input(key="word").input("dog")  # a rerun: the same sample
+    ok(at.run())
+    assert map_photos(next(n for n in sections(at)["8"] if n.type == "vega_lite_chart")) == dots
+    assert at.selectbox(key="search_photo").options == picker.options
+    assert Engine(own).image_map().rows.tolist() == sorted(
+        i for i, p in enumerate(Engine(own).store.paths) if os.path.relpath(p, photos) in dots
+    )  # a fresh process would load the same map (saved in the store)
 
 
 # --- no dataset: how to get one, and the built-in gallery ------------------------------------------

@@ -14,6 +14,7 @@ from vector_search import query
 from vector_search.engine import Engine, Loaded, loaded_once
 from vector_search.imagenet import ClassNameError, class_names
 from vector_search.index import exact_index
+from vector_search.projection import store_map
 
 
 class CountingLoaded(Loaded):
@@ -112,3 +113,30 @@ def test_a_store_saved_by_another_process_is_picked_up_only_when_complete(indexe
 
     writer.save()  # the run finished
     assert engine.current() is not first and len(engine.store) == 5
+
+
+def test_the_map_of_a_small_store_plots_every_photo(indexed: tuple[Path, Path]) -> None:
+    _, store = indexed
+    shown = Engine(store).image_map()
+    assert shown.rows.tolist() == list(range(8)) and shown.total == 8
+    assert shown.points.shape == (8, 2) and np.isfinite(shown.points).all()
+
+
+def test_the_map_of_a_store_bigger_than_its_sample_is_a_fixed_seeded_sample(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    _, store = indexed
+    features = tmp_path / "features"
+    shutil.copytree(store, features)
+    shown = store_map(Engine(features).store, size=6)  # what the engine computes, at a sample size below 8
+    assert len(shown.rows) == 6 and shown.points.shape == (6, 2) and shown.total == 8
+    classes = Engine(features).store.classes
+    assert sorted(classes[i] for i in shown.rows) == ["bus"] * 3 + ["cat"] * 3  # stratified by class
+    saved = Engine(features).store.load_array("map", method="tsne", sample=6, seed=0)  # row-aligned, NaN off the map
+    assert saved is not None and np.isnan(saved).any(axis=1).tolist() == [i not in shown.rows for i in range(8)]
+    np.testing.assert_array_equal(saved[shown.rows], shown.points)
+    again = store_map(Engine(features).store, size=6)  # a fresh store object: loaded from the saved map
+    np.testing.assert_array_equal(again.rows, shown.rows)
+    np.testing.assert_array_equal(again.points, shown.points)
+    (features / "efficientnet-lite0" / "map.npy").unlink()
+    recomputed = store_map(Engine(features).store, size=6)  # seeded: the same sample, the same t-SNE
+    np.testing.assert_array_equal(recomputed.rows, shown.rows)
+    np.testing.assert_allclose(recomputed.points, shown.points, atol=1e-4)

@@ -21,9 +21,10 @@ from typing import IO, Callable, Sequence, TypeVar
 import numpy as np
 
 from . import config, locks, query
-from . import index as nn
 from .errors import VectorSearchError
 from .images import load_image
+from .projection import StoreMap, store_map
+from .sampling import Overview
 from .spaces import ImageSpace, JointSpace
 from .store import Store, open_store, store_dir, store_encoders
 from .updates import file_sha256, update_store
@@ -120,16 +121,14 @@ class Loaded:
         return Collection.of(self.joint_space.vectors, self.store.classes, self.engine.words)
 
     @loaded_once
-    def image_map(self) -> np.ndarray:
-        """A 2-D map (t-SNE) of the image vectors, row i for store item i; saved in the store."""
-        from .projection import project_2d
+    def image_map(self) -> StoreMap:
+        """A 2-D map (t-SNE) of a sample of the image vectors (projection.store_map); saved in the store."""
+        return store_map(self.store)
 
-        store = self.store
-        points = store.load_array("map", method="tsne")
-        if points is None:
-            points = project_2d(store.vectors, method="tsne").astype(np.float32)
-            store.save_array("map", points, method="tsne")
-        return points
+    @loaded_once
+    def overview(self) -> Overview:
+        """The store's classes and a sample of its photos, for pages (never all N per rerun)."""
+        return Overview.of(self.store)
 
 
 class Engine:
@@ -182,8 +181,8 @@ class Engine:
     def joint_space(self) -> JointSpace:
         return self.current().joint_space
 
-    def image_map(self) -> np.ndarray:
-        """A 2-D map (t-SNE) of the image vectors, row i for store item i; computed once per store."""
+    def image_map(self) -> StoreMap:
+        """A 2-D map (t-SNE) of (a sample of) the image vectors; computed once per store."""
         return self.current().image_map
 
     def encoder_in_use(self) -> str:
@@ -355,8 +354,7 @@ class Engine:
             ids, distances = loaded.images.index.search(loaded.images.project(vector), wanted)
         else:
             weights = self.class_weights(reweight, loaded.store.encoder)
-            ranked = nn.exact_index(query.reweight(loaded.store.vectors, weights))
-            ids, distances = ranked.search(query.reweight(vector, weights), wanted)
+            ids, distances = query.reweighted_search(loaded.store.vectors, vector, weights, wanted)
         return self._results(loaded.store, ids, distances, k, exclude=position)
 
     def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
