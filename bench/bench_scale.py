@@ -184,10 +184,11 @@ def stage_serve(args, space: str = "image") -> None:
 
 
 def memory() -> dict[str, int]:
-    """RssAnon (private memory) and RssFile (mapped file pages touched: page cache, shared,
-    dropped under pressure) of this process, in MiB."""
+    """RssAnon (private memory), RssFile (mapped file pages touched: page cache, shared, dropped
+    under pressure) and VmHWM (peak RSS; unlike ru_maxrss, not inherited from the parent) of this
+    process, in MiB."""
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return {key: int(status[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile")}
+    return {key: int(status[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile", "VmHWM")}
 
 
 def conse():
@@ -370,8 +371,6 @@ def stage_update(args) -> None:
 
 
 def stage_update_child(args) -> None:
-    import resource
-
     from vector_search import locks
     from vector_search.spaces import ImageSpace
     from vector_search.store import store_dir
@@ -400,7 +399,7 @@ def stage_update_child(args) -> None:
             "run": run, "files": len(store), "embedded": done.embedded, "unchanged": done.unchanged, **phases,
             "update_store_s": round(updated - t, 1), "index_merge_s": round(end - updated, 1), "total_s": round(end - t, 1),
             "index_rows_before": covered, "index_rows_after": getattr(space.index, "covered", len(space.index)), "index_kind": space.index.kind,
-            "generation": store.generation, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            "generation": store.generation, **{f"{key}_mib": value for key, value in memory().items()},
         }), flush=True)
 
 
