@@ -385,13 +385,14 @@ def stage_update_child(args) -> None:
     new = linked_items(args.photos, folder, args.add, 1, "new-")
     made = mixtures(real_units(args.pascal), args.add, np.random.default_rng(3))
     vectors = {os.path.join(folder, item.path): v for item, v in zip(new, made)}
+    print(json.dumps({"run": "prepared", "new_files": len(new), **{f"{key}_mib": value for key, value in memory().items()}}))
     for run in ("add", "unchanged"):
         covered = json.loads(index_json.read_text())["n"] if index_json.exists() else 0
         called: list[float] = []
         t = time.perf_counter()
         with locks.writer_lock(directory, f"the feature store {directory}"):  # as Engine.index
             store, done = update_store(folder, root, ENCODER, embedder=precomputed(vectors, called))
-            updated = time.perf_counter()
+            updated, peak = time.perf_counter(), memory()["VmHWM"]
             space = ImageSpace.of(store, merge=True)
         end = time.perf_counter()
         phases = {"walk_plan_s": round(called[0] - t, 1), "append_commit_s": round(updated - called[1], 1)} if called else {}
@@ -399,7 +400,7 @@ def stage_update_child(args) -> None:
             "run": run, "files": len(store), "embedded": done.embedded, "unchanged": done.unchanged, **phases,
             "update_store_s": round(updated - t, 1), "index_merge_s": round(end - updated, 1), "total_s": round(end - t, 1),
             "index_rows_before": covered, "index_rows_after": getattr(space.index, "covered", len(space.index)), "index_kind": space.index.kind,
-            "generation": store.generation, **{f"{key}_mib": value for key, value in memory().items()},
+            "generation": store.generation, "VmHWM_after_update_store_mib": peak, **{f"{key}_mib": value for key, value in memory().items()},
         }), flush=True)
 
 
