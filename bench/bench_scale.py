@@ -13,6 +13,15 @@ collection mean: spaces.ImageSpace), by a chunked scan.
 
 Stages: data, truth, build, query, serve, add, threshold (default: all, in that order).
 Queries run single-threaded (OMP/OpenBLAS threads = 1 in the serving child).
+
+`library` then `update` (not in the default run) time what `vector-search index FOLDER` does on a
+1M library: `library` makes a folder of n + add files, hard links (no disk) of half the Pascal
+photos in their class folders (--dir/library), and a store of the n + add data rows whose items
+are those files (--dir/update-ROWS), with the image index of the store of `add` copied (same
+rows, generation and mean: segments.py accepts it). `update` (a fresh process) links `--add` new
+files to the other half of the photos, runs `update_store` with an embedder that hands back
+synthetic vectors (the network is measured elsewhere), merges the index like `Engine.index`, then
+runs an unchanged update; it reports each phase, the index rows covered and the peak RSS.
 """
 
 from __future__ import annotations
@@ -27,8 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vector_search import config
 from vector_search import index as nn
+from vector_search.embedding import Embedder
 from vector_search.rows import SpaceRows, chunked_mean
+from vector_search.store import Item
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -39,10 +51,11 @@ K = 10
 
 
 def real_units(pascal: Path) -> np.ndarray:
-    """The live vectors of the store in folder `pascal` (format 2, or a features.npz converted on opening), unit length."""
+    """The live vectors of the store in folder `pascal` (format 2, or a features.npz read as it is:
+    never converted, it is not this bench's store), unit length."""
     from vector_search.store import Store
 
-    store = Store.load(pascal)
+    store = Store.load(pascal, convert=False)
     v = np.array(store.vectors if store.live is None else store.vectors[store.live], np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
@@ -122,8 +135,6 @@ def store_root(args) -> Path:
 
 
 def synthetic_items(first: int, count: int) -> list:
-    from vector_search.store import Item
-
     return [Item(f"synthetic/{i:07d}.jpg", 1000 + i, i, f"{i:064x}") for i in range(first, first + count)]
 
 
@@ -173,10 +184,11 @@ def stage_serve(args, space: str = "image") -> None:
 
 
 def memory() -> dict[str, int]:
-    """RssAnon (private memory) and RssFile (mapped file pages touched: page cache, shared,
-    dropped under pressure) of this process, in MiB."""
+    """RssAnon (private memory), RssFile (mapped file pages touched: page cache, shared, dropped
+    under pressure) and VmHWM (peak RSS; unlike ru_maxrss, not inherited from the parent) of this
+    process, in MiB."""
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return {key: int(status[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile")}
+    return {key: int(status[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile", "VmHWM")}
 
 
 def conse():
@@ -268,6 +280,130 @@ def stage_add(args) -> None:
            index_rows=len(space.index.main), fresh_rows=len(space.index) - space.index.covered)
 
 
+def library_root(args) -> Path:
+    return args.dir / "library"
+
+
+def update_root(args) -> Path:
+    return args.dir / f"update-{args.n + args.add}"
+
+
+def pascal_halves(photos: Path) -> dict[str, tuple[list[Item], list[Item]]]:
+    """Per Pascal class, its photos as items (class/name, size, mtime, sha256) split in two halves:
+    the library links the first, the update the second (new content: they must be embedded)."""
+    from vector_search.updates import file_sha256
+
+    halves = {}
+    for folder in sorted(p for p in photos.iterdir() if p.is_dir()):
+        items = []
+        for f in sorted(folder.glob("*.jpg")):
+            st = f.stat()
+            items.append(Item(f"{folder.name}/{f.name}", st.st_size, st.st_mtime_ns, file_sha256(f)))
+        halves[folder.name] = (items[: len(items) // 2], items[len(items) // 2 :])
+    return halves
+
+
+def linked_items(photos: Path, folder: Path, count: int, half: int, prefix: str) -> list[Item]:
+    """Hard-link `count` files under `folder` (class folders, round robin) to the photos of `half`
+    (0 or 1); their items as the store records them (links share size, mtime and content)."""
+    halves = pascal_halves(photos)
+    classes = sorted(halves)
+    items = []
+    for i in range(count):
+        name = classes[i % len(classes)]
+        photo = halves[name][half][(i // len(classes)) % len(halves[name][half])]
+        rel = f"{name}/{prefix}{i:07d}.jpg"
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        os.link(photos / photo.path, folder / rel)
+        items.append(Item(rel, photo.size, photo.mtime_ns, photo.sha256))
+    return items
+
+
+def stage_library(args) -> None:
+    """The folder of n + add hard links and its store (the data's rows) with the `add` stage's index."""
+    import shutil
+
+    from vector_search.store import Store, store_dir
+
+    folder, directory = library_root(args), store_dir(update_root(args), ENCODER)
+    if directory.exists():
+        print(f"library: {directory} exists")
+        return
+    rows = args.n + args.add
+    shutil.rmtree(folder, ignore_errors=True)
+    t = time.perf_counter()
+    items = linked_items(args.photos, folder, rows, 0, "")
+    linked = time.perf_counter() - t
+    Store(directory, ENCODER, str(folder), items, np.load(args.dir / "vectors.npy", mmap_mode="r")[:rows]).save()
+    written = time.perf_counter() - t - linked
+    source = store_dir(store_root(args), ENCODER)
+    covered = json.loads((source / "images.ivf.json").read_text())["n"] if (source / "images.ivf.json").exists() else 0
+    if covered == rows:  # same vectors, generation 0, same mean: the fingerprint matches
+        for f in source.glob("images.ivf*"):
+            shutil.copy(f, directory / f.name)
+    report(args, "library", files=rows, link_s=round(linked, 1), store_write_s=round(written, 1),
+           index="copied from the add stage" if covered == rows else "built at the first update")
+
+
+def precomputed(vectors: dict[str, np.ndarray], called: list[float]) -> Embedder:
+    """An embedder that hands back `vectors[path]` (no network); appends the time it starts and
+    ends to `called` (the end of the plan, the start of the commit)."""
+    from vector_search.embedding import Embedded
+
+    def embed(paths: list[str]):
+        called.append(time.perf_counter())
+        for start in range(0, len(paths), 256):
+            chunk = paths[start : start + 256]
+            yield Embedded(list(range(start, start + len(chunk))), np.stack([vectors[p] for p in chunk]), [])
+        called.append(time.perf_counter())
+
+    return embed
+
+
+def stage_update(args) -> None:
+    """`update-child` in a fresh process (its peak RSS is the update's own)."""
+    argv = [sys.executable, __file__, "--n", str(args.n), "--add", str(args.add), "--dir", str(args.dir),
+            "--pascal", str(args.pascal), "--photos", str(args.photos), "update-child"]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            report(args, "update", **json.loads(line))
+
+
+def stage_update_child(args) -> None:
+    from vector_search import locks
+    from vector_search.spaces import ImageSpace
+    from vector_search.store import store_dir
+    from vector_search.updates import update_store
+
+    folder, root = library_root(args), update_root(args)
+    directory = store_dir(root, ENCODER)
+    index_json = directory / "images.ivf.json"
+    if len(list((folder / "aeroplane").glob("new-*"))):
+        print(f"update: {folder} already has the new files: run `library` again (after deleting {root})")
+        return
+    new = linked_items(args.photos, folder, args.add, 1, "new-")
+    made = mixtures(real_units(args.pascal), args.add, np.random.default_rng(3))
+    vectors = {os.path.join(folder, item.path): v for item, v in zip(new, made)}
+    print(json.dumps({"run": "prepared", "new_files": len(new), **{f"{key}_mib": value for key, value in memory().items()}}))
+    for run in ("add", "unchanged"):
+        covered = json.loads(index_json.read_text())["n"] if index_json.exists() else 0
+        called: list[float] = []
+        t = time.perf_counter()
+        with locks.writer_lock(directory, f"the feature store {directory}"):  # as Engine.index
+            store, done = update_store(folder, root, ENCODER, embedder=precomputed(vectors, called))
+            updated, peak = time.perf_counter(), memory()["VmHWM"]
+            space = ImageSpace.of(store, merge=True)
+        end = time.perf_counter()
+        phases = {"walk_plan_s": round(called[0] - t, 1), "append_commit_s": round(updated - called[1], 1)} if called else {}
+        print(json.dumps({
+            "run": run, "files": len(store), "embedded": done.embedded, "unchanged": done.unchanged, **phases,
+            "update_store_s": round(updated - t, 1), "index_merge_s": round(end - updated, 1), "total_s": round(end - t, 1),
+            "index_rows_before": covered, "index_rows_after": getattr(space.index, "covered", len(space.index)), "index_kind": space.index.kind,
+            "generation": store.generation, "VmHWM_after_update_store_mib": peak, **{f"{key}_mib": value for key, value in memory().items()},
+        }), flush=True)
+
+
 def stage_threshold(args) -> None:
     """Annoy (the seed's kind) against IVF-PQ + re-rank at growing sizes: where Annoy stops being best."""
     from vector_search.ivf import build_ivf
@@ -303,7 +439,7 @@ def percentiles(seconds: list[float], unit: str) -> dict[str, float]:
 ENCODER = "efficientnet-lite0"
 STAGES = {"data": stage_data, "truth": stage_truth, "store": stage_store, "build": stage_build, "serve": stage_serve,
           "add": stage_add, "serve-child": stage_serve_child,
-          "joint": stage_joint,
+          "joint": stage_joint, "library": stage_library, "update": stage_update, "update-child": stage_update_child,
           "threshold": stage_threshold}
 
 
@@ -318,6 +454,7 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/vs_scale"))
+    parser.add_argument("--photos", type=Path, default=config.pascal_root() / "dataset", help="library: the Pascal photos")
     parser.add_argument("--pascal", type=Path, default=Path("features/efficientnet-lite0"), help="the Pascal store folder")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)

@@ -53,9 +53,12 @@ def find_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str
 
     for folder, dirs, files in os.walk(root, onerror=on_error):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(os.path.relpath(os.path.join(folder, name), root))
+        # One relpath per folder, plain string tests per file: at 1M files a Path and a relpath
+        # per file took ~45 s of a re-index (bench/bench_scale.py update, docs/results.md).
+        prefix = os.path.relpath(folder, root)
+        prefix = "" if prefix == os.curdir else prefix + os.sep
+        found.extend(prefix + name for name in files
+                     if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
     return sorted(found), problems
 
 
