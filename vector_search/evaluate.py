@@ -301,8 +301,9 @@ def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Seque
 
 def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dict[str, Any]:
     """Recall@k of each approximate index against exact search, queries = indexed rows, self left
-    out: the image index, an Annoy index over `joint_model`'s vectors (built as JointSpace builds
-    it), and the word index on WORD_RECALL_QUERIES random words."""
+    out: the image index, an Annoy index over `joint_model`'s vectors (what JointSpace builds below
+    spaces.ANNOY_MAX rows: the evaluated datasets are that small), and the word index on
+    WORD_RECALL_QUERIES random words."""
     space, words = engine.images, engine.words
     figures: dict[str, Any] = {
         "image": {
