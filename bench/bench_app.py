@@ -134,7 +134,8 @@ def big_store(rows: int, noise: float = 0.05, seed: int = 0) -> Path:
     """The root of a store of `rows` vectors made from the real Pascal Lite0 ones (see the module
     docstring); built once, outside the repository."""
     from vector_search.images import class_of
-    from vector_search.store import Item, Store, StoreError, store_dir, update_store
+    from vector_search.store import Item, Store, StoreError, store_dir
+    from vector_search.updates import update_store
 
     root = Path(tempfile.gettempdir()) / f"vs_big_store_{rows}"
     directory = store_dir(root, DEFAULT_ENCODER)
