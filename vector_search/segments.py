@@ -69,11 +69,15 @@ class SegmentedIndex:
         ids, dist = self.main.search_many(vectors, min(fetch, self.covered))
         if self.fresh is not None:
             more_ids, more_dist = self.fresh.search_many(vectors, min(fetch, len(self.fresh)))
-            ids = np.concatenate([ids, more_ids + self.covered], axis=1)
-            dist = np.concatenate([dist, more_dist], axis=1)
-            order = np.argsort(dist, axis=1, kind="stable")[:, :fetch]
-            ids, dist = np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
+            ids, dist = _best(ids, dist, more_ids + self.covered, more_dist, fetch)
         return ids, dist
+
+
+def _best(ids: np.ndarray, dist: np.ndarray, more_ids: np.ndarray, more_dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of two answers to the same queries (ids, distances per query row), nearest first."""
+    ids, dist = np.concatenate([ids, more_ids], axis=1), np.concatenate([dist, more_dist], axis=1)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
 
 
 class _Scan:
@@ -93,10 +97,7 @@ class _Scan:
         for first in range(self.start, len(self.rows), FRESH_IN_MEMORY):
             block = nn.exact_index(self.rows[first : first + FRESH_IN_MEMORY])
             more_ids, more_dist = block.search_many(vectors, min(k, len(block)))
-            ids = np.concatenate([ids, more_ids + (first - self.start)], axis=1)
-            dist = np.concatenate([dist, more_dist], axis=1)
-            order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-            ids, dist = np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
+            ids, dist = _best(ids, dist, more_ids + (first - self.start), more_dist, k)
         return ids, dist
 
 
