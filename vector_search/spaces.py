@@ -9,18 +9,14 @@ N x dim matrix: the image space's rows are computed on demand (rows.SpaceRows).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import index as nn
-from .fileio import atomic_paths, load_json, load_npy, write_json, write_npy
 from .rows import CHUNK, SpaceRows
 from .segments import SegmentedIndex, open_segmented
 from .store import Store
-
-log = logging.getLogger(__name__)
 
 # Rows from which the IVF index replaces Annoy, measured (bench/bench_scale.py threshold, CPU per
 # query, recall@10): 10k Annoy 4.0 ms 0.978 / IVF 5.7 ms 0.965; 30k Annoy 12.7 ms 0.999 / IVF
@@ -111,22 +107,11 @@ def _grown_joint_rows(store: Store, model) -> np.ndarray:
     """The joint vectors of a big store, memory-mapped (200 MB at 1M x 50). Saved with the model and
     the store generation they were made for: within a generation rows only get appended, so only
     the rows added since are transformed (the store's fingerprint changes with every append)."""
-    path, sidecar = store.directory / "joint-rows.npy", store.directory / "joint-rows.json"
-    made_for = {"model": model.fingerprint, "generation": store.generation}
-    try:
-        done = load_npy(path, mmap=True) if load_json(sidecar) == made_for else None
-    except (OSError, ValueError):
-        done = None
-    if done is None or len(done) > len(store):
-        done = np.zeros((0, model.meta["words"]["dim"]), np.float32)
-    if len(done) == len(store):
+    key = model.fingerprint
+    done = store.load_array("joint-rows", mmap=True, rows=True, model=key)
+    if done is not None and len(done) == len(store):
         return done
-    vectors = _transform(model, store.vectors, done)
-    try:
-        with atomic_paths(path, sidecar) as (npy, meta):
-            write_npy(npy, vectors)
-            write_json(meta, made_for)
-    except OSError as err:  # a cache (a full disk, a read-only store): computed again next time
-        log.warning("cannot save %s (%s); it will be computed again", path, err)
-        return vectors
-    return load_npy(path, mmap=True)
+    vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32) if done is None else done)
+    store.save_array("joint-rows", vectors, rows=True, model=key)
+    saved = store.load_array("joint-rows", mmap=True, rows=True, model=key)
+    return vectors if saved is None or len(saved) != len(store) else saved

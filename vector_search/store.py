@@ -339,28 +339,31 @@ class Store:
 
     # --- derived arrays ------------------------------------------------------------------------
 
-    def save_array(self, name: str, array: np.ndarray, **meta: object) -> None:
-        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint.
+    def save_array(self, name: str, array: np.ndarray, rows: bool = False, **meta: object) -> None:
+        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint, or with its
+        generation when `rows` (row-aligned, valid for the first rows of every later store of it).
 
         A cache: when it cannot be written (a full disk, a read-only store) it is left unsaved, with
         a warning, and computed again next time."""
         try:
             with fileio.atomic_paths(self.directory / f"{name}.npy", self.directory / f"{name}.json") as (npy, sidecar):
                 fileio.write_npy(npy, array)
-                fileio.write_json(sidecar, {"fingerprint": self.fingerprint, **meta})
+                fileio.write_json(sidecar, {**self._array_key(rows), **meta})
         except OSError as err:
             log.warning("cannot save %s (%s); it will be computed again", name, err)
 
-    def load_array(self, name: str, mmap: bool = False, **meta: object) -> np.ndarray | None:
+    def load_array(self, name: str, mmap: bool = False, rows: bool = False, **meta: object) -> np.ndarray | None:
         """A derived array saved by save_array (memory-mapped with `mmap`), or None if absent, damaged or stale."""
         try:
-            saved = fileio.load_json(self.directory / f"{name}.json")
-            if saved != {"fingerprint": self.fingerprint, **json.loads(json.dumps(meta))}:
+            if fileio.load_json(self.directory / f"{name}.json") != {**self._array_key(rows), **json.loads(json.dumps(meta))}:
                 return None
             array = fileio.load_npy(self.directory / f"{name}.npy", mmap=mmap)
-            return array if len(array) == len(self) else None
+            return array if len(array) == len(self) or (rows and len(array) < len(self)) else None
         except (OSError, ValueError):
             return None
+
+    def _array_key(self, rows: bool) -> dict[str, object]:
+        return {"generation": self.generation} if rows else {"fingerprint": self.fingerprint}
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
