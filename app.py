@@ -23,13 +23,16 @@ from typing import Iterator
 
 import streamlit as st
 
-from vector_search import config, datasets, gallery, imagenet, serving
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, encoders_help
+from vector_search import config, serving
+from vector_search.datasets import gallery
+from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine, Result
 from vector_search.errors import VectorSearchError
-from vector_search.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
+from vector_search.imaging import imagenet
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES, encoders_help
+from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
 from vector_search.progress import Rate
-from vector_search.updates import UpdateReport
+from vector_search.store.updates import UpdateReport
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 log = logging.getLogger("vector_search.app")

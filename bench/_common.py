@@ -79,8 +79,8 @@ def pascal_features(description: str):  # -> (store.Store, ImageNet head (W, b),
     store and the encoder's ImageNet classifier: the start of the sentence and caption benches."""
     import argparse
 
-    from vector_search.encoders import get_encoder
-    from vector_search.updates import update_store
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.store.updates import update_store
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--dataset", type=Path, default=PASCAL)

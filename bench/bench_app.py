@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PASCAL, load_average  # noqa: E402
@@ -133,9 +133,9 @@ def rerun_apptest(queries: list[str], encoder: str | None = None) -> list[float]
 def big_store(rows: int, noise: float = 0.05, seed: int = 0) -> Path:
     """The root of a store of `rows` vectors made from the real Pascal Lite0 ones (see the module
     docstring); built once, outside the repository."""
-    from vector_search.images import class_of
-    from vector_search.store import Item, Store, StoreError, store_dir
-    from vector_search.updates import update_store
+    from vector_search.imaging.images import class_of
+    from vector_search.store.store import Item, Store, StoreError, store_dir
+    from vector_search.store.updates import update_store
 
     root = Path(tempfile.gettempdir()) / f"vs_big_store_{rows}"
     directory = store_dir(root, DEFAULT_ENCODER)
@@ -165,8 +165,8 @@ def big(rows: int, app: Path, old_map_cache: bool = False) -> None:
     start = time.perf_counter()
     root = big_store(rows)
     if old_map_cache:
-        from vector_search.projection import project_2d
-        from vector_search.store import Store, store_dir
+        from vector_search.search.projection import project_2d
+        from vector_search.store.store import Store, store_dir
 
         store = Store.load(store_dir(root, DEFAULT_ENCODER))
         store.save_array("map", project_2d(store.vectors, method="pca"), method="tsne")  # the old app's cache key

@@ -47,8 +47,8 @@ def phone_folder(dst: Path, pascal: Path) -> Path:
 
 def decode_only(dataset: Path, repeats: int) -> dict:
     """ms/photo of load_image + preprocess on one thread, full vs draft, interleaved per repeat."""
-    from vector_search.encoders import get_encoder
-    from vector_search.images import find_images, load_image
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.imaging.images import find_images, load_image
 
     encoder = get_encoder()
     paths = [dataset / p for p in find_images(dataset)[0]]
@@ -66,9 +66,9 @@ def index(dataset: Path, variant: str) -> dict:
     import numpy as np
     import tensorflow  # noqa: F401  (imported before the clock starts)
 
-    from vector_search.encoders import get_encoder
-    from vector_search.images import find_images, load_image
-    from vector_search.updates import update_store
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.imaging.images import find_images, load_image
+    from vector_search.store.updates import update_store
 
     encoder = get_encoder()
     start = time.perf_counter()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, get_encoder
-from vector_search.images import find_images, load_image
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES, get_encoder
+from vector_search.imaging.images import find_images, load_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PASCAL  # noqa: E402

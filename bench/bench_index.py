@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vector_search.images import find_images
+from vector_search.imaging.images import find_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PASCAL  # noqa: E402

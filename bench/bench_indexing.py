@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, machine, median, run_child, self_maxrss_mib, subset, table  # noqa: E402
@@ -38,8 +38,8 @@ def classic(dataset: Path) -> dict:
     import numpy as np
     import tensorflow  # noqa: F401  (imported before the clock starts, as for ours)
 
-    from vector_search.encoders import get_encoder
-    from vector_search.images import find_images, load_image
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.imaging.images import find_images, load_image
 
     start, cpu = time.perf_counter(), time.process_time()
     encoder = get_encoder("vgg16", weights="random")
@@ -55,7 +55,7 @@ def classic(dataset: Path) -> dict:
 def ours(dataset: Path, encoder: str) -> dict:
     import tensorflow  # noqa: F401
 
-    from vector_search.updates import update_store
+    from vector_search.store.updates import update_store
 
     with tempfile.TemporaryDirectory() as root:
         start, cpu = time.perf_counter(), time.process_time()

@@ -102,12 +102,12 @@ class PeakSampler:
 
 def child(mode: str, dataset: Path, batch_size: int) -> dict:
     """Index `dataset` into an empty store, locally or on a fresh local Ray; times and peak memory."""
-    from vector_search.updates import update_store
+    from vector_search.store.updates import update_store
 
     sampler, result, first = PeakSampler(), {}, []
     embedder = None
     if mode == "ray":
-        from vector_search.ray_embedding import connect, import_ray, ray_embedder
+        from vector_search.imaging.ray_embedding import connect, import_ray, ray_embedder
 
         ray = import_ray()
         start = time.perf_counter()

@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from vector_search import config
-from vector_search import index as nn
-from vector_search.embedding import Embedder
-from vector_search.rows import SpaceRows, chunked_mean
-from vector_search.store import Item
+from vector_search.imaging.embedding import Embedder
+from vector_search.search import index as nn
+from vector_search.search.rows import SpaceRows, chunked_mean
+from vector_search.store.store import Item
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,7 +53,7 @@ K = 10
 def real_units(pascal: Path) -> np.ndarray:
     """The live vectors of the store in folder `pascal` (format 2, or a features.npz read as it is:
     never converted, it is not this bench's store), unit length."""
-    from vector_search.store import Store
+    from vector_search.store.store import Store
 
     store = Store.load(pascal, convert=False)
     v = np.array(store.vectors if store.live is None else store.vectors[store.live], np.float32)
@@ -140,7 +140,7 @@ def synthetic_items(first: int, count: int) -> list:
 
 def stage_store(args) -> None:
     """Write the first n rows as a store (store.py, format 2), chunkwise from the memory-mapped data."""
-    from vector_search.store import Store, store_dir
+    from vector_search.store.store import Store, store_dir
 
     directory = store_dir(store_root(args), ENCODER)
     if directory.exists():
@@ -153,8 +153,8 @@ def stage_store(args) -> None:
 
 def stage_build(args) -> None:
     """Build the image index the engine would (spaces.ImageSpace.of: mean, train, add, save)."""
-    from vector_search.spaces import ImageSpace
-    from vector_search.store import open_store
+    from vector_search.search.spaces import ImageSpace
+    from vector_search.store.store import open_store
 
     store = open_store(store_root(args), ENCODER)
     t = time.perf_counter()
@@ -193,17 +193,17 @@ def memory() -> dict[str, int]:
 
 def conse():
     """The untrained ConSE joint model of the encoder (numpy: its ImageNet head and GloVe)."""
-    from vector_search.encoders import get_encoder
+    from vector_search.imaging.encoders import get_encoder
     from vector_search.joint import conse_model
-    from vector_search.words import load_words
+    from vector_search.text.words import load_words
 
     return conse_model(get_encoder(ENCODER).classifier(), load_words(), ENCODER)
 
 
 def stage_joint(args) -> None:
     """The joint space at n: ConSE vectors of the store (chunkwise), their IVF index, exact truth."""
-    from vector_search.spaces import JointSpace
-    from vector_search.store import open_store
+    from vector_search.search.spaces import JointSpace
+    from vector_search.store.store import open_store
 
     store, model = open_store(store_root(args), ENCODER), conse()
     t = time.perf_counter()
@@ -219,8 +219,8 @@ def stage_joint(args) -> None:
 def stage_serve_child(args) -> None:
     import faiss
 
-    from vector_search.spaces import ImageSpace, JointSpace
-    from vector_search.store import Store, store_dir
+    from vector_search.search.spaces import ImageSpace, JointSpace
+    from vector_search.store.store import Store, store_dir
 
     if args.space == "joint":
         model = conse()
@@ -263,8 +263,8 @@ def stage_serve_child(args) -> None:
 
 def stage_add(args) -> None:
     """Append `--add` rows to the store and merge them into the index (faiss add, no retraining)."""
-    from vector_search.spaces import ImageSpace
-    from vector_search.store import open_store
+    from vector_search.search.spaces import ImageSpace
+    from vector_search.store.store import open_store
 
     store = open_store(store_root(args), ENCODER)
     if len(store) != args.n:
@@ -291,7 +291,7 @@ def update_root(args) -> Path:
 def pascal_halves(photos: Path) -> dict[str, tuple[list[Item], list[Item]]]:
     """Per Pascal class, its photos as items (class/name, size, mtime, sha256) split in two halves:
     the library links the first, the update the second (new content: they must be embedded)."""
-    from vector_search.updates import file_sha256
+    from vector_search.store.updates import file_sha256
 
     halves = {}
     for folder in sorted(p for p in photos.iterdir() if p.is_dir()):
@@ -323,7 +323,7 @@ def stage_library(args) -> None:
     """The folder of n + add hard links and its store (the data's rows) with the `add` stage's index."""
     import shutil
 
-    from vector_search.store import Store, store_dir
+    from vector_search.store.store import Store, store_dir
 
     folder, directory = library_root(args), store_dir(update_root(args), ENCODER)
     if directory.exists():
@@ -348,7 +348,7 @@ def stage_library(args) -> None:
 def precomputed(vectors: dict[str, np.ndarray], called: list[float]) -> Embedder:
     """An embedder that hands back `vectors[path]` (no network); appends the time it starts and
     ends to `called` (the end of the plan, the start of the commit)."""
-    from vector_search.embedding import Embedded
+    from vector_search.imaging.embedding import Embedded
 
     def embed(paths: list[str]):
         called.append(time.perf_counter())
@@ -371,10 +371,10 @@ def stage_update(args) -> None:
 
 
 def stage_update_child(args) -> None:
-    from vector_search import locks
-    from vector_search.spaces import ImageSpace
-    from vector_search.store import store_dir
-    from vector_search.updates import update_store
+    from vector_search.search.spaces import ImageSpace
+    from vector_search.store import locks
+    from vector_search.store.store import store_dir
+    from vector_search.store.updates import update_store
 
     folder, root = library_root(args), update_root(args)
     directory = store_dir(root, ENCODER)
@@ -406,7 +406,7 @@ def stage_update_child(args) -> None:
 
 def stage_threshold(args) -> None:
     """Annoy (the seed's kind) against IVF-PQ + re-rank at growing sizes: where Annoy stops being best."""
-    from vector_search.ivf import build_ivf
+    from vector_search.search.ivf import build_ivf
 
     queries = np.load(args.dir / "queries.npy")[:200]
     for n in args.sizes:

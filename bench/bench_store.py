@@ -36,7 +36,7 @@ def rss_mib() -> float:
 
 
 def synthetic_items(start: int, stop: int):
-    from vector_search.store import Item
+    from vector_search.store.store import Item
 
     return [Item(f"class{i % 20:02d}/photo_{i:07d}.jpg", 100_000 + i, 1_700_000_000_000_000_000 + i,
                  hashlib.sha256(i.to_bytes(8, "little")).hexdigest()) for i in range(start, stop)]
@@ -53,7 +53,7 @@ def write(folder: Path, rows: int, dim: int) -> dict:
     """Write the synthetic store; returns the seconds it took and the rows/s of the appends."""
     import numpy as np
 
-    from vector_search.store import Store
+    from vector_search.store.store import Store
 
     rng = np.random.default_rng(0)
     start = time.perf_counter()
@@ -72,7 +72,7 @@ def child_open(folder: Path) -> None:
     import numpy as np  # noqa: F401  (imported before the baseline, as any user of the store has)
     import pyarrow  # noqa: F401
 
-    from vector_search.store import Store
+    from vector_search.store.store import Store
 
     base = rss_mib()
     start = time.perf_counter()
@@ -96,7 +96,7 @@ def child_append(folder: Path, rows: int) -> None:
     """In a fresh process: append `rows` rows to the store (one commit) and time it."""
     import numpy as np
 
-    from vector_search.store import Store
+    from vector_search.store.store import Store
 
     store = Store.load(folder)
     n, dim = len(store), store.vectors.shape[1]

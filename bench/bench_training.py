@@ -42,7 +42,7 @@ def classic_epoch(photos: np.ndarray, targets: np.ndarray, seed: int) -> float:
     import keras
     from keras import layers
 
-    from vector_search.encoders import get_encoder
+    from vector_search.imaging.encoders import get_encoder
     from vector_search.joint.hybrid import HYBRID_SETTINGS as s
 
     keras.utils.set_random_seed(seed)
@@ -68,10 +68,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from vector_search import joint
-    from vector_search.encoders import get_encoder
-    from vector_search.images import load_image
-    from vector_search.store import open_store
-    from vector_search.words import load_words
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.imaging.images import load_image
+    from vector_search.store.store import open_store
+    from vector_search.text.words import load_words
 
     print(f"machine: {machine()}")
     store = open_store(args.store, "efficientnet-lite0")

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from _common import machine
 
-from vector_search.index import build_index, default_params, load_or_build
-from vector_search.words import DEFAULT_INDEX_KIND, load_words
+from vector_search.search.index import build_index, default_params, load_or_build
+from vector_search.text.words import DEFAULT_INDEX_KIND, load_words
 
 
 def per_query_ms(search, queries: np.ndarray) -> float:

@@ -24,8 +24,8 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from vector_search import config
-from vector_search.index import exact_index
-from vector_search.words import PACKAGED_NAME, WordVectors, load_words
+from vector_search.search.index import exact_index
+from vector_search.text.words import PACKAGED_NAME, WordVectors, load_words
 
 
 def write_glove_text(wv: WordVectors, path: Path) -> None:

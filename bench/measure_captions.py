@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, pascal_features  # noqa: E402
 
 from vector_search import joint  # noqa: E402
-from vector_search.datasets import default_captions_dir, read_captions  # noqa: E402
-from vector_search.evaluate import class_queries, tag_accuracy, text_to_image  # noqa: E402
-from vector_search.evaluate_sentences import sentence_retrieval  # noqa: E402
+from vector_search.datasets.pascal import default_captions_dir, read_captions  # noqa: E402
+from vector_search.evaluation.evaluate import class_queries, tag_accuracy, text_to_image  # noqa: E402
+from vector_search.evaluation.sentences import sentence_retrieval  # noqa: E402
 from vector_search.joint import captions as caption_method  # noqa: E402
-from vector_search.words import load_words  # noqa: E402
+from vector_search.text.words import load_words  # noqa: E402
 
 
 def main() -> None:

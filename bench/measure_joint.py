@@ -36,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PASCAL  # noqa: E402
 
-from vector_search import evaluate, joint  # noqa: E402
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES  # noqa: E402
-from vector_search.index import normalize  # noqa: E402
+from vector_search import joint  # noqa: E402
+from vector_search.evaluation import evaluate
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES  # noqa: E402
 from vector_search.joint import blend, conse  # noqa: E402
-from vector_search.words import WordVectors, load_words  # noqa: E402
+from vector_search.search.index import normalize  # noqa: E402
+from vector_search.text.words import WordVectors, load_words  # noqa: E402
 
 BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
 
@@ -48,9 +49,9 @@ BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
 def load_features(dataset: Path, store_root: Path, encoder: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str, list]:
     """Features (from the feature store, embedding only what is missing), class labels, ImageNet head,
     the name of the encoder that made the features, and each photo's captions (none: [])."""
-    from vector_search.datasets import default_captions_dir, read_captions
-    from vector_search.encoders import get_encoder
-    from vector_search.updates import update_store
+    from vector_search.datasets.pascal import default_captions_dir, read_captions
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.store.updates import update_store
 
     store, _ = update_store(dataset, store_root, encoder)
     folder = default_captions_dir(dataset)
@@ -163,8 +164,8 @@ def tune_blend(features, labels, head, words, vocab, classes, zs_sets) -> None:
 
 def measure_reweight(features: np.ndarray, labels: np.ndarray, head: tuple[np.ndarray, np.ndarray]) -> None:
     """Share of a photo's 10 nearest photos that show class X, without and with re-weighting."""
-    from vector_search.imagenet import find_class
-    from vector_search.query import class_weights, reweight
+    from vector_search.imaging.imagenet import find_class
+    from vector_search.text.query import class_weights, reweight
 
     print("re-weighting: mean share of the 10 nearest photos (over all 1000 queries) in the Pascal class")
     for pascal, imagenet in (("cat", "Siamese cat"), ("dog", "golden retriever"), ("car", "sports car"), ("bird", "goldfinch")):

@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, pascal_features  # noqa: E402
 
 from vector_search import joint  # noqa: E402
-from vector_search.datasets import captions  # noqa: E402
-from vector_search.index import normalize  # noqa: E402
-from vector_search.sentences import CLASS_WEIGHT, SHARPNESS, SIF_A, Collection, tokens, weigh_term  # noqa: E402
-from vector_search.words import WordVectors, load_words  # noqa: E402
+from vector_search.datasets.pascal import captions  # noqa: E402
+from vector_search.search.index import normalize  # noqa: E402
+from vector_search.text.sentences import CLASS_WEIGHT, SHARPNESS, SIF_A, Collection, tokens, weigh_term  # noqa: E402
+from vector_search.text.words import WordVectors, load_words  # noqa: E402
 
 SYNONYM_QUERIES = {
     "aeroplane": ["plane", "airplane", "aircraft", "jet"],

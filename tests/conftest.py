@@ -12,8 +12,8 @@ import pytest
 from vector_search import config
 
 if TYPE_CHECKING:
-    from vector_search.encoders import Encoder
-    from vector_search.words import WordVectors
+    from vector_search.imaging.encoders import Encoder
+    from vector_search.text.words import WordVectors
 
 ROOT = Path(__file__).resolve().parents[1]
 PASCAL = config.pascal_root()
@@ -51,7 +51,7 @@ def tmp_glove(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
     build) use the user's cache (config.cache_root()), where it is built once (test_words, test_app,
     test_fuzz); the quick loop never builds it.
     """
-    from vector_search.words import load_words
+    from vector_search.text.words import load_words
 
     return load_words(cache_dir=tmp_path_factory.mktemp("glove"))
 
@@ -59,7 +59,7 @@ def tmp_glove(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
 @pytest.fixture(scope="session")
 def lite0() -> Encoder:
     """The real EfficientNet-Lite0 encoder (weights from the project's models/encoders cache), shared."""
-    from vector_search.encoders import get_encoder
+    from vector_search.imaging.encoders import get_encoder
 
     return get_encoder("efficientnet-lite0")
 

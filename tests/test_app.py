@@ -20,9 +20,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Header
 
-from vector_search.encoders import DEFAULT_ENCODER, ENCODER_NAMES, describe
 from vector_search.engine import Engine
-from vector_search.images import class_of
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES, describe
+from vector_search.imaging.images import class_of
 
 APP = ROOT / "app.py"
 TIMEOUT = 600  # the first run loads TensorFlow and embeds the photos
@@ -392,7 +392,8 @@ def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp
 def test_map_and_pickers_of_a_store_bigger_than_their_samples(monkeypatch, photos: Path, features: Path, tmp_path: Path) -> None:
     """A store bigger than the sample sizes (here made small: 12 dots, 10 photos to pick from, of
     19) shows a fixed, seeded, class-stratified sample, the same on every rerun, and says so."""
-    from vector_search import projection, sampling
+    from vector_search.search import projection
+    from vector_search.store import sampling
 
     monkeypatch.setattr(projection, "MAP_SAMPLE", 12)
     monkeypatch.setattr(sampling, "PICKER_SAMPLE", 10)

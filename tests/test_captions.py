@@ -11,7 +11,7 @@ import pytest
 from conftest import PASCAL, copy_subset
 
 from vector_search import joint
-from vector_search.datasets import default_captions_dir, read_captions, store_captions
+from vector_search.datasets.pascal import default_captions_dir, read_captions, store_captions
 from vector_search.engine import Engine
 from vector_search.joint import JointModel, ModelMismatchError
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import copy_subset
 from PIL import Image
 
-from vector_search.images import find_images, load_image
-from vector_search.updates import update_store
+from vector_search.imaging.images import find_images, load_image
+from vector_search.store.updates import update_store
 
 PHOTOS = ["cat/2008_000116.jpg", "bus/2008_000032.jpg", "boat/2008_000195.jpg"]
 

@@ -16,7 +16,8 @@ from conftest import copy_subset
 from PIL import Image
 from skimage import data
 
-from vector_search.encoders import (
+from vector_search.engine import Engine
+from vector_search.imaging.encoders import (
     DEFAULT_ENCODER,
     ENCODER_FIGURES,
     ENCODER_NAMES,
@@ -26,14 +27,13 @@ from vector_search.encoders import (
     encoders_help,
     get_encoder,
 )
-from vector_search.encoders import efficientnet_lite as lite_module
-from vector_search.encoders.efficientnet_lite import SPECS, LiteEncoder, packaged_weights
-from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
-from vector_search.engine import Engine
-from vector_search.imagenet import find_class
+from vector_search.imaging.encoders import efficientnet_lite as lite_module
+from vector_search.imaging.encoders.efficientnet_lite import SPECS, LiteEncoder, packaged_weights
+from vector_search.imaging.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
+from vector_search.imaging.imagenet import find_class
 from vector_search.joint import ModelMismatchError, conse_model
-from vector_search.store import StoreError, open_store
-from vector_search.updates import update_store
+from vector_search.store.store import StoreError, open_store
+from vector_search.store.updates import update_store
 
 ROOT = Path(__file__).resolve().parents[1]
 CATS = {find_class(n) for n in ("tabby", "tiger cat", "Egyptian cat")}
@@ -59,7 +59,7 @@ def test_import_and_construction_do_not_load_tensorflow_or_torch(tmp_path: Path)
     code = (
         "import sys\n"
         "from PIL import Image\n"
-        "from vector_search.encoders import get_encoder\n"
+        "from vector_search.imaging.encoders import get_encoder\n"
         "lite, vgg = get_encoder(), get_encoder('vgg16', weights='/nonexistent.h5')\n"
         "img = Image.new('RGB', (320, 240))\n"
         "assert lite.preprocess(img).shape == vgg.preprocess(img).shape == (224, 224, 3)\n"
@@ -277,7 +277,7 @@ def test_vgg16_weights_that_cannot_be_downloaded_give_a_clear_error(tmp_path: Pa
     proxy that refuses): one line, naming --weights. In a fresh interpreter: Keras reads KERAS_HOME
     when it is imported."""
     code = (
-        "from vector_search.encoders import EncoderError, get_encoder\n"
+        "from vector_search.imaging.encoders import EncoderError, get_encoder\n"
         "try:\n"
         "    get_encoder('vgg16').classifier()\n"
         "except EncoderError as e:\n"

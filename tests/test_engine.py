@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import copy_subset
 
-from vector_search import query
 from vector_search.engine import Engine, Loaded, loaded_once
-from vector_search.imagenet import ClassNameError, class_names
-from vector_search.index import exact_index
-from vector_search.projection import store_map
+from vector_search.imaging.imagenet import ClassNameError, class_names
+from vector_search.search.index import exact_index
+from vector_search.search.projection import store_map
+from vector_search.text import query
 
 
 class CountingLoaded(Loaded):
@@ -97,7 +97,7 @@ def test_an_engine_loads_no_model_for_indexed_photos(indexed: tuple[Path, Path])
 def test_a_store_saved_by_another_process_is_picked_up_only_when_complete(indexed: tuple[Path, Path], tmp_path: Path) -> None:
     """Another writer's checkpoints (complete=False) leave readers on the last complete state; its
     final save replaces what they loaded, whole."""
-    from vector_search.store import Store
+    from vector_search.store.store import Store
 
     _, store = indexed
     features = tmp_path / "features"

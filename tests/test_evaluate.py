@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vector_search import evaluate as ev
-from vector_search.index import build_index, exact_index
+from vector_search.evaluation import evaluate as ev
+from vector_search.search.index import build_index, exact_index
 
 
 def angles(*degrees: float) -> np.ndarray:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
-from vector_search.query import QueryError, QueryVector, parse_query, query_vector
-from vector_search.words import UnknownWordError, WordVectors, load_words
+from vector_search.text.query import QueryError, QueryVector, parse_query, query_vector
+from vector_search.text.words import UnknownWordError, WordVectors, load_words
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
 """The app's data helpers: the built-in gallery, the Pascal Sentences downloader and dataset
-summary (vector_search.datasets), and the 2-D map (vector_search.projection)."""
+summary (vector_search.datasets.pascal), and the 2-D map (vector_search.search.projection)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vector_search import datasets, gallery
-from vector_search.datasets import DownloadError, download_pascal_sentences, parse_index
-from vector_search.images import find_images, load_image
-from vector_search.projection import project_2d
+from vector_search.datasets import gallery
+from vector_search.datasets import pascal as datasets
+from vector_search.datasets.pascal import DownloadError, download_pascal_sentences, parse_index
+from vector_search.imaging.images import find_images, load_image
+from vector_search.search.projection import project_2d
 
 # --- gallery -------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vector_search.imagenet import ClassNameError, class_ancestors, class_id, class_names, class_synonyms, find_class
+from vector_search.imaging.imagenet import ClassNameError, class_ancestors, class_id, class_names, class_synonyms, find_class
 
 
 def test_standard_order_and_format() -> None:

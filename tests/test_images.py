@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vector_search.images import ImageError, class_of, find_images, iter_batches, load_image
+from vector_search.imaging.images import ImageError, class_of, find_images, iter_batches, load_image
 
 CAT = "cat/2008_000116.jpg"
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vector_search.fileio import save_json
-from vector_search.index import (
+from vector_search.search.index import (
     KINDS,
     Index,
     IndexFileError,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from vector_search import joint
-from vector_search.evaluate import text_to_image
-from vector_search.imagenet import find_class
-from vector_search.images import find_images, load_image
-from vector_search.index import normalize
+from vector_search.evaluation.evaluate import text_to_image
+from vector_search.imaging.imagenet import find_class
+from vector_search.imaging.images import find_images, load_image
 from vector_search.joint.conse import convex_combination
-from vector_search.words import WordVectors
+from vector_search.search.index import normalize
+from vector_search.text.words import WordVectors
 
 CLASSES = ("aeroplane", "boat", "cat", "dog", "dining_table")  # 10 photos each
 

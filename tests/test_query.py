@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vector_search.imagenet import find_class
-from vector_search.index import normalize
-from vector_search.query import QueryError, class_weights, parse_query, query_vector, reweight
-from vector_search.sentences import sif_weights
-from vector_search.words import WordVectors
+from vector_search.imaging.imagenet import find_class
+from vector_search.search.index import normalize
+from vector_search.text.query import QueryError, class_weights, parse_query, query_vector, reweight
+from vector_search.text.sentences import sif_weights
+from vector_search.text.words import WordVectors
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from conftest import DATASET, ROOT, copy_subset
 
 from vector_search import cli
 from vector_search.engine import Engine
-from vector_search.store import Store, store_dir
-from vector_search.updates import update_store
+from vector_search.store.store import Store, store_dir
+from vector_search.store.updates import update_store
 
 ENCODER = "efficientnet-lite0"
 PER_CLASS = 10  # 20 classes: 200 photos
@@ -31,7 +31,7 @@ PER_CLASS = 10  # 20 classes: 200 photos
 def ray_local():
     """A local Ray for the whole module, started as the Ray path starts it."""
     ray = __import__("ray") if os.environ.get("CI") else pytest.importorskip("ray")
-    from vector_search.ray_embedding import connect
+    from vector_search.imaging.ray_embedding import connect
 
     assert connect(ray, None)
     yield ray
@@ -88,7 +88,7 @@ def test_ray_index_gives_the_local_store(ray_local, photos, local_store, tmp_pat
 def test_ray_index_resumes_and_embeds_only_new_photos(ray_local, photos, local_store, tmp_path):
     """Interrupted after a few batches, a run resumes from its checkpoint; then photos added to
     the folder are the only ones embedded."""
-    from vector_search.ray_embedding import ray_embedder
+    from vector_search.imaging.ray_embedding import ray_embedder
 
     folder = tmp_path / "photos"
     shutil.copytree(photos, folder, ignore=lambda d, names: [n for n in names if n in ("train", "tv_monitor")])
@@ -136,7 +136,7 @@ def test_ray_not_installed_is_one_line(monkeypatch, small_dataset, tmp_path, cap
 
 
 def test_plain_commands_do_not_import_ray():
-    code = "import sys, vector_search.cli, vector_search.ray_embedding; print('ray' in sys.modules)"
+    code = "import sys, vector_search.cli, vector_search.imaging.ray_embedding; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -31,12 +31,12 @@ import pytest
 from conftest import DATASET, ROOT, copy_subset
 from PIL import Image
 
-from vector_search import storefiles
 from vector_search.engine import Engine
-from vector_search.images import MAX_BYTES, ImageError, load_image
-from vector_search.store import Store, StoreError
-from vector_search.storefiles import MANIFEST_FILE
-from vector_search.words import load_words
+from vector_search.imaging.images import MAX_BYTES, ImageError, load_image
+from vector_search.store import files as storefiles
+from vector_search.store.files import MANIFEST_FILE
+from vector_search.store.store import Store, StoreError
+from vector_search.text.words import load_words
 
 ENCODER = "efficientnet-lite0"
 PACKAGE = ROOT / "vector_search"
@@ -681,7 +681,7 @@ def test_no_pickle_from_disk_in_the_source() -> None:
     problems = []
     forbidden = {"pickle.load", "pickle.loads", "torch.load", "joblib.load", "dill.load", "dill.loads", "marshal.load",
                  "marshal.loads", "shelve.open", "pandas.read_pickle", "pd.read_pickle", "yaml.load", "yaml.unsafe_load"}
-    legacy = PACKAGE / "encoders" / "torch_legacy.py"
+    legacy = PACKAGE / "imaging" / "encoders" / "torch_legacy.py"
     for file, tree in package_sources().items():
         text = file.read_text(encoding="utf-8")
         rel = file.relative_to(ROOT)
@@ -717,7 +717,7 @@ def test_no_pickle_from_disk_in_the_source() -> None:
 
 def test_restricted_unpickler_refuses_a_malicious_state_dict(tmp_path: Path) -> None:
     """The one pickle reader (torch legacy .pth) refuses globals it does not know, wherever they hide."""
-    from vector_search.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
+    from vector_search.imaging.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
 
     marker = tmp_path / "owned"
     for position in range(4):  # a malicious object in place of each pickle the reader loads

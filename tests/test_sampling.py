@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from vector_search.sampling import sample_rows
+from vector_search.store.sampling import sample_rows
 
 # the class of each row of a store of 2,000 photos in three unequal classes, rows interleaved
 CLASSES = ["cat", "bus", "bus", "boat"] * 400 + ["cat"] * 400

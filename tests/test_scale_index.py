@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vector_search import index as nn
-from vector_search import segments, spaces
-from vector_search.ivf import build_ivf
-from vector_search.rows import SpaceRows, chunked_mean
-from vector_search.segments import SegmentedIndex, open_segmented
+from vector_search.search import index as nn
+from vector_search.search import segments, spaces
+from vector_search.search.ivf import build_ivf
+from vector_search.search.rows import SpaceRows, chunked_mean
+from vector_search.search.segments import SegmentedIndex, open_segmented
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_scale import mixtures  # noqa: E402
@@ -25,7 +25,7 @@ from bench_scale import mixtures  # noqa: E402
 @pytest.fixture(scope="module")
 def pascal_vectors(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path, lite0) -> np.ndarray:
     """The real Lite0 vectors of the 1000 Pascal photos (embedded once for the module)."""
-    from vector_search.updates import update_store
+    from vector_search.store.updates import update_store
 
     store, _ = update_store(pascal_dataset, tmp_path_factory.mktemp("pascal"), "efficientnet-lite0", lite0)
     return np.asarray(store.vectors, np.float32)
@@ -169,7 +169,7 @@ def test_an_ivf_store_down_to_one_photo_still_indexes_and_answers(tmp_path: Path
 @pytest.mark.slow
 def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path) -> None:
     from vector_search.cli import main
-    from vector_search.store import open_store
+    from vector_search.store.store import open_store
 
     store_root = tmp_path / "features"
     assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
@@ -193,7 +193,7 @@ def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path
 def test_a_rebuild_keeps_the_recorded_index_kind(tmp_path: Path, small_dataset: Path) -> None:
     from vector_search.cli import main
     from vector_search.engine import Engine
-    from vector_search.store import open_store
+    from vector_search.store.store import open_store
 
     store_root = tmp_path / "features"
     assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "hnsw"]) == 0
@@ -217,7 +217,7 @@ def test_rerank_cosines_equal_those_of_the_materialised_rows(centred: bool) -> N
 @pytest.mark.slow
 def test_joint_space_of_a_big_store_transforms_only_the_appended_rows(tmp_path: Path, lite0, tmp_glove, mixed: np.ndarray) -> None:
     from vector_search.joint import conse_model
-    from vector_search.store import Item, Store
+    from vector_search.store.store import Item, Store
 
     def items(first: int, count: int) -> list[Item]:
         return [Item(f"mix/{i:05d}.jpg", i + 1, i, f"{i:064x}") for i in range(first, first + count)]
@@ -248,8 +248,8 @@ def test_an_annoy_store_that_keeps_deleted_rows_still_answers_k_live_photos(tmp_
     compaction turned off)."""
     from conftest import copy_subset
 
-    from vector_search import updates
     from vector_search.engine import Engine
+    from vector_search.store import updates
 
     monkeypatch.setattr(updates, "COMPACT_BELOW_BYTES", 0)
     monkeypatch.setattr(updates, "COMPACT_DELETED_SHARE", 1.0)

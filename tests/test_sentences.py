@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vector_search.query import query_vector
-from vector_search.sentences import Collection, sif_weights, tokens, weigh_term
-from vector_search.synonyms import class_name_synonyms, reached_class, singular_forms
-from vector_search.words import WordVectors
+from vector_search.text.query import query_vector
+from vector_search.text.sentences import Collection, sif_weights, tokens, weigh_term
+from vector_search.text.synonyms import class_name_synonyms, reached_class, singular_forms
+from vector_search.text.words import WordVectors
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_a_sentence_reaches_a_class_through_a_synonym(tmp_glove: WordVectors) ->
 
 
 def test_sentence_figures_exact_on_a_tiny_collection(tiny: WordVectors) -> None:
-    from vector_search.evaluate_sentences import sentence_retrieval
+    from vector_search.evaluation.sentences import sentence_retrieval
 
     photos = np.asarray([tiny.vector(w) for w in ("cat", "sun", "dog")], np.float32)  # joint vectors on their words
     captions = [["The cat."], ["sun"], ["dog", "cat"]]  # the last photo's second caption names another class

@@ -27,11 +27,11 @@ from conftest import ROOT, copy_subset
 from PIL import Image
 from test_robustness import cli, cli_args, cli_env, json_rows, summary
 
-from vector_search import locks
 from vector_search.engine import Engine
 from vector_search.joint import JointModel
-from vector_search.store import Store
-from vector_search.storefiles import MANIFEST_FILE
+from vector_search.store import locks
+from vector_search.store.files import MANIFEST_FILE
+from vector_search.store.store import Store
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -42,7 +42,7 @@ ENCODER = "efficientnet-lite0"
 
 HOLDER = """
 import sys, time
-from vector_search import locks
+from vector_search.store import locks
 from vector_search.engine import Engine
 with locks.writer_lock(sys.argv[1], "the test target"):
     print("held", flush=True)
@@ -84,7 +84,7 @@ def test_threads_of_one_process_take_turns(tmp_path: Path, caplog: pytest.LogCap
             order.append("second")
 
     handler = Waiting()
-    logging.getLogger("vector_search.locks").addHandler(handler)
+    logging.getLogger("vector_search.store.locks").addHandler(handler)
     try:
         with locks.writer_lock(target, "the model"):
             with pytest.raises(locks.LockBusyError):
@@ -96,7 +96,7 @@ def test_threads_of_one_process_take_turns(tmp_path: Path, caplog: pytest.LogCap
             order.append("first")  # ...and did not get in while we hold the lock
         thread.join()
     finally:
-        logging.getLogger("vector_search.locks").removeHandler(handler)
+        logging.getLogger("vector_search.store.locks").removeHandler(handler)
     assert order == ["first", "second"]
 
 
@@ -263,7 +263,7 @@ def test_a_failed_save_of_any_kind_leaves_the_files_and_no_temporary(tmp_path: P
 INDEX_SCRIPT = """
 import sys
 import numpy as np
-from vector_search import index as nn
+from vector_search.search import index as nn
 vectors = np.load(sys.argv[1])[: int(sys.argv[3])]
 for kind in ("annoy", "hnsw"):
     index = nn.load_or_build(f"{sys.argv[2]}/words.{kind}", vectors, f"first {len(vectors)}", kind)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vector_search.store import Store, StoreError, open_store
-from vector_search.storefiles import MANIFEST_FILE
-from vector_search.updates import update_store
+from vector_search.store.files import MANIFEST_FILE
+from vector_search.store.store import Store, StoreError, open_store
+from vector_search.store.updates import update_store
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,13 @@ import pytest
 from conftest import copy_subset
 from test_robustness import cli, json_rows
 
-from vector_search import storefiles, updates
 from vector_search.engine import Engine
-from vector_search.images import load_image
-from vector_search.store import Store, StoreError
-from vector_search.storefiles import LEGACY_FILE, MANIFEST_FILE
-from vector_search.updates import update_store
+from vector_search.imaging.images import load_image
+from vector_search.store import files as storefiles
+from vector_search.store import updates
+from vector_search.store.files import LEGACY_FILE, MANIFEST_FILE
+from vector_search.store.store import Store, StoreError
+from vector_search.store.updates import update_store
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from vector_search import config
-from vector_search import index as nn
-from vector_search import words as words_module
 from vector_search.errors import VectorSearchError
-from vector_search.index import exact_index, recall_at_k
-from vector_search.words import (
+from vector_search.search import index as nn
+from vector_search.search.index import exact_index, recall_at_k
+from vector_search.text import words as words_module
+from vector_search.text.words import (
     DEFAULT_INDEX_KIND,
     EXACT_SCAN_QUERIES,
     EXACT_SCAN_QUERIES_UNBUILT,

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vector_search.imagenet import class_synonyms  # noqa: E402
+from vector_search.imaging.imagenet import class_synonyms  # noqa: E402
 
 OUT = ROOT / "vector_search" / "data" / "imagenet_hierarchy.json"
 

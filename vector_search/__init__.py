@@ -1,6 +1,6 @@
 """vector_search: semantic search over images and words."""
 
-from .config import quiet_tensorflow
+from vector_search.config import quiet_tensorflow
 
 quiet_tensorflow()
 

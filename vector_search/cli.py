@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .encoders import DEFAULT_ENCODER, ENCODER_NAMES
-from .engine import Engine, Result
-from .errors import VectorSearchError
-from .joint import DEFAULT_METHOD, METHODS
-from .query import QueryVector
-from .spaces import ANNOY_MAX, KINDS, index_kind
-from .words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
+from vector_search.engine import Engine, Result
+from vector_search.errors import VectorSearchError
+from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
+from vector_search.joint import DEFAULT_METHOD, METHODS
+from vector_search.search.spaces import ANNOY_MAX, KINDS, index_kind
+from vector_search.text.query import QueryVector
+from vector_search.text.words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
 
 
 class UsageError(VectorSearchError, ValueError):
@@ -180,7 +180,7 @@ def run_index(args: argparse.Namespace) -> int:
 
     engine, embedder = _engine(args), None
     if args.ray is not None:
-        from .ray_embedding import ray_embedder
+        from vector_search.imaging.ray_embedding import ray_embedder
 
         embedder = ray_embedder(engine.encoder_in_use(), args.ray or None, weights=args.weights)
     try:
@@ -204,7 +204,7 @@ def run_index(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .datasets import download_pascal_sentences
+    from vector_search.datasets.pascal import download_pascal_sentences
 
     with tqdm(unit="photo", desc="downloading") as bar:
         def progress(done: int, total: int) -> None:
@@ -246,7 +246,7 @@ def _class_list(text: str) -> list[str]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import DEFAULT_HOLDOUT, evaluate, format_report
+    from vector_search.evaluation.evaluate import DEFAULT_HOLDOUT, evaluate, format_report
 
     holdout = DEFAULT_HOLDOUT if args.holdout_classes is None else _class_list(args.holdout_classes)
     progress = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))

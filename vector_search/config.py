@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import VectorSearchError
+from vector_search.errors import VectorSearchError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # the source checkout (for the shared dataset beside it)
 

@@ -20,15 +20,17 @@ from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from . import config, locks, query
-from .errors import VectorSearchError
-from .images import load_image
-from .projection import StoreMap, store_map
-from .sampling import Overview
-from .spaces import ImageSpace, JointSpace
-from .store import Store, open_store, store_dir, store_encoders
-from .updates import file_sha256, update_store
-from .words import DEFAULT_INDEX_KIND
+from vector_search import config
+from vector_search.errors import VectorSearchError
+from vector_search.imaging.images import load_image
+from vector_search.search.projection import StoreMap, store_map
+from vector_search.search.spaces import ImageSpace, JointSpace
+from vector_search.store import locks
+from vector_search.store.sampling import Overview
+from vector_search.store.store import Store, open_store, store_dir, store_encoders
+from vector_search.store.updates import file_sha256, update_store
+from vector_search.text import query
+from vector_search.text.words import DEFAULT_INDEX_KIND
 
 T = TypeVar("T")
 _MISSING = object()
@@ -98,7 +100,7 @@ class Loaded:
     @loaded_once
     def joint(self):  # -> joint.JointModel
         """The trained joint model if there is one, else ConSE (open vocabulary, no training)."""
-        from . import joint
+        from vector_search import joint
 
         engine, encoder = self.engine, self.store.encoder
         path = engine.joint_model_path()
@@ -116,7 +118,7 @@ class Loaded:
     @loaded_once
     def collection(self):  # -> sentences.Collection
         """What text queries are weighed against: the photos' joint vectors and the class names."""
-        from .sentences import Collection
+        from vector_search.text.sentences import Collection
 
         return Collection.of(self.joint_space.vectors, self.store.classes, self.engine.words)
 
@@ -188,7 +190,7 @@ class Engine:
     def encoder_in_use(self) -> str:
         """The encoder's name: `encoder_name`, else that of the only store under store_root, else the
         default. It depends on the folder only, never on what was loaded before."""
-        from .encoders import DEFAULT_ENCODER
+        from vector_search.imaging.encoders import DEFAULT_ENCODER
 
         if self.encoder_name:
             return self.encoder_name
@@ -204,7 +206,7 @@ class Engine:
         key = f"encoder:{name}"
         encoder = self._parts.get(key)
         if encoder is None:
-            from .encoders import get_encoder
+            from vector_search.imaging.encoders import get_encoder
 
             with self._lock:
                 if key not in self._parts:
@@ -214,13 +216,13 @@ class Engine:
 
     @loaded_once
     def words(self):  # -> words.WordVectors
-        from .words import load_words
+        from vector_search.text.words import load_words
 
         return load_words(self.words_path)
 
     @loaded_once
     def tag_vocabulary(self):  # -> joint.TagVocabulary
-        from .joint import tag_vocabulary
+        from vector_search.joint import tag_vocabulary
 
         return tag_vocabulary(self.words)
 
@@ -260,8 +262,8 @@ class Engine:
         lock (`wait` as in index()). `captions`: as datasets.store_captions; without a `method`,
         "captions" (joint/captions.py) if there are captions, else the default blend.
         """
-        from . import joint
-        from .datasets import store_captions
+        from vector_search import joint
+        from vector_search.datasets.pascal import store_captions
 
         store = self.store
         found = store_captions(store, captions) if method in (None, "captions") else None
@@ -360,7 +362,7 @@ class Engine:
     def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
         """Per-feature weights of one ImageNet class, by id or name (see query.class_weights and
         imagenet.class_id), for the encoder in use (or `encoder_name`)."""
-        from .imagenet import class_id
+        from vector_search.imaging.imagenet import class_id
 
         cid = class_id(choice)
         encoder = self.encoder_named(encoder_name or self.encoder_in_use())
@@ -371,7 +373,7 @@ class Engine:
 
     def tags(self, image: ImageQuery, k: int = 5) -> list[Result]:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
-        from .joint import tags
+        from vector_search.joint import tags
 
         loaded = self.current()
         joint_vector = loaded.joint.tag_vectors(self.image_vector(image, loaded)[0][None])

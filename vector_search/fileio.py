@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
-from .errors import VectorSearchError
+from vector_search.errors import VectorSearchError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over RLIMIT_FSIZE
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import config
-from .errors import VectorSearchError
+from vector_search import config
+from vector_search.errors import VectorSearchError
 
 
 class PathNotAllowedError(VectorSearchError, PermissionError):

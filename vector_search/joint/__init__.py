@@ -30,12 +30,12 @@ Measured by bench/measure_joint.py on Pascal Sentences (Lite0 features, GloVe 6B
 
 from __future__ import annotations
 
-from .data import Progress, split
-from .methods import DEFAULT_METHOD, METHODS
-from .model import JointModel, ModelMismatchError, ModelNotFoundError, TrainingError, sidecar
-from .tagging import TagVocabulary, is_tag_word, tag_vocabulary, tags
-from .targets import FREQUENT_WORDS, class_vectors, class_words, imagenet_label_vectors
-from .training import conse_model, train
+from vector_search.joint.data import Progress, split
+from vector_search.joint.methods import DEFAULT_METHOD, METHODS
+from vector_search.joint.model import JointModel, ModelMismatchError, ModelNotFoundError, TrainingError, sidecar
+from vector_search.joint.tagging import TagVocabulary, is_tag_word, tag_vocabulary, tags
+from vector_search.joint.targets import FREQUENT_WORDS, class_vectors, class_words, imagenet_label_vectors
+from vector_search.joint.training import conse_model, train
 
 __all__ = [
     "DEFAULT_METHOD", "FREQUENT_WORDS", "METHODS", "JointModel", "ModelMismatchError", "ModelNotFoundError", "Progress",

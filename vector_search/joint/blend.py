@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..index import normalize
-from . import conse
-from .data import TrainingData
-from .model import TrainingError
+from vector_search.joint import conse
+from vector_search.joint.data import TrainingData
+from vector_search.joint.model import TrainingError
+from vector_search.search.index import normalize
 
 # Settings chosen on validation data inside the train part (`bench/measure_joint.py --tune`):
 # classifier L2 strength (sklearn C), classes mixed (runner-up classes can show among the tags),

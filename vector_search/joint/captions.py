@@ -27,11 +27,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..index import normalize
-from ..words import WordVectors
-from . import blend
-from .data import TrainingData
-from .model import TrainingError
+from vector_search.joint import blend
+from vector_search.joint.data import TrainingData
+from vector_search.joint.model import TrainingError
+from vector_search.search.index import normalize
+from vector_search.text.words import WordVectors
 
 CAPTION_SETTINGS = {"ridge": 1e4, "weight": 0.2}
 
@@ -61,7 +61,7 @@ def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.
 def caption_targets(captions: Sequence[Sequence[str]], words: WordVectors) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) unit mean of each photo's caption vectors, and (n,) whether it has one (a photo
     whose captions hold no known word has none)."""
-    from ..sentences import tokens, weigh_term  # sentences reads joint's stop words and class vectors: import when used
+    from vector_search.text.sentences import tokens, weigh_term  # sentences reads joint's stop words and class vectors: import when used
 
     targets = np.zeros((len(captions), words.dim), np.float32)
     for i, lines in enumerate(captions):

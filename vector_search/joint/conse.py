@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..index import normalize
-from ..words import WordVectors
-from .model import TrainingError
-from .targets import imagenet_label_vectors
+from vector_search.joint.model import TrainingError
+from vector_search.joint.targets import imagenet_label_vectors
+from vector_search.search.index import normalize
+from vector_search.text.words import WordVectors
 
 # How many ImageNet classes an image's vector mixes (measured 10 vs 20: equal).
 CONSE_TOP = 10

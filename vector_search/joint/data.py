@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..words import WordVectors
+from vector_search.text.words import WordVectors
 
 Progress = Callable[[int, dict], None]  # (epoch, {"loss": ..., "val_loss": ...})
 

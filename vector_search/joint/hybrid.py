@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..index import normalize
-from .data import Progress, TrainingData, split
+from vector_search.joint.data import Progress, TrainingData, split
+from vector_search.search.index import normalize
 
 HYBRID_SETTINGS = {"hidden": 2000, "dropout": 0.5, "learning_rate": 0.01, "momentum": 0.9, "batch_size": 32}
 HYBRID_VAL_SIZE = 0.1  # of the train part, to pick the best epoch

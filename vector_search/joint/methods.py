@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import blend, captions, conse, hybrid
-from .data import TrainingData
-from .model import TrainingError
+from vector_search.joint import blend, captions, conse, hybrid
+from vector_search.joint.data import TrainingData
+from vector_search.joint.model import TrainingError
 
 Arrays = dict[str, np.ndarray]
 

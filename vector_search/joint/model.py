@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import fileio
-from ..errors import VectorSearchError
-from ..words import WordVectors
-from . import methods
+from vector_search import fileio
+from vector_search.errors import VectorSearchError
+from vector_search.joint import methods
+from vector_search.text.words import WordVectors
 
 FORMAT = "vector_search.joint"
 FORMAT_VERSION = 1

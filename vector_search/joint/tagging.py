@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index import normalize
-from ..words import WordVectors
-from .targets import FREQUENT_WORDS
+from vector_search.joint.targets import FREQUENT_WORDS
+from vector_search.search.index import normalize
+from vector_search.text.words import WordVectors
 
 # Function words never worth a tag (a short list; the FREQUENT_WORDS cut removes rare junk).
 STOP_WORDS = frozenset(

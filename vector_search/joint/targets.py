@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..imagenet import class_ancestors, class_synonyms
-from ..index import normalize
-from ..words import WordVectors
-from .model import TrainingError
+from vector_search.imaging.imagenet import class_ancestors, class_synonyms
+from vector_search.joint.model import TrainingError
+from vector_search.search.index import normalize
+from vector_search.text.words import WordVectors
 
 # GloVe is ordered by frequency; past the 50,000 most frequent words lie mostly rare names,
 # typos and foreign tokens whose vectors come from few occurrences. Both ImageNet label words

@@ -12,12 +12,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..words import WordVectors
-from . import methods
-from .conse import CONSE_TOP, imagenet_arrays
-from .data import Progress, TrainingData, split
-from .model import JointModel, TrainingError, words_identity
-from .targets import FREQUENT_WORDS, HYPERNYM_DECAY, HYPERNYM_DEPTH, class_vectors
+from vector_search.joint import methods
+from vector_search.joint.conse import CONSE_TOP, imagenet_arrays
+from vector_search.joint.data import Progress, TrainingData, split
+from vector_search.joint.model import JointModel, TrainingError, words_identity
+from vector_search.joint.targets import FREQUENT_WORDS, HYPERNYM_DECAY, HYPERNYM_DEPTH, class_vectors
+from vector_search.text.words import WordVectors
 
 
 def train(

@@ -1,0 +1,1 @@
+"""Datasets: Pascal Sentences (download, captions) and the app's built-in gallery."""

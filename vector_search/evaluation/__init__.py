@@ -1,0 +1,1 @@
+"""Quality figures: image retrieval, tags, zero-shot words, captions (`vector-search evaluate`)."""

@@ -1,0 +1,384 @@
+"""Retrieval metrics as plain functions over numpy arrays, and the whole evaluation of an engine.
+
+Each metric has one implementation, over whole rankings at once (`ranked_relevance` ranks by
+float32 cosine; `precisions_at_k`, `average_precisions` read the rankings).
+
+`evaluate(engine, ...)` computes every figure `vector-search evaluate` prints, in three parts:
+`image_figures` (leave-one-out image->image precision@k / mAP in the space the engine searches),
+`joint_figures` (text->image precision@k and tag accuracy on the joint model's held-out 20% split,
+zero-shot text->image for classes left out of training, and when the dataset has captions the
+sentence figures of evaluate_sentences.py: held-out captions as queries, with and without caption
+training) and `index_recall_figures` (recall@k of each approximate index against exact search). `format_report` turns the figures into the text
+report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vector_search import config
+from vector_search.datasets.pascal import store_captions
+from vector_search.errors import VectorSearchError
+from vector_search.joint import DEFAULT_METHOD, class_words, tags, train
+from vector_search.search import index as nn
+from vector_search.search.index import normalize
+
+
+class EvaluationError(VectorSearchError, ValueError):
+    """An evaluation that cannot run as asked (k < 1, an unknown class to hold out, ...)."""
+
+# --- the metrics, over whole rankings at once -------------------------------------------------------
+
+
+def ranked_relevance(
+    queries: np.ndarray,
+    query_labels: Sequence,
+    items: np.ndarray,
+    item_labels: Sequence,
+    leave_one_out: bool = False,
+) -> np.ndarray:
+    """(q, n) boolean matrix: row i is item relevance (same label) in cosine order for query i.
+
+    Exact float32 ranking (stable: ties keep item order). With `leave_one_out` the queries ARE
+    the items (q == n) and each query's own row is removed from its ranking, giving (n, n - 1).
+    """
+    sims = normalize(np.atleast_2d(queries)) @ normalize(np.atleast_2d(items)).T
+    if leave_one_out:
+        if sims.shape[0] != sims.shape[1]:
+            raise EvaluationError("leave_one_out needs the queries to be the items")
+        np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")
+    if leave_one_out:
+        order = order[:, :-1]  # the query itself sorts last
+    labels = np.asarray(item_labels)
+    return labels[order] == np.asarray(query_labels)[:, None]
+
+
+def precisions_at_k(relevance: np.ndarray, k: int) -> np.ndarray:
+    """Precision@k of each row of a ranked relevance matrix: the share of relevant items among its first k."""
+    if k < 1:
+        raise EvaluationError("k must be at least 1")
+    return np.count_nonzero(relevance[:, :k], axis=1) / k
+
+
+def average_precisions(relevance: np.ndarray) -> np.ndarray:
+    """Average precision of each row: the mean of precision@i over the ranks i of its relevant
+    items (0.0 for a row with none)."""
+    relevance = np.asarray(relevance, bool)
+    hits = np.cumsum(relevance, axis=1)
+    precision = hits / np.arange(1, relevance.shape[1] + 1)
+    total = relevance.sum(axis=1)
+    return np.where(total > 0, (precision * relevance).sum(axis=1) / np.maximum(total, 1), 0.0)
+
+
+def image_retrieval(vectors: np.ndarray, labels: Sequence, k: int = 10) -> dict[str, Any]:
+    """Leave-one-out image->image retrieval: mean precision@k and mAP, relevant = same label.
+
+    Pass the vectors the engine searches (ImageSpace.vectors: normalised then centred); the
+    ranking is by cosine, as the Annoy index (angular) ranks them, but exact.
+    """
+    rel = ranked_relevance(vectors, labels, vectors, labels, leave_one_out=True)
+    return {
+        "queries": int(len(rel)),
+        "k": k,
+        "precision_at_k": float(precisions_at_k(rel, k).mean()),
+        "map": float(average_precisions(rel).mean()),
+    }
+
+
+def text_to_image(
+    query_vectors: np.ndarray, query_labels: Sequence[str], item_vectors: np.ndarray, item_labels: Sequence, k: int = 10
+) -> dict[str, Any]:
+    """Precision@k of each text query (one per class) over joint item vectors, and the mean."""
+    rel = ranked_relevance(query_vectors, query_labels, item_vectors, item_labels)
+    per_class = precisions_at_k(rel, k)
+    return {
+        "k": k,
+        "items": int(len(item_labels)),
+        "per_class": {str(c): round(float(p), 4) for c, p in zip(query_labels, per_class)},
+        "mean_precision_at_k": float(per_class.mean()) if len(per_class) else 0.0,
+    }
+
+
+def tag_accuracy(tag_lists: Sequence[Sequence[str]], labels: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict[str, Any]:
+    """Top-k tag accuracy: a photo is a hit at k if ANY word of its class name (`dining_table`
+    -> dining, table) is among its first k tags (`tag_lists[i]`, best first)."""
+    out: dict[str, Any] = {"photos": len(labels)}
+    for k in ks:
+        hits = [bool(set(class_words(str(label))) & set(t[:k])) for t, label in zip(tag_lists, labels)]
+        out[f"top{k}"] = float(np.mean(hits)) if hits else 0.0
+    return out
+
+
+def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | None = None, leave_out_self: bool = True) -> float:
+    """Recall@k of `index` against exact cosine search over `vectors` (the matrix it was built on).
+
+    `queries` are row numbers of `vectors` used as queries (default: all rows); with
+    `leave_out_self` each query's own row is dropped from both answers before comparing.
+    """
+    vectors = np.asarray(vectors)
+    rows = np.arange(len(vectors)) if queries is None else np.asarray(queries, np.int64)
+    return nn.recall_at_k(index, nn.exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
+
+
+# --- the whole evaluation of an engine --------------------------------------------------------------
+
+# Classes left out of training for the zero-shot figures (Pascal VOC names): two animals, two
+# vehicles, one piece of furniture, so every kind of class stays represented in training.
+DEFAULT_HOLDOUT = ("cat", "bus", "boat", "sheep", "sofa")
+WORD_RECALL_QUERIES = 1000
+
+
+def vgg16_unavailable_reason() -> str | None:
+    """Why VGG16 cannot embed photos here (None if its ImageNet weights are in the Keras cache)."""
+    from vector_search.imaging.encoders.vgg16 import WEIGHTS_FILE
+
+    path = config.keras_home() / "models" / WEIGHTS_FILE
+    if path.is_file():
+        return None
+    return f"VGG16 ImageNet weights not cached ({path} missing) and no internet to download them"
+
+
+def evaluate(
+    engine,
+    dataset: str | os.PathLike | None = None,
+    holdout_classes: Sequence[str] = DEFAULT_HOLDOUT,
+    seed: int = 0,
+    k: int = 10,
+    methods: Sequence[str] | None = None,
+    epochs: int = 50,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every quality figure of an engine's store, as one JSON-ready dict (see `vector-search evaluate`).
+
+    Indexes `dataset` first if given (instant when the store is up to date). Joint models are
+    trained here on the cached features (default method, the classic hybrid, and the captions
+    method if the dataset has captions) and never saved: the user's models/ and the store's joint
+    cache are left alone.
+    """
+    say = progress or (lambda message: None)
+    clock = _Laps()
+    if dataset is not None:
+        say(f"indexing {dataset}")
+        engine.index(dataset)
+    store = engine.store
+    classes = sorted(set(store.classes))
+    holdout = sorted(set(holdout_classes))
+    if unknown := sorted(set(holdout) - set(classes)):
+        raise EvaluationError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
+    captions = store_captions(store)
+    methods = list(methods or (DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
+    clock.lap("index")
+
+    say("image to image")
+    image_to_image = image_figures(engine, k)
+    clock.lap("image_to_image")
+    by_method, models = {}, []
+    for method in methods:
+        say(f"joint method {method}: training on {len(classes)} classes")
+        models.append(train_for_evaluation(engine, method, (), seed, epochs, captions))
+        say(f"joint method {method}: zero-shot, holding out {', '.join(holdout)}")
+        zero_shot_model = train_for_evaluation(engine, method, holdout, seed, epochs, captions)
+        by_method[method] = joint_figures(engine, models[-1], zero_shot_model, k, captions if method != "hybrid" else None)
+        clock.lap(f"joint_{method}")
+    say("index recall")
+    recall = index_recall_figures(engine, models[0], seed, k)
+    clock.lap("index_recall")
+
+    return {
+        "dataset": store.dataset,
+        "encoder": store.encoder,
+        "photos": len(store),
+        "classes": len(classes),
+        "k": k,
+        "seed": seed,
+        "split": {"test_size": 0.2, "stratified": True, "seed": seed, "test_photos": by_method[methods[0]]["text_to_image"]["items"]},
+        "holdout_classes": holdout,
+        "image_to_image": image_to_image,
+        "joint": by_method,
+        "index_recall": recall,
+        "seconds": clock.seconds(),
+    }
+
+
+class _Laps:
+    """Seconds spent in each named part of the evaluation, and in all ("total")."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name], self.last = now - self.last, now
+
+    def seconds(self) -> dict[str, float]:
+        return {name: round(v, 2) for name, v in dict(self.laps, total=time.perf_counter() - self.start).items()}
+
+
+def image_figures(engine, k: int = 10) -> dict[str, Any]:
+    """Leave-one-out image->image retrieval for each encoder: the engine's own store, and other
+    encoders' stores of the same dataset if they were already indexed (else why not)."""
+    from vector_search.imaging.encoders import ENCODER_NAMES
+    from vector_search.search.spaces import ImageSpace
+    from vector_search.store.store import has_store, open_store, store_dir
+
+    store = engine.store
+    figures: dict[str, Any] = {}
+    for name in ENCODER_NAMES:
+        if name == store.encoder:
+            space, labels = engine.images, np.asarray(store.classes)
+        elif has_store(store_dir(engine.store_root, name)):
+            other = open_store(engine.store_root, name)
+            space, labels = ImageSpace.of(other), np.asarray(other.classes)
+        else:
+            reason = vgg16_unavailable_reason() if name == "vgg16" else None
+            hint = f"not indexed under {engine.store_root} (`vector-search index DATASET --encoder {name}`)"
+            figures[name] = {"unavailable": reason or hint}
+            continue
+        figures[name] = dict(image_retrieval(space.vectors, labels, k), space="normalised, centred (ImageSpace)")
+    return figures
+
+
+def train_for_evaluation(
+    engine, method: str, exclude: Sequence[str], seed: int = 0, epochs: int = 50, captions: Sequence[Sequence[str]] | None = None
+):  # -> joint.JointModel
+    """A joint model of the engine's store, trained (never saved) as `vector-search train` would;
+    `captions` (each photo's) reach only the captions method."""
+    store = engine.store
+    return train(
+        store.vectors, store.classes, engine.words, method=method, encoder=store.encoder,
+        imagenet_classifier=engine.encoder.classifier(), exclude_classes=exclude, seed=seed, epochs=epochs,
+        items=[item.path for item in store.items], captions=captions if method == "captions" else None,
+    )
+
+
+def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
+    """One joint method's figures: text->image P@k and tag accuracy on `model`'s test split,
+    zero-shot text->image for the classes `zero_shot_model` never saw, over all photos, and with
+    `captions` (each photo's) the held-out captions as queries (evaluate_sentences.py). Queries are
+    read as the engine reads them, weighed against the photos' joint vectors."""
+    from vector_search.evaluation.sentences import sentence_retrieval
+    from vector_search.text.sentences import Collection
+
+    store, words = engine.store, engine.words
+    labels = np.asarray(store.classes)
+    test = np.asarray(model.meta["split"]["test"], np.int64)
+    vectors = model.transform(store.vectors)
+    zero_shot_vectors = zero_shot_model.transform(store.vectors)
+    classes = sorted(set(labels.tolist()))
+    holdout = zero_shot_model.meta["held_out_classes"]
+    collection = Collection.of(vectors, labels.tolist(), words)  # what this model's queries are weighed against
+
+    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary, 5)]
+    zero_shot = text_to_image(class_queries(zero_shot_vectors, labels, holdout, words), holdout, zero_shot_vectors, labels, k)
+    zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
+    figures = {
+        "train_seconds": model.meta["train_seconds"],
+        "text_to_image": text_to_image(class_queries(vectors, labels, classes, words, collection), classes, vectors[test], labels[test], k),
+        "tags": dict(tag_accuracy(tag_lists, labels[test], (1, 5)), rule="hit if any word of the class name is among the tags"),
+        "zero_shot": zero_shot,
+    }
+    if captions:
+        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k, collection)
+    return figures
+
+
+def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words, collection=None) -> np.ndarray:
+    """(len(names), dim) class names as queries, read as the engine reads them: weighed against
+    the collection of these joint vectors and class labels (a sentences.Collection, built here
+    unless given)."""
+    from vector_search.text.query import query_vector
+    from vector_search.text.sentences import Collection
+
+    collection = Collection.of(joint_vectors, list(labels), words) if collection is None else collection
+    return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
+
+
+def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dict[str, Any]:
+    """Recall@k of each approximate index against exact search, queries = indexed rows, self left
+    out: the image index, an Annoy index over `joint_model`'s vectors (what JointSpace builds below
+    spaces.ANNOY_MAX rows: the evaluated datasets are that small), and the word index on
+    WORD_RECALL_QUERIES random words."""
+    space, words = engine.images, engine.words
+    figures: dict[str, Any] = {
+        "image": {
+            "kind": space.index.kind, "params": space.index.params, "queries": len(space.vectors),
+            f"recall_at_{k}": index_recall(space.index, space.vectors, k),
+        }
+    }
+    vectors = joint_model.transform(engine.store.vectors)
+    ann = nn.build_index(vectors, "annoy")
+    figures["joint"] = {
+        "kind": ann.kind, "params": ann.params, "queries": len(vectors), f"recall_at_{k}": index_recall(ann, vectors, k),
+        "note": f"built as JointSpace builds it, over the {joint_model.method} model's joint vectors",
+    }
+    word_index = words.index()
+    rows = np.random.default_rng(seed).choice(len(words), size=min(WORD_RECALL_QUERIES, len(words)), replace=False)
+    figures["words"] = {
+        "kind": word_index.kind, "params": word_index.params, "queries": len(rows), "vocabulary": len(words),
+        f"recall_at_{k}": index_recall(word_index, words.vectors, k, queries=rows),
+    }
+    return figures
+
+
+# --- the plain-text report --------------------------------------------------------------------------
+
+
+def format_report(figures: dict[str, Any]) -> str:
+    """The figures of `evaluate()` as the plain-text report `vector-search evaluate` prints."""
+    k = figures["k"]
+    lines = [
+        f"{figures['dataset']}: {figures['photos']} photos, {figures['classes']} classes, encoder {figures['encoder']}",
+        f"split: stratified 80/20, seed {figures['seed']} ({figures['split']['test_photos']} test photos); "
+        f"zero-shot held out: {', '.join(figures['holdout_classes'])}",
+        "",
+        "image -> image (leave-one-out, exact cosine in the searched space, relevant = same class)",
+    ]
+    for name, row in figures["image_to_image"].items():
+        if "unavailable" in row:
+            lines.append(f"  {name:20s} unavailable: {row['unavailable']}")
+        else:
+            lines.append(f"  {name:20s} P@{k} {row['precision_at_k']:.3f}   mAP {row['map']:.3f}")
+    lines += ["", f"joint space          text->image P@{k} (test split)  tags top-1 / top-5 (test split)  zero-shot P@{k}"]
+    for method, row in figures["joint"].items():
+        lines.append(
+            f"  {method:18s} {row['text_to_image']['mean_precision_at_k']:>10.3f}"
+            f"{row['tags']['top1']:>22.3f} / {row['tags']['top5']:.3f}{row['zero_shot']['mean_precision_at_k']:>24.3f}"
+        )
+    lines.append("  (tags: a hit if any word of the class name is among the tags)")
+    for method, row in figures["joint"].items():
+        lines.append(f"  {method} per class: " + ", ".join(f"{c} {p:.1f}" for c, p in row["text_to_image"]["per_class"].items()))
+        lines.append(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
+    lines += _sentence_lines(figures)
+    lines += ["", f"index recall@{k} against exact search (queries = indexed rows, self left out)"]
+    for name, row in figures["index_recall"].items():
+        params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
+        lines.append(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
+    lines += ["", f"{figures['seconds']['total']:.0f} s"]
+    return "\n".join(lines)
+
+
+def _sentence_lines(figures: dict[str, Any]) -> list[str]:
+    """The report's sentence table, if the dataset had captions."""
+    k = figures["k"]
+    rows = {method: row["sentences"] for method, row in figures["joint"].items() if row.get("sentences", {}).get("captions")}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "sentences: each caption of a held-out photo as a query (captions trained on by the captions method only)",
+        f"  {'method':18s} {f'class-P@{k}':>10s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'median rank':>12s}",
+    ]
+    for method, row in rows.items():
+        lines.append(
+            f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {row['recall_at_1']:>6.3f} "
+            f"{row['recall_at_5']:>6.3f} {row['recall_at_10']:>6.3f} {row['median_rank']:>12.0f}"
+        )
+    lines.append(f"  (class-P@{k}: photos of the caption's class among the first {k} of all photos; R@n and median rank:"
+                 " of the caption's own photo among the held-out photos)")
+    return lines

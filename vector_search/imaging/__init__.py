@@ -1,0 +1,1 @@
+"""Photos to vectors: finding and decoding images, ImageNet classes, the image encoders, the embedding step (local, Ray)."""

@@ -1,0 +1,39 @@
+"""The embedding step of indexing, as a plug: a list of image paths in, batches of vectors out.
+
+`update_store` asks an `Embedder` for the vectors of the files it must embed. The local one
+decodes in threads and runs the encoder in this process; another (Ray, on a cluster) only has
+to yield the same `Embedded` batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from vector_search.imaging.images import iter_batches
+
+
+@dataclass
+class Embedded:
+    """Vectors of the files at `indices` (positions in the list asked for), row for row, and
+    (position, reason) for the files that could not be decoded."""
+
+    indices: list[int]
+    vectors: np.ndarray | None  # (len(indices), dim) float32; None when no file of the batch decoded
+    errors: list[tuple[int, str]]
+
+
+Embedder = Callable[[list[str]], Iterator[Embedded]]
+
+
+def local_embedder(encoder, batch_size: int = 32) -> Embedder:  # encoder: encoders.Encoder
+    """Decode in threads, one batch ahead, while `encoder` embeds the batch before (see iter_batches)."""
+
+    def embed(paths: list[str]) -> Iterator[Embedded]:
+        for batch in iter_batches(paths, encoder.preprocess, batch_size, min_side=encoder.decode_side):
+            vectors = encoder.embed(batch.array) if batch.array is not None else None
+            yield Embedded(batch.indices, vectors, batch.errors)
+
+    return embed

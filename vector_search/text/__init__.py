@@ -1,0 +1,1 @@
+"""Text: GloVe word vectors, sentences weighed into word space, WordNet synonyms, the query grammar."""
