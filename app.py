@@ -384,7 +384,7 @@ def describe_store(source: Source, report: UpdateReport | None) -> bool:
 def image_search_section(source: Source, k: int) -> None:
     st.header("3. Image search")
     st.markdown(
-        "Pick a photo: its vector's nearest neighbours in the store, found with an Annoy index, are the "
+        "Pick a photo: its vector's nearest neighbours in the store, found with the store's index (Annoy; faiss IVF-PQ from 20,000 photos), are the "
         "most similar photos. The number under each is the cosine distance (0 = same direction)."
     )
     with guard("Image search"):

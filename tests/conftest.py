@@ -58,7 +58,7 @@ def tmp_glove(tmp_path_factory: pytest.TempPathFactory) -> WordVectors:
 
 @pytest.fixture(scope="session")
 def lite0() -> Encoder:
-    """The real EfficientNet-Lite0 encoder (weights from the project's models/encoders cache), shared."""
+    """The real EfficientNet-Lite0 encoder (weights converted once into the user's cache folder, config.cache_root()/encoders), shared."""
     from vector_search.imaging.encoders import get_encoder
 
     return get_encoder("efficientnet-lite0")

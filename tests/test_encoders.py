@@ -316,3 +316,14 @@ def test_a_store_of_one_encoder_refuses_another(tmp_path: Path, pascal_dataset: 
     outside = sorted((pascal_dataset / "cat").iterdir())[3]  # not indexed: embedded by the store's own encoder
     hits = Engine(root, encoder_name="efficientnet-lite2").similar_images(outside, k=3)
     assert {Path(h.item).parent.name for h in hits} == {"cat"}
+
+
+def test_the_docs_show_the_encoder_figures_kept_in_code() -> None:
+    """ENCODER_FIGURES is the one place the figures are kept: docs/encoders.md shows them as they are."""
+    from vector_search.imaging.encoders import figures_table
+
+    table = figures_table()
+    assert table.count("\n") == len(ENCODER_NAMES) + 1 and "0.564 / 0.413" in table
+    assert table in (Path(__file__).resolve().parents[1] / "docs" / "encoders.md").read_text(encoding="utf-8"), (
+        "docs/encoders.md is stale: paste figures_table() into it"
+    )

@@ -1,4 +1,4 @@
-"""Store format 2 (store.py, storefiles.py, updates.py, migration.py) on real photos and real Lite0 vectors:
+"""Store format 2 (vector_search/store/: store.py, files.py, updates.py, migration.py) on real photos and real Lite0 vectors:
 appends keep earlier bytes, garbage left by a killed writer is ignored then removed, deletions are
 marked then compacted, format-1 stores migrate, readers keep what they mapped."""
 

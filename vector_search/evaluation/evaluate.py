@@ -7,7 +7,7 @@ float32 cosine; `precisions_at_k`, `average_precisions` read the rankings).
 `image_figures` (leave-one-out image->image precision@k / mAP in the space the engine searches),
 `joint_figures` (text->image precision@k and tag accuracy on the joint model's held-out 20% split,
 zero-shot text->image for classes left out of training, and when the dataset has captions the
-sentence figures of evaluate_sentences.py: held-out captions as queries, with and without caption
+sentence figures of evaluation/sentences.py: held-out captions as queries, with and without caption
 training) and `index_recall_figures` (recall@k of each approximate index against exact search). `format_report` turns the figures into the text
 report.
 """
@@ -260,7 +260,7 @@ def train_for_evaluation(
 def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
     """One joint method's figures: text->image P@k and tag accuracy on `model`'s test split,
     zero-shot text->image for the classes `zero_shot_model` never saw, over all photos, and with
-    `captions` (each photo's) the held-out captions as queries (evaluate_sentences.py). Queries are
+    `captions` (each photo's) the held-out captions as queries (evaluation/sentences.py). Queries are
     read as the engine reads them, weighed against the photos' joint vectors."""
     from vector_search.evaluation.sentences import sentence_retrieval
     from vector_search.text.sentences import Collection
