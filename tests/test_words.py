@@ -90,6 +90,7 @@ def test_phrase_is_the_mean_of_known_words(glove: WordVectors) -> None:
     assert mixed.unknown == ["qqzzxqq"]
     whole = glove.phrase("e-mail")  # a vocabulary word with a hyphen is taken whole
     assert whole.words == ["e-mail"]
+    assert glove.phrase("cat,").words == ["cat"]  # punctuation is dropped, as in a query (tokens.words)
 
 
 def test_unknown_word_error_suggests(glove: WordVectors) -> None:

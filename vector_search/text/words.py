@@ -14,7 +14,6 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from vector_search import config
 from vector_search.errors import VectorSearchError
 from vector_search.fileio import atomic_path, load_json, load_npy, save_json, save_npy
 from vector_search.search.index import Index, build_index, exact_index, load_or_build, vectors_fingerprint
+from vector_search.text.tokens import known_words
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ DEFAULT_INDEX_KIND = "hnsw"
 EXACT_SCAN_QUERIES = 25
 EXACT_SCAN_QUERIES_UNBUILT = 8_000
 
-_SPLIT = re.compile(r"[\s_\-]+")
 _SUGGEST_FROM = 20_000  # unknown-word suggestions come from the most frequent words (GloVe is frequency-ordered)
 _PARSE_CHUNK = 50_000  # lines of a GloVe text file parsed at once
 
@@ -116,16 +115,15 @@ class WordVectors:
     def phrase(self, text: str) -> Phrase:
         """Mean vector of a word or phrase: ``dining_table``, ``dining table``, ``Dining-Table``.
 
-        A text that is itself a vocabulary word (``e-mail``) is taken whole; otherwise it is
-        lower-cased and split on whitespace, ``_`` and ``-``, and unknown parts are skipped and
-        reported. ValueError if empty; UnknownWordError if no part is known.
+        A text that is itself a vocabulary word (``e-mail``, ``u.s.``) is taken whole; otherwise
+        its words are those of tokens.words (punctuation dropped: ``cat,`` is cat), an unknown
+        hyphenated word counting by its parts; unknown words are skipped and reported.
+        ValueError if empty; UnknownWordError if no word is known.
         """
         key = text.strip().lower()
-        tokens = [key] if key in self._ids else [t for t in _SPLIT.split(key) if t]
-        if not tokens:
+        known, unknown = ([key], []) if key in self._ids else known_words(key, self._ids)
+        if not known and not unknown:
             raise WordVectorsError("empty query: give a word or a phrase")
-        known = [t for t in tokens if t in self._ids]
-        unknown = [t for t in tokens if t not in self._ids]
         if not known:
             raise UnknownWordError(self._unknown_message(unknown))
         rows = [self._ids[t] for t in known]
