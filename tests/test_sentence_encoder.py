@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vector_search.text import sentence_encoder as se
-from vector_search.text.tokens import WordPiece, basic_tokens, known_words, words
+from vector_search.text.tokens import basic_tokens, known_words, words
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"
 
