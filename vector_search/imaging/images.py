@@ -2,6 +2,11 @@
 
 Decoding never raises anything but `ImageError`, whose message says what is wrong
 with the file, so one bad file can be reported and skipped.
+
+Phone formats: HEIC/HEIF (iPhones) through pillow-heif (libheif + libde265), registered as a Pillow
+plugin here; AVIF through Pillow's own plugin (libavif, Pillow >= 11.2). Both come out of
+`load_image` exactly like a JPEG: RGB, EXIF orientation applied (libheif applies a HEIF's rotation
+while decoding and resets its EXIF orientation to 1, so nothing turns twice).
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 from PIL.JpegImagePlugin import JpegImageFile
 
 from vector_search.errors import VectorSearchError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+pillow_heif.register_heif_opener()  # .heic/.heif: ~0.1 s at import, once
+PHONE_EXTENSIONS = frozenset({".heic", ".heif", ".hif", *([".avif"] if features.check("avif") else [])})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", *PHONE_EXTENSIONS})
 MAX_PIXELS = 50_000_000  # refuse decompression bombs: a 50-megapixel photo is already huge
 MAX_BYTES = 100 * 2**20  # refuse to read files (or uploads) bigger than 100 MiB
 
@@ -115,7 +123,10 @@ def load_image(source: str | os.PathLike | BinaryIO, max_pixels: int = MAX_PIXEL
     scale (libjpeg's DCT scaling: decode + resize of a 12 MP photo ~9x faster, bench/bench_decode.py)
     while both sides stay >= min_side,
     so an encoder that resizes the short side to min_side never upsamples; smaller photos (all of
-    Pascal's) decode exactly as with None, the full size.
+    Pascal's) decode exactly as with None, the full size. HEIC and AVIF have no such reduced decode
+    (HEVC and AV1 have no DCT scaling; libheif decodes a photo's tiles on several threads):
+    they decode at full size: at 4000x3000 HEIC took 35x and AVIF 20x JPEG's draft decode
+    (bench/bench_phone_formats.py).
     Grayscale, palette, alpha (composited on white), 16-bit and CMYK images are converted.
     Files and file objects over MAX_BYTES and images over `max_pixels` are refused; so is
     anything that is not a regular file (folders, named pipes, devices).
