@@ -134,7 +134,8 @@ def big_store(rows: int, noise: float = 0.05, seed: int = 0) -> Path:
     """The root of a store of `rows` vectors made from the real Pascal Lite0 ones (see the module
     docstring); built once, outside the repository."""
     from vector_search.imaging.images import class_of
-    from vector_search.store.store import Item, Store, StoreError, store_dir
+    from vector_search.store.folders import store_dir
+    from vector_search.store.store import Item, Store, StoreError
     from vector_search.store.updates import update_store
 
     root = Path(tempfile.gettempdir()) / f"vs_big_store_{rows}"
@@ -165,8 +166,9 @@ def big(rows: int, app: Path, old_map_cache: bool = False) -> None:
     start = time.perf_counter()
     root = big_store(rows)
     if old_map_cache:
-        from vector_search.search.projection import project_2d
-        from vector_search.store.store import Store, store_dir
+        from vector_search.store.folders import store_dir
+        from vector_search.store.projection import project_2d
+        from vector_search.store.store import Store
 
         store = Store.load(store_dir(root, DEFAULT_ENCODER))
         store.save_array("map", project_2d(store.vectors, method="pca"), method="tsne")  # the old app's cache key

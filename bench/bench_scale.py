@@ -140,7 +140,8 @@ def synthetic_items(first: int, count: int) -> list:
 
 def stage_store(args) -> None:
     """Write the first n rows as a store (store.py, format 2), chunkwise from the memory-mapped data."""
-    from vector_search.store.store import Store, store_dir
+    from vector_search.store.folders import store_dir
+    from vector_search.store.store import Store
 
     directory = store_dir(store_root(args), ENCODER)
     if directory.exists():
@@ -153,8 +154,8 @@ def stage_store(args) -> None:
 
 def stage_build(args) -> None:
     """Build the image index the engine would (spaces.ImageSpace.of: mean, train, add, save)."""
-    from vector_search.search.spaces import ImageSpace
-    from vector_search.store.store import open_store
+    from vector_search.store.folders import open_store
+    from vector_search.store.spaces import ImageSpace
 
     store = open_store(store_root(args), ENCODER)
     t = time.perf_counter()
@@ -202,8 +203,8 @@ def conse():
 
 def stage_joint(args) -> None:
     """The joint space at n: ConSE vectors of the store (chunkwise), their IVF index, exact truth."""
-    from vector_search.search.spaces import JointSpace
-    from vector_search.store.store import open_store
+    from vector_search.store.folders import open_store
+    from vector_search.store.spaces import JointSpace
 
     store, model = open_store(store_root(args), ENCODER), conse()
     t = time.perf_counter()
@@ -219,8 +220,9 @@ def stage_joint(args) -> None:
 def stage_serve_child(args) -> None:
     import faiss
 
-    from vector_search.search.spaces import ImageSpace, JointSpace
-    from vector_search.store.store import Store, store_dir
+    from vector_search.store.folders import store_dir
+    from vector_search.store.spaces import ImageSpace, JointSpace
+    from vector_search.store.store import Store
 
     if args.space == "joint":
         model = conse()
@@ -263,8 +265,8 @@ def stage_serve_child(args) -> None:
 
 def stage_add(args) -> None:
     """Append `--add` rows to the store and merge them into the index (faiss add, no retraining)."""
-    from vector_search.search.spaces import ImageSpace
-    from vector_search.store.store import open_store
+    from vector_search.store.folders import open_store
+    from vector_search.store.spaces import ImageSpace
 
     store = open_store(store_root(args), ENCODER)
     if len(store) != args.n:
@@ -323,7 +325,8 @@ def stage_library(args) -> None:
     """The folder of n + add hard links and its store (the data's rows) with the `add` stage's index."""
     import shutil
 
-    from vector_search.store.store import Store, store_dir
+    from vector_search.store.folders import store_dir
+    from vector_search.store.store import Store
 
     folder, directory = library_root(args), store_dir(update_root(args), ENCODER)
     if directory.exists():
@@ -371,9 +374,9 @@ def stage_update(args) -> None:
 
 
 def stage_update_child(args) -> None:
-    from vector_search.search.spaces import ImageSpace
     from vector_search.store import locks
-    from vector_search.store.store import store_dir
+    from vector_search.store.folders import store_dir
+    from vector_search.store.spaces import ImageSpace
     from vector_search.store.updates import update_store
 
     folder, root = library_root(args), update_root(args)

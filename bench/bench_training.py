@@ -70,7 +70,8 @@ def main() -> None:
     from vector_search import joint
     from vector_search.imaging.encoders import get_encoder
     from vector_search.imaging.images import load_image
-    from vector_search.store.store import open_store
+    from vector_search.store.folders import open_store
+    from vector_search.text.vocab import class_vectors
     from vector_search.text.words import load_words
 
     print(f"machine: {machine()}")
@@ -85,7 +86,7 @@ def main() -> None:
 
     print(f"decoding {len(train_pos)} training photos for the classic run (not timed) ...", flush=True)
     photos = np.stack([encoder.preprocess(load_image(Path(store.dataset) / store.items[rows[i]].path)) for i in train_pos])
-    targets = joint.class_vectors(classes, words)[np.searchsorted(classes, labels[train_pos])]
+    targets = class_vectors(classes, words)[np.searchsorted(classes, labels[train_pos])]
 
     times: dict[str, list[float]] = {"classic_epoch": [], "hybrid": [], "blend": []}
     for r in range(args.repeats):

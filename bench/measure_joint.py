@@ -41,6 +41,7 @@ from vector_search.evaluation import evaluate
 from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES  # noqa: E402
 from vector_search.joint import blend, conse  # noqa: E402
 from vector_search.search.index import normalize  # noqa: E402
+from vector_search.text.vocab import FREQUENT_WORDS, class_vectors  # noqa: E402
 from vector_search.text.words import WordVectors, load_words  # noqa: E402
 
 BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
@@ -72,7 +73,7 @@ def tag_hits(joint_vectors: np.ndarray, labels: np.ndarray, vocab: joint.TagVoca
 
 def text_to_image(joint_vectors: np.ndarray, labels: np.ndarray, classes: list[str], words: WordVectors) -> float:
     """Mean precision@10 of the class names' word vectors over the joint vectors."""
-    return evaluate.text_to_image(joint.class_vectors(classes, words), classes, joint_vectors, labels, k=10)["mean_precision_at_k"]
+    return evaluate.text_to_image(class_vectors(classes, words), classes, joint_vectors, labels, k=10)["mean_precision_at_k"]
 
 
 def report_method(method: str, features, labels, head, encoder, words, vocab, zs_sets, classes, captions=None) -> dict[str, float]:
@@ -125,7 +126,7 @@ def tune_blend(features, labels, head, words, vocab, classes, zs_sets) -> None:
     train_pos, _ = joint.split(labels, 0.2, 0)
     x, lab = features[train_pos], labels[train_pos]
     y = np.searchsorted(classes, lab)
-    targets = joint.class_vectors(classes, words)
+    targets = class_vectors(classes, words)
     hypernyms = [(0.0, 0)] + list(itertools.product((0.5, 0.7, 1.0), (2, 4)))
     conse_by_rule = {h: conse.conse_vectors(x, head, joint.imagenet_label_vectors(words, *h)) for h in hypernyms}
     grid = {
@@ -199,7 +200,7 @@ def main() -> None:
     vocab = joint.tag_vocabulary(words)
     classes = sorted(set(labels.tolist()))
     print(f"{len(features)} photos, {len(classes)} classes, {features.shape[1]}-d features; "
-          f"tag vocabulary {len(vocab.words)} of the {joint.FREQUENT_WORDS} most frequent words")
+          f"tag vocabulary {len(vocab.words)} of the {FREQUENT_WORDS} most frequent words")
     test_sets = class_sets(len(classes), args.sets, seed=0)
     if args.tune:
         tune_blend(features, labels, head, words, vocab, classes, class_sets(len(classes), 10, seed=1))

@@ -392,8 +392,7 @@ def test_regenerate_features_reembeds_every_photo(monkeypatch, photos: Path, tmp
 def test_map_and_pickers_of_a_store_bigger_than_their_samples(monkeypatch, photos: Path, features: Path, tmp_path: Path) -> None:
     """A store bigger than the sample sizes (here made small: 12 dots, 10 photos to pick from, of
     19) shows a fixed, seeded, class-stratified sample, the same on every rerun, and says so."""
-    from vector_search.search import projection
-    from vector_search.store import sampling
+    from vector_search.store import projection, sampling
 
     monkeypatch.setattr(projection, "MAP_SAMPLE", 12)
     monkeypatch.setattr(sampling, "PICKER_SAMPLE", 10)

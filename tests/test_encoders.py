@@ -32,7 +32,8 @@ from vector_search.imaging.encoders.efficientnet_lite import SPECS, LiteEncoder,
 from vector_search.imaging.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
 from vector_search.imaging.imagenet import find_class
 from vector_search.joint import ModelMismatchError, conse_model
-from vector_search.store.store import StoreError, open_store
+from vector_search.store.folders import open_store
+from vector_search.store.store import StoreError
 from vector_search.store.updates import update_store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from conftest import copy_subset
 from vector_search.engine import Engine, Loaded, loaded_once
 from vector_search.imaging.imagenet import ClassNameError, class_names
 from vector_search.search.index import exact_index
-from vector_search.search.projection import store_map
+from vector_search.store.projection import store_map
 from vector_search.text import query
 
 

@@ -1,5 +1,5 @@
 """The app's data helpers: the built-in gallery, the Pascal Sentences downloader and dataset
-summary (vector_search.datasets.pascal), and the 2-D map (vector_search.search.projection)."""
+summary (vector_search.datasets.pascal), and the 2-D map (vector_search.store.projection)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
 from vector_search.datasets.pascal import DownloadError, download_pascal_sentences, parse_index
 from vector_search.imaging.images import find_images, load_image
-from vector_search.search.projection import project_2d
+from vector_search.store.projection import project_2d
 
 # --- gallery -------------------------------------------------------------------------------------
 

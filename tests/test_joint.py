@@ -14,6 +14,7 @@ from vector_search.imaging.imagenet import find_class
 from vector_search.imaging.images import find_images, load_image
 from vector_search.joint.conse import convex_combination
 from vector_search.search.index import normalize
+from vector_search.text.vocab import FREQUENT_WORDS, class_vectors
 from vector_search.text.words import WordVectors
 
 CLASSES = ("aeroplane", "boat", "cat", "dog", "dining_table")  # 10 photos each
@@ -49,11 +50,11 @@ def train(photos, words, encoder, method: str, **kwargs) -> joint.JointModel:
 
 
 def test_class_vector_is_the_mean_of_its_words(words: WordVectors) -> None:
-    got = joint.class_vectors(["dining_table", "cat"], words)
+    got = class_vectors(["dining_table", "cat"], words)
     np.testing.assert_allclose(got[0], (words.vector("dining") + words.vector("table")) / 2, rtol=1e-6)
     np.testing.assert_allclose(got[1], words.vector("cat"), rtol=1e-6)
     with pytest.raises(ValueError, match="no word"):
-        joint.class_vectors(["qqzxv_wwqxz"], words)
+        class_vectors(["qqzxv_wwqxz"], words)
 
 
 def test_imagenet_label_vectors_use_head_words(words: WordVectors) -> None:
@@ -97,7 +98,7 @@ def test_tag_filter_rule() -> None:
 
 def test_tag_vocabulary_and_tags(words: WordVectors) -> None:
     vocab = joint.tag_vocabulary(words)
-    assert 40_000 < len(vocab.words) < joint.FREQUENT_WORDS
+    assert 40_000 < len(vocab.words) < FREQUENT_WORDS
     assert all(joint.is_tag_word(w) for w in vocab.words)
     assert {"aeroplane", "potted", "sofa"} <= set(vocab.words) and "the" not in vocab.words
     found = joint.tags(np.stack([words.vector("cat"), words.vector("sofa")]), vocab, k=5)
@@ -134,7 +135,7 @@ def test_conse_tags_chelsea_as_a_cat(words: WordVectors, encoder) -> None:
 def test_conse_finds_photos_by_words_without_training(photos, words: WordVectors, encoder) -> None:
     features, labels = photos
     vectors = joint.conse_model(encoder.classifier(), words, encoder.name).transform(features)
-    found = text_to_image(joint.class_vectors(list(CLASSES), words), list(CLASSES), vectors, labels, k=10)["per_class"]
+    found = text_to_image(class_vectors(list(CLASSES), words), list(CLASSES), vectors, labels, k=10)["per_class"]
     # the dogs are found through WordNet ("sporting dog" -> dog): 0.2 with the breeds' own names only
     assert found["dog"] >= 0.5
     assert np.mean(list(found.values())) >= 0.65, found
@@ -155,7 +156,7 @@ def test_training_on_real_photos_converges(photos, words: WordVectors, encoder, 
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
     # held-out photos are closer to their own class's word vector than to the others' (chance: 1/5)
-    targets = normalize(joint.class_vectors(model.classes, words))
+    targets = normalize(class_vectors(model.classes, words))
     predicted = np.argmax(vectors[test] @ targets.T, axis=1)
     assert np.mean(np.array(model.classes)[predicted] == labels[test]) >= 0.6
     if method == "hybrid":  # the validation cosine rose from ~0 (chance) to well above it
@@ -163,7 +164,7 @@ def test_training_on_real_photos_converges(photos, words: WordVectors, encoder, 
         assert val_cosine[0] < 0.1 and val_cosine.max() > 0.4
 
     # each trained class's words retrieve its photos (chance: 0.2)
-    queries = joint.class_vectors(list(CLASSES), words)
+    queries = class_vectors(list(CLASSES), words)
     assert text_to_image(queries, list(CLASSES), vectors, labels, k=10)["mean_precision_at_k"] >= 0.7
 
 

@@ -20,7 +20,8 @@ from conftest import DATASET, ROOT, copy_subset
 
 from vector_search import cli
 from vector_search.engine import Engine
-from vector_search.store.store import Store, store_dir
+from vector_search.store.folders import store_dir
+from vector_search.store.store import Store
 from vector_search.store.updates import update_store
 
 ENCODER = "efficientnet-lite0"

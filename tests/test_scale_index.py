@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from vector_search.search import index as nn
-from vector_search.search import segments, spaces
+from vector_search.search import segments
 from vector_search.search.ivf import build_ivf
 from vector_search.search.rows import SpaceRows, chunked_mean
 from vector_search.search.segments import SegmentedIndex, open_segmented
+from vector_search.store import spaces
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_scale import mixtures  # noqa: E402
@@ -169,7 +170,7 @@ def test_an_ivf_store_down_to_one_photo_still_indexes_and_answers(tmp_path: Path
 @pytest.mark.slow
 def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path) -> None:
     from vector_search.cli import main
-    from vector_search.store.store import open_store
+    from vector_search.store.folders import open_store
 
     store_root = tmp_path / "features"
     assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
@@ -193,7 +194,7 @@ def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path
 def test_a_rebuild_keeps_the_recorded_index_kind(tmp_path: Path, small_dataset: Path) -> None:
     from vector_search.cli import main
     from vector_search.engine import Engine
-    from vector_search.store.store import open_store
+    from vector_search.store.folders import open_store
 
     store_root = tmp_path / "features"
     assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "hnsw"]) == 0

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vector_search.store.files import MANIFEST_FILE
-from vector_search.store.store import Store, StoreError, open_store
+from vector_search.store.folders import open_store
+from vector_search.store.store import Store, StoreError
 from vector_search.store.updates import update_store
 
 pytestmark = pytest.mark.slow

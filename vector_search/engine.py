@@ -23,11 +23,12 @@ import numpy as np
 from vector_search import config
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import load_image
-from vector_search.search.projection import StoreMap, store_map
-from vector_search.search.spaces import ImageSpace, JointSpace
 from vector_search.store import locks
+from vector_search.store.folders import open_store, store_dir, store_encoders
+from vector_search.store.projection import StoreMap, store_map
 from vector_search.store.sampling import Overview
-from vector_search.store.store import Store, open_store, store_dir, store_encoders
+from vector_search.store.spaces import ImageSpace, JointSpace
+from vector_search.store.store import Store
 from vector_search.store.updates import file_sha256, update_store
 from vector_search.text import query
 from vector_search.text.words import DEFAULT_INDEX_KIND

@@ -23,9 +23,10 @@ import numpy as np
 from vector_search import config
 from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
-from vector_search.joint import DEFAULT_METHOD, class_words, tags, train
+from vector_search.joint import DEFAULT_METHOD, tags, train
 from vector_search.search import index as nn
 from vector_search.search.index import normalize
+from vector_search.text.vocab import class_words
 
 
 class EvaluationError(VectorSearchError, ValueError):
@@ -224,8 +225,8 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
     """Leave-one-out image->image retrieval for each encoder: the engine's own store, and other
     encoders' stores of the same dataset if they were already indexed (else why not)."""
     from vector_search.imaging.encoders import ENCODER_NAMES
-    from vector_search.search.spaces import ImageSpace
-    from vector_search.store.store import has_store, open_store, store_dir
+    from vector_search.store.folders import has_store, open_store, store_dir
+    from vector_search.store.spaces import ImageSpace
 
     store = engine.store
     figures: dict[str, Any] = {}

@@ -16,7 +16,7 @@ import numpy as np
 
 from vector_search.joint import conse
 from vector_search.joint.data import TrainingData
-from vector_search.joint.model import TrainingError
+from vector_search.joint.errors import TrainingError
 from vector_search.search.index import normalize
 
 # Settings chosen on validation data inside the train part (`bench/measure_joint.py --tune`):

@@ -29,8 +29,9 @@ import numpy as np
 
 from vector_search.joint import blend
 from vector_search.joint.data import TrainingData
-from vector_search.joint.model import TrainingError
+from vector_search.joint.errors import TrainingError
 from vector_search.search.index import normalize
+from vector_search.text.sentences import tokens, weigh_term
 from vector_search.text.words import WordVectors
 
 CAPTION_SETTINGS = {"ridge": 1e4, "weight": 0.2}
@@ -61,8 +62,6 @@ def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.
 def caption_targets(captions: Sequence[Sequence[str]], words: WordVectors) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) unit mean of each photo's caption vectors, and (n,) whether it has one (a photo
     whose captions hold no known word has none)."""
-    from vector_search.text.sentences import tokens, weigh_term  # sentences reads joint's stop words and class vectors: import when used
-
     targets = np.zeros((len(captions), words.dim), np.float32)
     for i, lines in enumerate(captions):
         vectors = [weigh_term(known, words)[0] for line in lines if (known := [w for w in tokens(line) if w in words])]

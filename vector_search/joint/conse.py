@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vector_search.joint.model import TrainingError
+from vector_search.joint.errors import TrainingError
 from vector_search.joint.targets import imagenet_label_vectors
 from vector_search.search.index import normalize
 from vector_search.text.words import WordVectors

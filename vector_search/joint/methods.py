@@ -17,7 +17,7 @@ import numpy as np
 
 from vector_search.joint import blend, captions, conse, hybrid
 from vector_search.joint.data import TrainingData
-from vector_search.joint.model import TrainingError
+from vector_search.joint.errors import TrainingError
 
 Arrays = dict[str, np.ndarray]
 

@@ -17,24 +17,12 @@ from typing import Any
 import numpy as np
 
 from vector_search import fileio
-from vector_search.errors import VectorSearchError
 from vector_search.joint import methods
+from vector_search.joint.errors import ModelMismatchError, ModelNotFoundError
 from vector_search.text.words import WordVectors
 
 FORMAT = "vector_search.joint"
 FORMAT_VERSION = 1
-
-
-class ModelNotFoundError(VectorSearchError, FileNotFoundError):
-    """No saved joint model at the given path."""
-
-
-class TrainingError(VectorSearchError, ValueError):
-    """Training cannot start as asked: too few classes or photos, a class with no word, no classifier."""
-
-
-class ModelMismatchError(VectorSearchError, ValueError):
-    """A joint model used with other image features or word vectors than it was trained on."""
 
 
 @dataclass

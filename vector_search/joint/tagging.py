@@ -10,28 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vector_search.joint.targets import FREQUENT_WORDS
 from vector_search.search.index import normalize
+from vector_search.text.vocab import FREQUENT_WORDS, STOP_WORDS
 from vector_search.text.words import WordVectors
 
-# Function words never worth a tag (a short list; the FREQUENT_WORDS cut removes rare junk).
-STOP_WORDS = frozenset(
-    """
-    about above across after again against all almost alone along already also although always am among an and
-    another any anyone anything anyway anywhere are around as at back be became because become been before
-    behind being below beside besides between beyond both but by can cannot could did do does doing done down
-    during each either else enough even ever every everyone everything except few for from further had has have
-    having he her here hers herself him himself his how however if in indeed into is it its itself just least
-    less many may me might mine more most mostly much must my myself neither never nevertheless next no nobody
-    none nor not nothing now nowhere of off often on once one only onto or other others otherwise our ours
-    ourselves out over own per perhaps please rather same several she should since so some somehow someone
-    something sometime sometimes somewhere still such than that the their theirs them themselves then there
-    thereby therefore these they this those though through throughout thus to together too toward towards under
-    until up upon us very via was we well were what whatever when whence whenever where whereas wherever whether
-    which while whither who whoever whole whom whose why will with within without would yet you your yours
-    yourself yourselves
-    """.split()
-)
 MIN_TAG_LENGTH = 3
 _LETTERS = re.compile(r"[^\W\d_]+")  # letters only (any script), no digits, punctuation or _
 

@@ -8,40 +8,18 @@ head words (`imagenet_label_vectors`): ConSE mixes these, the blend falls back o
 from __future__ import annotations
 
 import functools
-from typing import Sequence
 
 import numpy as np
 
 from vector_search.imaging.imagenet import class_ancestors, class_synonyms
-from vector_search.joint.model import TrainingError
 from vector_search.search.index import normalize
+from vector_search.text.vocab import FREQUENT_WORDS
 from vector_search.text.words import WordVectors
-
-# GloVe is ordered by frequency; past the 50,000 most frequent words lie mostly rare names,
-# typos and foreign tokens whose vectors come from few occurrences. Both ImageNet label words
-# and tags come from this head (it still holds aeroplane, rank 42,581, and potted, 40,745).
-FREQUENT_WORDS = 50_000
 
 # ImageNet label words: the class's own and its WordNet ancestors', up to HYPERNYM_DEPTH steps
 # up, weighted HYPERNYM_DECAY ** steps (imagenet_label_vectors; chosen with the blend settings).
 HYPERNYM_DECAY = 0.7
 HYPERNYM_DEPTH = 4
-
-
-def class_words(name: str) -> list[str]:
-    """The words of a class folder name: `dining_table` -> ['dining', 'table']."""
-    return [w for w in name.lower().split("_") if w]
-
-
-def class_vectors(names: Sequence[str], words: WordVectors) -> np.ndarray:
-    """(c, dim) mean word vector of each class name; ValueError if a class has no known word."""
-    rows = []
-    for name in names:
-        known = [words.vector(w) for w in class_words(name) if w in words]
-        if not known:
-            raise TrainingError(f"class {name!r} has no word in {words.name}: rename its folder to English words joined by _")
-        rows.append(np.mean(known, axis=0))
-    return np.asarray(rows, np.float32)
 
 
 @functools.lru_cache(maxsize=2)

@@ -15,8 +15,10 @@ import numpy as np
 from vector_search.joint import methods
 from vector_search.joint.conse import CONSE_TOP, imagenet_arrays
 from vector_search.joint.data import Progress, TrainingData, split
-from vector_search.joint.model import JointModel, TrainingError, words_identity
-from vector_search.joint.targets import FREQUENT_WORDS, HYPERNYM_DECAY, HYPERNYM_DEPTH, class_vectors
+from vector_search.joint.errors import TrainingError
+from vector_search.joint.model import JointModel, words_identity
+from vector_search.joint.targets import HYPERNYM_DECAY, HYPERNYM_DEPTH
+from vector_search.text.vocab import FREQUENT_WORDS, class_vectors
 from vector_search.text.words import WordVectors
 
 

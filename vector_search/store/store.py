@@ -29,11 +29,13 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from vector_search import config, fileio
+from vector_search import fileio
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import class_of
 from vector_search.store import files as storefiles
+from vector_search.store import locks
 from vector_search.store.files import ITEM_SCHEMA, LEGACY_FILE, MANIFEST_FILE, Manifest, remove_unnamed
+from vector_search.store.migration import read_legacy
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +222,7 @@ class Store:
         file = directory / MANIFEST_FILE
         if not file.exists():
             if (directory / LEGACY_FILE).exists():
-                from vector_search.store.migration import load_legacy, migrate
-
-                return migrate(directory) if convert else load_legacy(directory)
+                return cls._open_legacy(directory, convert)
             raise StoreError(f"no feature store at {directory}: run `vector-search index DATASET_DIR` first")
         try:
             manifest, stamp = Manifest.read(file)
@@ -236,6 +236,29 @@ class Store:
         except Exception as err:  # a short vector file, a damaged table...
             raise StoreError(f"feature store {directory} is damaged ({type(err).__name__}: {err})") from None
         return store
+
+    @classmethod
+    def _open_legacy(cls, directory: Path, convert: bool) -> "Store":
+        """A format-1 store, converted to format 2 (`convert`) unless it cannot be written now (then read in memory)."""
+        try:
+            old = read_legacy(directory)
+        except ValueError as err:
+            raise StoreError(str(err)) from None
+        legacy = cls(directory, old.encoder, old.dataset, [Item(*row) for row in old.rows], old.vectors)
+        legacy.stamp = old.stamp
+        if not convert:
+            return legacy
+        try:
+            with locks.writer_lock(directory, f"the feature store {directory}", wait=False):
+                if not (directory / MANIFEST_FILE).exists():  # else another process converted it meanwhile
+                    legacy.save()
+                    log.warning(f"converted the feature store {directory} to format 2 ({len(legacy)} rows, same vectors); "
+                                f"{LEGACY_FILE} is removed")
+                return cls.load(directory, convert=False)
+        except (OSError, locks.LockBusyError) as err:
+            log.warning(f"the feature store {directory} has the old format ({LEGACY_FILE}) and cannot be converted now ({err}): "
+                        "it is read whole into memory until it is")
+            return legacy
 
     def _attach(self, manifest: Manifest, stamp: tuple[int, int, int]) -> None:
         """Become the committed store `manifest` describes: map its vectors, open its tables."""
@@ -370,32 +393,3 @@ class Store:
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-
-def store_dir(root: str | os.PathLike | None, encoder: str) -> Path:
-    """The store folder of `encoder` under `root` (None: config.features_root())."""
-    return Path(root if root is not None else config.features_root()) / encoder
-
-
-def has_store(directory: str | os.PathLike) -> bool:
-    """Whether `directory` holds a store (of either format, maybe damaged)."""
-    return any((Path(directory) / name).is_file() for name in (MANIFEST_FILE, LEGACY_FILE))
-
-
-def store_encoders(root: str | os.PathLike) -> list[str]:
-    """The encoders of the stores under `root`, sorted (empty when there is none)."""
-    return sorted({p.parent.name for name in (MANIFEST_FILE, LEGACY_FILE) for p in Path(root).glob(f"*/{name}")})
-
-
-def open_store(root: str | os.PathLike | None = None, encoder: str | None = None) -> Store:
-    """Load the store of `encoder` under `root` (or the only store there when encoder is None)."""
-    root = Path(root if root is not None else config.features_root())
-    if encoder is None:
-        found = store_encoders(root)
-        if len(found) != 1:
-            raise StoreError(
-                f"no feature store under {root}: run `vector-search index DATASET_DIR` first"
-                if not found
-                else f"several stores under {root} ({', '.join(found)}): choose one with --encoder"
-            )
-        encoder = found[0]
-    return Store.load(store_dir(root, encoder))

@@ -21,7 +21,8 @@ from vector_search.imaging.embedding import Embedder, local_embedder
 from vector_search.imaging.images import ImageError, find_images, open_regular
 from vector_search.store import files as storefiles
 from vector_search.store.files import LEGACY_FILE
-from vector_search.store.store import Item, Store, StoreError, has_store, store_dir
+from vector_search.store.folders import has_store, store_dir
+from vector_search.store.store import Item, Store, StoreError
 
 # A store whose vectors take less than this is rewritten (compacted) at the end of every update
 # that changed it: 64 MiB (13k rows of 1280 floats) is written in well under a second.

@@ -7,7 +7,7 @@ word weighing
 
     weight(w) = sif(w) * (spread(w) / the term's largest spread) ** SHARPNESS
 
-- function words (joint.tagging.STOP_WORDS, single letters) weigh nothing, unless the term has
+- function words (text.vocab.STOP_WORDS, single letters) weigh nothing, unless the term has
   nothing else;
 - sif(w) = a / (a + p(w)), the smooth inverse frequency of Arora et al. (2017, "A simple but
   tough-to-beat baseline for sentence embeddings"), p(w) from the word's GloVe frequency rank
@@ -37,10 +37,9 @@ from typing import Sequence
 
 import numpy as np
 
-from vector_search.joint.tagging import STOP_WORDS
-from vector_search.joint.targets import class_vectors, class_words
 from vector_search.search.index import normalize
 from vector_search.text.synonyms import class_name_synonyms, reached_class
+from vector_search.text.vocab import STOP_WORDS, class_vectors, class_words
 from vector_search.text.words import WordVectors
 
 SIF_A = 3e-5  # Arora et al.'s a; 1e-3 .. 1e-5 measured, see bench/measure_sentences.py
@@ -103,7 +102,7 @@ def _has_word(name: str, words: WordVectors) -> bool:
 
 
 def is_function_word(word: str) -> bool:
-    """A word that carries no content: joint.tagging.STOP_WORDS, or a single letter ("a", "s")."""
+    """A word that carries no content: text.vocab.STOP_WORDS, or a single letter ("a", "s")."""
     return word in STOP_WORDS or (len(word) == 1 and word.isalpha())
 
 

@@ -24,8 +24,8 @@ import functools
 import numpy as np
 
 from vector_search.imaging.imagenet import wordnet_synsets
-from vector_search.joint.targets import FREQUENT_WORDS, class_words
 from vector_search.search.index import normalize
+from vector_search.text.vocab import FREQUENT_WORDS, class_words
 from vector_search.text.words import WordVectors
 
 # A class word's WordNet sense must have a lemma (its own or its hypernyms') this close in GloVe

@@ -22,7 +22,7 @@ from PIL import Image
 
 from vector_search import config
 from vector_search.fileio import load_npz, save_npz
-from vector_search.imaging.encoders import Encoder, EncoderError
+from vector_search.imaging.encoders.base import Encoder, EncoderError
 from vector_search.imaging.encoders.torch_legacy import load_state_dict
 
 if TYPE_CHECKING:

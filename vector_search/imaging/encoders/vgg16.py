@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from vector_search.imaging.encoders import Encoder, EncoderError
+from vector_search.imaging.encoders.base import Encoder, EncoderError
 
 if TYPE_CHECKING:
     import keras
