@@ -46,7 +46,7 @@ def classic(dataset: Path) -> dict:
     paths, _ = find_images(dataset)
     array = np.stack([encoder.preprocess(load_image(dataset / p)) for p in paths])  # all photos in memory
     loaded = time.perf_counter()
-    features = encoder._build_model().predict(array, batch_size=32, verbose=0)
+    features = encoder.keras_model().predict(array, batch_size=32, verbose=0)
     end = time.perf_counter()
     assert features.shape == (len(paths), 4096)
     return {"photos": len(paths), "seconds": end - start, "cpu_seconds": time.process_time() - cpu, "decode_seconds": loaded - start}

@@ -46,7 +46,7 @@ def classic_epoch(photos: np.ndarray, targets: np.ndarray, seed: int) -> float:
     from vector_search.joint.hybrid import HYBRID_SETTINGS as s
 
     keras.utils.set_random_seed(seed)
-    cnn = get_encoder("efficientnet-lite0")._build_model()
+    cnn = get_encoder("efficientnet-lite0").keras_model()
     cnn.trainable = False
     inputs = keras.Input(photos.shape[1:])
     h = layers.Dense(s["hidden"])(cnn(inputs, training=False))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import copy_subset
 
@@ -114,6 +115,37 @@ def test_one_shot_words_import_no_tensorflow_and_build_no_index(tmp_path: Path) 
     cache = tmp_path / "cache" / "words" / "glove.6B.50d"
     assert (cache / "vectors.npy").is_file() and not list(cache.glob("index.*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing left in the working folder
+
+
+@pytest.mark.slow
+def test_indexing_and_queries_never_import_tensorflow(tmp_path: Path, lite0) -> None:
+    """Once the encoder is exported to ONNX (its first use does it, once per machine), `index`,
+    `similar` (on a photo outside the store too: the model runs), `tag`, `search` and `words` run in
+    a fresh interpreter without TensorFlow or Keras."""
+    lite0.embed(np.zeros((1, *lite0.input_shape), np.float32))  # the export, if this machine never made it: TensorFlow here, once
+    assert lite0.onnx_path().is_file()
+    dataset = copy_subset(tmp_path / "photos", {"cat": 3, "bus": 3})
+    store, cat, outside = tmp_path / "features", sorted((dataset / "cat").iterdir())[0], tmp_path / "outside.jpg"
+    shutil.copy(sorted((dataset / "bus").iterdir())[0], outside)
+    commands = [
+        ["index", str(dataset), "--store", str(store)],
+        ["similar", str(cat), str(outside), "-k", "3", "--store", str(store)],
+        ["tag", str(outside), "--store", str(store)],
+        ["search", "cat", "--store", str(store), "-k", "3"],
+        ["words", "ocean", "-k", "3"],
+    ]
+    code = (
+        "import sys\n"
+        "from vector_search.cli import main\n"
+        f"for argv in {commands!r}:\n"
+        "    assert main(argv) == 0, argv\n"
+        "print('imported:', sorted(m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == "imported: []"
+    assert "added 6, changed 0" in proc.stdout + proc.stderr and "exported" not in proc.stderr
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from vector_search.imaging.encoders import efficientnet_lite as lite_module
 from vector_search.imaging.encoders.efficientnet_lite import SPECS, LiteEncoder, packaged_weights
 from vector_search.imaging.encoders.torch_legacy import MAGIC, PROTOCOL, load_state_dict
 from vector_search.imaging.imagenet import find_class
+from vector_search.imaging.images import load_image
 from vector_search.joint import ModelMismatchError, conse_model
 from vector_search.store.folders import open_store
 from vector_search.store.store import StoreError
@@ -42,8 +43,9 @@ COFFEE = {find_class(n) for n in ("espresso", "cup")}
 
 
 @pytest.fixture(scope="module")
-def lite(tmp_path_factory: pytest.TempPathFactory) -> LiteEncoder:
-    return get_encoder(cache_dir=tmp_path_factory.mktemp("encoders"))
+def lite(lite0: LiteEncoder) -> LiteEncoder:
+    """Lite0 from the user's cache: its ONNX export is made once per machine, not per test run."""
+    return lite0
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +155,9 @@ def test_lite0_preprocess(lite: LiteEncoder, samples: list[Image.Image]) -> None
 
 
 @pytest.fixture(scope="module")
-def family(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LiteEncoder]:
-    """Every EfficientNet-Lite member, its weights converted once into a temp cache."""
-    cache = tmp_path_factory.mktemp("family")
-    return {name: get_encoder(name, cache_dir=cache) for name in LITE_NAMES}
+def family() -> dict[str, LiteEncoder]:
+    """Every EfficientNet-Lite member, converted and exported to ONNX once per machine in the user's cache."""
+    return {name: get_encoder(name) for name in LITE_NAMES}
 
 
 @pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
@@ -208,6 +209,35 @@ def test_member_embeddings_are_deterministic(name: str, family: dict[str, LiteEn
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     sim = unit @ unit.T
     assert (sim[:3, :3].sum() + sim[3:, 3:].sum() - 6) / 12 > sim[:3, 3:].mean() + 0.1, "cats closer to cats than to buses"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LITE_NAMES)
+def test_onnx_vectors_equal_the_keras_models(name: str, family: dict[str, LiteEncoder], pascal_dataset: Path) -> None:
+    """The exported model on ONNX Runtime gives the Keras model's vectors within 1e-4, on a real photo of each class."""
+    encoder = family[name]
+    photos = [sorted(folder.iterdir())[0] for folder in sorted(pascal_dataset.iterdir())]
+    batch = np.stack([encoder.preprocess(load_image(p)) for p in photos])
+    onnx = encoder.embed(batch)
+    keras = encoder.keras_model().predict(batch, batch_size=len(batch), verbose=0)
+    assert onnx.shape == keras.shape == (20, 1280) and onnx.dtype == np.float32
+    assert np.abs(onnx - keras).max() < 1e-4 and np.abs(keras).max() > 1  # and not two vectors of zeros
+    assert encoder.onnx_path().is_file() and encoder.onnx_path().parent == encoder.cache_dir
+
+
+def test_changed_weights_are_exported_again(tmp_path: Path) -> None:
+    """The export's file name is keyed by the weights file: another file, or the same one rewritten, gets another export."""
+    weights = tmp_path / "weights.npz"
+    weights.write_bytes(b"first")
+    encoder = get_encoder(weights=weights, cache_dir=tmp_path / "cache")  # cheap: nothing read yet
+    first = encoder.onnx_path()
+    assert first.parent == tmp_path / "cache" and first.name.startswith("efficientnet-lite0-") and first.suffix == ".onnx"
+    assert get_encoder(weights=weights, cache_dir=tmp_path / "cache").onnx_path() == first
+    weights.write_bytes(b"second, longer")
+    assert get_encoder(weights=weights, cache_dir=tmp_path / "cache").onnx_path() != first
+    assert get_encoder(cache_dir=tmp_path / "cache").onnx_path() != first  # the packaged weights
+    with pytest.raises(EncoderError, match="weights not found"):
+        get_encoder(weights=tmp_path / "gone.npz").onnx_path()
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ the next call. Each function documents its variable and its default; the README 
 |-----------------------------------|--------------------------------------------------|----------------------------------|
 | VECTOR_SEARCH_FEATURES            | feature stores (one folder per encoder)          | ./features                       |
 | VECTOR_SEARCH_MODELS              | trained joint models                             | ./models                         |
-| VECTOR_SEARCH_CACHE               | per-user caches: word vectors, encoder weights   | the user's cache folder (XDG)    |
+| VECTOR_SEARCH_CACHE               | per-user caches: GloVe, encoder weights + ONNX   | the user's cache folder (XDG)    |
 | VECTOR_SEARCH_DATASET             | the app's default dataset folder                 | Pascal Sentences beside us, else ./dataset |
 | VECTOR_SEARCH_PASCAL              | Pascal Sentences (default dataset, tests, bench) | ../shared/pascal_sentences       |
 | VECTOR_SEARCH_CHECKPOINT_SECONDS  | how often indexing saves its progress            | 20                               |

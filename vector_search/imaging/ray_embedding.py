@@ -58,7 +58,7 @@ def ray_embedder(
     shut down at the end; a Ray already initialised in this process is used as it is).
 
     `actors` (default: spare_cpus) each hold one encoder (`weights` as get_encoder, a path every
-    node can read) and run TensorFlow on `threads` threads (default: see _EncoderActor).
+    node can read) and run ONNX Runtime on `threads` threads (default: see _EncoderActor).
     Ray starts only when some file must be embedded: an unchanged folder never starts it.
     """
     import_ray()  # fail now, before the folder is scanned
@@ -141,15 +141,12 @@ class _EncoderActor:
     """A Ray actor holding one encoder; embeds the decoded rows of each batch (none for the failed)."""
 
     def __init__(self, encoder_name: str, weights: str | None, threads: int | None) -> None:
-        import tensorflow as tf
-
         from vector_search.imaging.encoders import get_encoder
 
-        # Ray sets OMP_NUM_THREADS=1 for 1-CPU workers; by default use the node's cores the other
-        # actors leave (2 on a 2-core node: decoding is light beside inference).
+        # By default use the node's cores the other actors leave (2 on a 2-core node: decoding is
+        # light beside inference).
         cores = os.cpu_count() or 1
-        tf.config.threading.set_intra_op_parallelism_threads(threads or max(1, cores // max(1, cores - 1)))
-        self.encoder = get_encoder(encoder_name, weights)
+        self.encoder = get_encoder(encoder_name, weights, threads=threads or max(1, cores // max(1, cores - 1)))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = np.array([not error for error in batch["error"]], dtype=bool)

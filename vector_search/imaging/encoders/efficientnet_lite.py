@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from vector_search import config
 from vector_search.fileio import load_npz, save_npz
 from vector_search.imaging.encoders.base import Encoder, EncoderError
 from vector_search.imaging.encoders.torch_legacy import load_state_dict
+from vector_search.runtime.ort import file_key
 
 if TYPE_CHECKING:
     import keras
@@ -116,7 +116,7 @@ def build_model(spec: LiteSpec, w: dict[str, np.ndarray], name: str = "efficient
             x = layers.Add()([x, h]) if stride == 1 and channels == out else h
             block, channels = block + 1, out
     if f"_blocks.{block}._project_conv.weight" in w:
-        raise ValueError(f"the weights have more than the {block} blocks of this member")  # _build_model wraps it
+        raise ValueError(f"the weights have more than the {block} blocks of this member")  # keras_model wraps it
     x = bn(conv(x, "_conv_head", HEAD), "_bn1")
     return keras.Model(inputs, layers.GlobalAveragePooling2D()(x), name=name)
 
@@ -126,16 +126,16 @@ class LiteEncoder(Encoder):
 
     dim = HEAD
 
-    def __init__(self, name: str = "efficientnet-lite0", weights: str | Path | None = None, cache_dir: str | Path | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, name: str = "efficientnet-lite0", weights: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None
+    ) -> None:
+        super().__init__(cache_dir, threads)
         if name not in SPECS:
             raise EncoderError(f"unknown EfficientNet-Lite member {name!r}; choose one of {', '.join(SPECS)}")
         self.name, self.spec = name, SPECS[name]
         self.input_shape = (self.spec.crop, self.spec.crop, 3)
         self.decode_side = self.spec.resize  # big JPEGs decode in draft mode down to this (images.load_image)
         self._source = Path(weights) if weights is not None else None
-        cache = Path(cache_dir) if cache_dir else config.cache_root() / "encoders"
-        self.cache_dir = cache.absolute()
         self._weights_lock = threading.Lock()
         self._weights: dict[str, np.ndarray] | None = None
 
@@ -151,15 +151,21 @@ class LiteEncoder(Encoder):
         x = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32)
         return (x - 127.0) / 128.0
 
+    def source_weights(self) -> Path:
+        """The weights file given (a .pth or a converted .npz), else the packaged .pth."""
+        source = self._source or packaged_weights(self.name)
+        if not source.is_file():
+            raise EncoderError(f"{self.name} weights not found: {source}")
+        return source
+
+    def weights_key(self) -> str:
+        return file_key(self.source_weights())
+
     def weights_path(self) -> Path:
         """The converted .npz, converting the .pth into the cache on first call."""
-        if self._source is not None and self._source.suffix == ".npz":
-            if not self._source.is_file():
-                raise EncoderError(f"{self.name} weights not found: {self._source}")
-            return self._source
-        pth = self._source or packaged_weights(self.name)
-        if not pth.is_file():
-            raise EncoderError(f"{self.name} weights not found: {pth}")
+        pth = self.source_weights()
+        if pth.suffix == ".npz":
+            return pth
         npz = self.cache_dir / f"{pth.stem}.npz"
         if not npz.is_file():
             try:
@@ -179,7 +185,7 @@ class LiteEncoder(Encoder):
                     raise EncoderError(f"cannot read {self.name} weights {path}: {e} (delete it to reconvert)") from e
             return self._weights
 
-    def _build_model(self) -> keras.Model:
+    def keras_model(self) -> keras.Model:
         try:
             return build_model(self.spec, self.weights(), self.name.replace("-", "_"))
         except (KeyError, ValueError) as e:

@@ -1,9 +1,9 @@
-"""VGG16 (Keras applications) cut at fc2: the 4096-d embedding of the classic semantic-search demo."""
+"""VGG16 (Keras applications) cut at fc2: the 4096-d embedding of the classic semantic-search demo, on TensorFlow."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PIL import Image
@@ -26,9 +26,9 @@ class VGG16Encoder(Encoder):
     input_shape = (SIZE, SIZE, 3)
     decode_side = SIZE
 
-    def __init__(self, weights: str | Path | None = None) -> None:
+    def __init__(self, weights: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None) -> None:
         """`weights`: None (Keras' ImageNet weights, downloaded once), a .h5 path, or "random"."""
-        super().__init__()
+        super().__init__(cache_dir, threads)
         self._source = weights
         self._head: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -47,7 +47,7 @@ class VGG16Encoder(Encoder):
             raise EncoderError(f"VGG16 weights not found: {path}")
         return str(path)
 
-    def _build_model(self) -> keras.Model:
+    def keras_model(self) -> keras.Model:
         weights = self._keras_weights()
         import keras
 
@@ -64,7 +64,19 @@ class VGG16Encoder(Encoder):
         self._head = (kernel.astype(np.float32), bias.astype(np.float32))
         return keras.Model(full.input, full.get_layer("fc2").output, name="vgg16_fc2")
 
+    def _load(self) -> Callable[[np.ndarray], np.ndarray]:
+        """On TensorFlow, the classic way: a traced tf.function with a free batch dimension."""
+        model = self.keras_model()  # first, so bad weights fail before the TF import
+        import tensorflow as tf
+
+        if self.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
+        infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        infer.get_concrete_function()  # trace now, under the encoder's lock
+        return lambda batch: infer(batch).numpy()
+
     def classifier(self) -> tuple[np.ndarray, np.ndarray]:
-        self._inference()  # builds the model, which sets the head
+        self._model()  # builds the model, which sets the head
         assert self._head is not None
         return self._head
