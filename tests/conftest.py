@@ -1,8 +1,13 @@
-"""Shared fixtures: the real Pascal Sentences photos and small real subsets of them, GloVe words,
-the Lite0 encoder, and an isolated models folder for every test."""
+"""Shared fixtures: the committed fixture photos (tests/fixtures: 12 real photos of 3 classes with
+captions, a GloVe slice) for the quick loop, the real Pascal Sentences photos for the slow tests,
+GloVe words, the Lite0 encoder, and an isolated models folder for every test.
+
+Without Pascal Sentences a test that needs it is skipped with a message, except in CI (CI=true),
+where it fails: CI must run the full suite."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,23 +21,39 @@ if TYPE_CHECKING:
     from vector_search.text.words import WordVectors
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+PHOTOS = FIXTURES / "dataset"  # cat, cup, rocket: 4 photos each (tests/fixtures/README.md)
+CAT = PHOTOS / "cat" / "chelsea-1.jpg"  # one real photo, 256x170
+GLOVE_SLICE = FIXTURES / "glove.slice.50d.txt"
 PASCAL = config.pascal_root()
 DATASET = PASCAL / "dataset"
+
+
+def need_pascal() -> Path:
+    """The Pascal Sentences photos folder; without it, skip the test (fail it in CI)."""
+    if not DATASET.is_dir():
+        message = f"Pascal Sentences not found at {DATASET}: set VECTOR_SEARCH_PASCAL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return DATASET
 
 
 @pytest.fixture(scope="session")
 def pascal_dataset() -> Path:
     """The 1000 real Pascal Sentences photos (read-only)."""
-    if not DATASET.is_dir():
-        pytest.fail(f"Pascal Sentences not found at {DATASET}: set VECTOR_SEARCH_PASCAL")
-    return DATASET
+    return need_pascal()
 
 
-def copy_subset(dst: Path, classes: dict[str, int]) -> Path:
-    """Copy the first n photos of each class into dst/<class>/; returns dst."""
+def copy_subset(dst: Path, classes: dict[str, int], source: Path | None = None) -> Path:
+    """Copy the first n photos of each class of `source` (default: Pascal Sentences, which the test
+    must need: see `pascal_dataset`) into dst/<class>/; returns dst."""
+    source = source or DATASET
     for name, n in classes.items():
         (dst / name).mkdir(parents=True, exist_ok=True)
-        for photo in sorted((DATASET / name).iterdir())[:n]:
+        photos = sorted((source / name).iterdir())
+        assert len(photos) >= n, f"{source / name} has {len(photos)} photos, the test wants {n}"
+        for photo in photos[:n]:
             shutil.copy2(photo, dst / name / photo.name)
     return dst
 
@@ -54,9 +75,26 @@ def phone_format_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def copy_fixtures(dst: Path, classes: dict[str, int] | None = None) -> Path:
+    """Copy the committed fixture photos (all, or the first n of some classes) and their captions
+    into dst/dataset/<class>/ and dst/sentence/<class>/; returns the dataset folder."""
+    classes = classes or {c.name: 4 for c in PHOTOS.iterdir()}
+    dataset = copy_subset(dst / "dataset", classes, source=PHOTOS)
+    for photo in dataset.glob("*/*"):
+        (dst / "sentence" / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(FIXTURES / "sentence" / photo.parent.name / f"{photo.stem}.txt", dst / "sentence" / photo.parent.name)
+    return dataset
+
+
+@pytest.fixture
+def fixture_dataset(tmp_path: Path) -> Path:
+    """A writable folder of the 12 committed real photos (4 cats, 4 cups, 4 rockets), captions beside it."""
+    return copy_fixtures(tmp_path / "fixtures")
+
+
 @pytest.fixture
 def small_dataset(tmp_path: Path, pascal_dataset: Path) -> Path:
-    """A writable folder of 12 real photos: 4 cats, 4 buses, 4 boats."""
+    """A writable folder of 12 real Pascal photos: 4 cats, 4 buses, 4 boats (slow tests)."""
     return copy_subset(tmp_path / "photos", {"cat": 4, "bus": 4, "boat": 4})
 
 

@@ -1,5 +1,5 @@
 """Draft-mode JPEG decoding (images.load_image's min_side) and the overlapped indexing pipeline,
-on real Pascal photos and on the same photos re-encoded at phone size (4000x3000)."""
+on real photos (Pascal's, and the committed cat) and on the same photos re-encoded at phone size (4000x3000)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from conftest import CAT, copy_subset
 from PIL import Image
 
 from vector_search.imaging.images import find_images, load_image
@@ -39,10 +39,10 @@ def test_pascal_photos_decode_exactly_as_before(pascal_dataset: Path) -> None:
         assert np.array_equal(np.asarray(drafted), np.asarray(full)), rel
 
 
-def test_draft_only_at_twice_the_side(tmp_path: Path, pascal_dataset: Path) -> None:
+def test_draft_only_at_twice_the_side(tmp_path: Path) -> None:
     """A 4000x3000 JPEG decodes at 1/8 (500x375: short side still >= 256), at 1/2 for 1000; with 1600
     it would fall below, so it decodes at full size; MPOs are reduced too, PNGs never."""
-    phone = _phone_copy(pascal_dataset / PHOTOS[0], tmp_path / "phone.jpg")
+    phone = _phone_copy(CAT, tmp_path / "phone.jpg")
     assert load_image(phone, min_side=256).size == (500, 375)
     assert load_image(phone, min_side=224).size == (500, 375)
     assert load_image(phone, min_side=1000).size == (2000, 1500)  # 1/4 would leave 750 < 1000
@@ -54,8 +54,8 @@ def test_draft_only_at_twice_the_side(tmp_path: Path, pascal_dataset: Path) -> N
     assert load_image(mpo, min_side=256).size == (500, 375)
 
 
-def test_draft_respects_exif_rotation(tmp_path: Path, pascal_dataset: Path) -> None:
-    phone = _phone_copy(pascal_dataset / PHOTOS[0], tmp_path / "phone.jpg")
+def test_draft_respects_exif_rotation(tmp_path: Path) -> None:
+    phone = _phone_copy(CAT, tmp_path / "phone.jpg")
     rotated = tmp_path / "rotated.jpg"
     with Image.open(phone) as image:
         exif = image.getexif()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from conftest import PHOTOS, copy_subset
 
 from vector_search.engine import Engine, Loaded, loaded_once
 from vector_search.imaging.imagenet import ClassNameError, class_names
@@ -30,10 +30,10 @@ class CountingEngine(Engine):
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> tuple[Path, Path]:
-    """8 real photos (4 cats, 4 buses) indexed once; tests that change the photos copy them first."""
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """8 real photos (the committed 4 cats, 4 cups) indexed once; tests that change the photos copy them first."""
     base = tmp_path_factory.mktemp("engine")
-    dataset = copy_subset(base / "photos", {"cat": 4, "bus": 4})
+    dataset = copy_subset(base / "photos", {"cat": 4, "cup": 4}, source=PHOTOS)
     Engine(base / "features").index(dataset)
     return dataset, base / "features"
 
@@ -44,16 +44,16 @@ def test_a_new_derived_part_is_refreshed_after_reindexing(indexed: tuple[Path, P
     shutil.copytree(dataset, photos)
     shutil.copytree(store, features)
     engine = CountingEngine(features)
-    assert engine.loaded.per_class == {"bus": 4, "cat": 4}
+    assert engine.loaded.per_class == {"cat": 4, "cup": 4}
     first = engine.loaded
 
-    copy_subset(photos, {"boat": 3})
-    (photos / "bus" / sorted(p.name for p in (photos / "bus").iterdir())[0]).unlink()
+    copy_subset(photos, {"rocket": 3}, source=PHOTOS)
+    (photos / "cup" / sorted(p.name for p in (photos / "cup").iterdir())[0]).unlink()
     report = engine.index(photos)
     assert len(report.added) == 3 and len(report.removed) == 1
-    assert engine.loaded is not first and engine.loaded.per_class == {"boat": 3, "bus": 3, "cat": 4}
+    assert engine.loaded is not first and engine.loaded.per_class == {"cat": 4, "cup": 3, "rocket": 3}
     assert len(engine.images.vectors) == len(engine.store) == 10
-    assert first.per_class == {"bus": 4, "cat": 4}  # a query that began before the re-index sees one store
+    assert first.per_class == {"cat": 4, "cup": 4}  # a query that began before the re-index sees one store
 
 
 def test_joint_model_path_does_not_depend_on_what_was_loaded(indexed: tuple[Path, Path], models_dir: Path) -> None:
@@ -74,7 +74,7 @@ def test_reweight_by_class_id_tells_the_two_cranes_apart(indexed: tuple[Path, Pa
     assert not np.array_equal(machine, engine.class_weights(134))  # the bird
     np.testing.assert_array_equal(engine.class_weights("517"), machine)
 
-    photo = str(sorted((dataset / "bus").iterdir())[0])
+    photo = str(sorted((dataset / "cup").iterdir())[0])
     ranked = exact_index(query.reweight(engine.store.vectors, machine))
     ids, _ = ranked.search(query.reweight(engine.store.vectors[engine.store.find(photo)], machine), 4)
     want = [engine.store.paths[i] for i in ids if engine.store.paths[i] != photo][:3]
@@ -129,7 +129,7 @@ def test_the_map_of_a_store_bigger_than_its_sample_is_a_fixed_seeded_sample(inde
     shown = store_map(Engine(features).store, size=6)  # what the engine computes, at a sample size below 8
     assert len(shown.rows) == 6 and shown.points.shape == (6, 2) and shown.total == 8
     classes = Engine(features).store.classes
-    assert sorted(classes[i] for i in shown.rows) == ["bus"] * 3 + ["cat"] * 3  # stratified by class
+    assert sorted(classes[i] for i in shown.rows) == ["cat"] * 3 + ["cup"] * 3  # stratified by class
     saved = Engine(features).store.load_array("map", method="tsne", sample=6, seed=0)  # row-aligned, NaN off the map
     assert saved is not None and np.isnan(saved).any(axis=1).tolist() == [i not in shown.rows for i in range(8)]
     np.testing.assert_array_equal(saved[shown.rows], shown.points)

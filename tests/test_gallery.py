@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CAT, PHOTOS
 from PIL import Image
 
 from vector_search.datasets import gallery
@@ -52,16 +53,19 @@ def test_gallery_reports_unwritable_folder(tmp_path: Path) -> None:
 # --- dataset summary -------------------------------------------------------------------------------
 
 
-def test_summarize_counts_classes_and_samples(small_dataset: Path) -> None:
-    (small_dataset / "notes.txt").write_text("not an image")
-    summary = datasets.summarize(small_dataset)
+def test_summarize_counts_classes_and_samples(fixture_dataset: Path) -> None:
+    (fixture_dataset / "notes.txt").write_text("not an image")
+    summary = datasets.summarize(fixture_dataset)
     assert summary.n_images == 12
-    assert list(summary.classes) == ["boat", "bus", "cat"]
-    assert summary.looks_like_pascal
+    assert list(summary.classes) == ["cat", "cup", "rocket"]
+    assert not summary.looks_like_pascal  # cups and rockets are no Pascal classes
     samples = summary.samples()
-    assert set(samples) == {"boat", "bus", "cat"}
+    assert set(samples) == {"cat", "cup", "rocket"}
     assert all(Path(p).is_file() and Path(p).parent.name == c for c, p in samples.items())
     assert len(summary.paths()) == 12
+    shutil.rmtree(fixture_dataset / "cup")
+    shutil.rmtree(fixture_dataset / "rocket")
+    assert datasets.summarize(fixture_dataset).looks_like_pascal  # a subset of Pascal's classes
 
 
 def test_summarize_own_folder_and_missing_folder(tmp_path: Path) -> None:
@@ -73,14 +77,22 @@ def test_summarize_own_folder_and_missing_folder(tmp_path: Path) -> None:
         datasets.summarize(tmp_path / "nowhere")
 
 
+def test_captions_are_read_from_the_sentence_folder_beside_the_dataset(fixture_dataset: Path) -> None:
+    cat = next((fixture_dataset / "cat").iterdir())
+    lines = datasets.captions(cat)
+    assert len(lines) == 5 and all(line.strip() == line and line for line in lines) and "cat" in lines[0]
+    assert datasets.captions(fixture_dataset / "cat" / "missing.jpg") == []
+
+
+@pytest.mark.slow
 def test_captions_of_the_noisy_bottle(pascal_dataset: Path) -> None:
     lines = datasets.captions(pascal_dataset / datasets.NOISY_EXAMPLE)
     assert len(lines) == 5 and all("cat" in line.lower() for line in lines)
     assert datasets.captions(pascal_dataset / "cat" / "missing.jpg") == []
 
 
-def test_thumbnail_uri_is_a_small_jpeg(pascal_dataset: Path) -> None:
-    uri = datasets.thumbnail_uri(pascal_dataset / datasets.NOISY_EXAMPLE, size=48)
+def test_thumbnail_uri_is_a_small_jpeg() -> None:
+    uri = datasets.thumbnail_uri(CAT, size=48)
     assert uri.startswith("data:image/jpeg;base64,") and len(uri) < 6000
 
 
@@ -97,14 +109,10 @@ PAGE = """<html><body><table>
 
 
 @pytest.fixture
-def pascal_site(tmp_path: Path, pascal_dataset: Path):
+def pascal_site(tmp_path: Path):
     """A local copy of the Pascal Sentences page layout serving 3 real photos (and one 404)."""
     site = tmp_path / "site"
-    photos = {
-        "cat": sorted((pascal_dataset / "cat").iterdir())[0],
-        "diningtable": sorted((pascal_dataset / "dining_table").iterdir())[0],
-        "tvmonitor": sorted((pascal_dataset / "tv_monitor").iterdir())[0],
-    }
+    photos = dict(zip(["cat", "diningtable", "tvmonitor"], sorted(PHOTOS.glob("*/*.jpg"))[::4]))
     for folder, photo in photos.items():
         (site / folder).mkdir(parents=True)
         shutil.copy(photo, site / folder / photo.name)

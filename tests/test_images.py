@@ -9,20 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CAT, PHOTOS
 from PIL import Image
 
 from vector_search.imaging.images import ImageError, class_of, find_images, iter_batches, load_image
 
-CAT = "cat/2008_000116.jpg"
 
-
-def test_find_images_recursive_sorted_skips_hidden(tmp_path: Path, pascal_dataset: Path) -> None:
+def test_find_images_recursive_sorted_skips_hidden(tmp_path: Path) -> None:
     (tmp_path / "a" / "deep").mkdir(parents=True)
     (tmp_path / ".hidden").mkdir()
-    shutil.copy(pascal_dataset / CAT, tmp_path / "a" / "deep" / "x.JPG")
-    shutil.copy(pascal_dataset / CAT, tmp_path / "a" / "y.png")
-    shutil.copy(pascal_dataset / CAT, tmp_path / "a" / ".secret.jpg")
-    shutil.copy(pascal_dataset / CAT, tmp_path / ".hidden" / "z.jpg")
+    shutil.copy(CAT, tmp_path / "a" / "deep" / "x.JPG")
+    shutil.copy(CAT, tmp_path / "a" / "y.png")
+    shutil.copy(CAT, tmp_path / "a" / ".secret.jpg")
+    shutil.copy(CAT, tmp_path / ".hidden" / "z.jpg")
     (tmp_path / "a" / "notes.txt").write_text("not an image")
     paths, problems = find_images(tmp_path)
     assert paths == [os.path.join("a", "deep", "x.JPG"), os.path.join("a", "y.png")]
@@ -30,6 +29,12 @@ def test_find_images_recursive_sorted_skips_hidden(tmp_path: Path, pascal_datase
     assert class_of(paths[0]) == "deep"
 
 
+def test_find_images_on_the_fixtures() -> None:
+    paths, problems = find_images(PHOTOS)
+    assert len(paths) == 12 and problems == [] and {class_of(p) for p in paths} == {"cat", "cup", "rocket"}
+
+
+@pytest.mark.slow
 def test_find_images_on_pascal(pascal_dataset: Path) -> None:
     paths, _ = find_images(pascal_dataset)
     assert len(paths) == 1000
@@ -51,9 +56,9 @@ def test_find_images_missing_folder(tmp_path: Path) -> None:
         find_images(tmp_path / "nope")
 
 
-def test_load_real_photo(pascal_dataset: Path) -> None:
-    image = load_image(pascal_dataset / CAT)
-    assert image.mode == "RGB" and min(image.size) > 100
+def test_load_real_photo() -> None:
+    image = load_image(CAT)
+    assert image.mode == "RGB" and image.size == (256, 170)
 
 
 def _save(image: Image.Image, path: Path, **kw) -> Path:
@@ -65,8 +70,8 @@ def _save(image: Image.Image, path: Path, **kw) -> Path:
     "mode, fmt",
     [("L", "PNG"), ("P", "GIF"), ("RGBA", "PNG"), ("LA", "PNG"), ("CMYK", "JPEG"), ("I;16", "PNG"), ("1", "BMP")],
 )
-def test_modes_become_rgb(tmp_path: Path, pascal_dataset: Path, mode: str, fmt: str) -> None:
-    photo = Image.open(pascal_dataset / CAT).convert("RGB")
+def test_modes_become_rgb(tmp_path: Path, mode: str, fmt: str) -> None:
+    photo = Image.open(CAT).convert("RGB")
     if mode == "I;16":
         array = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
         image = Image.fromarray(array)  # 16-bit grayscale
@@ -87,16 +92,16 @@ def test_alpha_is_composited_on_white(tmp_path: Path) -> None:
     assert out.getpixel((0, 0)) == (255, 255, 255)
 
 
-def test_exif_rotation_applied(tmp_path: Path, pascal_dataset: Path) -> None:
-    photo = Image.open(pascal_dataset / CAT)
+def test_exif_rotation_applied(tmp_path: Path) -> None:
+    photo = Image.open(CAT)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     path = _save(photo, tmp_path / "rotated.jpg", exif=exif)
     assert load_image(path).size == (photo.height, photo.width)
 
 
-def test_bad_files_give_clear_reasons(tmp_path: Path, pascal_dataset: Path) -> None:
-    data = (pascal_dataset / CAT).read_bytes()
+def test_bad_files_give_clear_reasons(tmp_path: Path) -> None:
+    data = (CAT).read_bytes()
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (tmp_path / "text.jpg").write_text("hello, I am not a JPEG")
@@ -119,14 +124,14 @@ def test_decompression_bomb_refused(tmp_path: Path) -> None:
         load_image(path)
 
 
-def test_upload_decoded_from_memory(pascal_dataset: Path) -> None:
-    assert load_image(io.BytesIO((pascal_dataset / CAT).read_bytes())).mode == "RGB"
+def test_upload_decoded_from_memory() -> None:
+    assert load_image(io.BytesIO((CAT).read_bytes())).mode == "RGB"
     with pytest.raises(ImageError):
         load_image(io.BytesIO(b"\x89PNG garbage"))
 
 
-def test_iter_batches_streams_and_reports(tmp_path: Path, pascal_dataset: Path) -> None:
-    good = sorted((pascal_dataset / "bus").iterdir())[:5]
+def test_iter_batches_streams_and_reports(tmp_path: Path) -> None:
+    good = sorted(PHOTOS.glob("*/*.jpg"))[:5]
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"junk")
     paths = [good[0], bad, *good[1:]]

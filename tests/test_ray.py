@@ -129,9 +129,9 @@ def test_ray_index_resumes_and_embeds_only_new_photos(ray_local, photos, local_s
     assert_same_store(store, local_store[0])
 
 
-def test_ray_not_installed_is_one_line(monkeypatch, small_dataset, tmp_path, capsys):
+def test_ray_not_installed_is_one_line(monkeypatch, fixture_dataset, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does without the extra
-    assert cli.main(["index", str(small_dataset), "--store", str(tmp_path / "features"), "--ray"]) == 2
+    assert cli.main(["index", str(fixture_dataset), "--store", str(tmp_path / "features"), "--ray"]) == 2
     assert capsys.readouterr().err == "error: Ray is not installed: pip install -e .[ray]\n"
     assert not (tmp_path / "features").exists()
 

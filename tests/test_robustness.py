@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATASET, ROOT, copy_subset
+from conftest import CAT, DATASET, ROOT, copy_subset
 from PIL import Image
 
 from vector_search.engine import Engine
@@ -220,7 +220,7 @@ def test_bad_files_in_dataset_and_as_queries(tmp_path: Path) -> None:
 
 def test_upload_size_and_pixel_limits_in_memory() -> None:
     """An upload is decoded from memory with the same limits as a file (app.py passes BytesIO)."""
-    photo = photos("cat", 1)[0].read_bytes()
+    photo = CAT.read_bytes()
     assert load_image(io.BytesIO(photo)).mode == "RGB"
     huge = io.BytesIO(photo + b"\0" * (MAX_BYTES + 1 - len(photo)))  # a real JPEG padded past the limit
     with pytest.raises(ImageError, match="too large"):

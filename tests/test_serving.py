@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pytest
-from conftest import ROOT, copy_subset
+from conftest import PHOTOS, ROOT, copy_subset
 from PIL import Image
 from test_robustness import cli, cli_args, cli_env, json_rows, summary
 
@@ -382,9 +382,10 @@ def served(tmp_path: Path, pascal_dataset: Path) -> Path:
     return root
 
 
-def test_a_visitor_is_refused_every_folder_outside_the_root(monkeypatch: pytest.MonkeyPatch, served: Path, tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    copy_subset(outside, {"cat": 1})
+def test_a_visitor_is_refused_every_folder_outside_the_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    served, outside = tmp_path / "root", tmp_path / "outside"  # a deployment's root, with the committed photos
+    copy_subset(served / "photos", {"cat": 2, "cup": 2}, source=PHOTOS)
+    copy_subset(outside, {"cat": 1}, source=PHOTOS)
     (served / "escape").symlink_to(outside, target_is_directory=True)  # inside by name, outside in fact
     (served / "photos" / "up").symlink_to("../..", target_is_directory=True)
     (served / "loop").symlink_to("loop")
