@@ -1,4 +1,4 @@
-"""Phone formats (imaging/images.py): HEIC and AVIF made from real Pascal JPEGs at test time decode
+"""Phone formats (imaging/images.py): HEIC and AVIF made from real JPEGs at test time decode
 like their JPEG twins, EXIF orientation included, and index and search like them."""
 
 from __future__ import annotations
@@ -8,36 +8,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import phone_format_copy
+from conftest import CAT, phone_format_copy
 from PIL import Image
 
 from vector_search.engine import Engine
 from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, find_images, load_image
 
-CAT = "cat/2008_000116.jpg"
 FORMATS = (".heic", ".avif")
 
 
-def test_phone_extensions_listed(tmp_path: Path, pascal_dataset: Path) -> None:
+def test_phone_extensions_listed(tmp_path: Path) -> None:
     assert {".heic", ".heif", ".avif"} <= IMAGE_EXTENSIONS
     for suffix in (".HEIC", ".heif", ".avif"):
-        phone_format_copy(pascal_dataset / CAT, tmp_path / f"x{suffix}")
+        phone_format_copy(CAT, tmp_path / f"x{suffix}")
     assert find_images(tmp_path)[0] == ["x.HEIC", "x.avif", "x.heif"]
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_decodes_like_its_jpeg_twin(tmp_path: Path, pascal_dataset: Path, suffix: str) -> None:
-    twin = phone_format_copy(pascal_dataset / CAT, tmp_path / f"x{suffix}")
-    jpeg, phone = load_image(pascal_dataset / CAT), load_image(twin, min_side=256)
+def test_decodes_like_its_jpeg_twin(tmp_path: Path, suffix: str) -> None:
+    twin = phone_format_copy(CAT, tmp_path / f"x{suffix}")
+    jpeg, phone = load_image(CAT), load_image(twin, min_side=256)
     assert phone.mode == "RGB" and phone.size == jpeg.size
     diff = np.abs(np.asarray(phone, np.float32) - np.asarray(jpeg, np.float32)).mean()
     assert diff < 4, diff  # lossy re-encoding at quality 90: a few levels of 255 on average
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_exif_orientation_applied(tmp_path: Path, pascal_dataset: Path, suffix: str) -> None:
+def test_exif_orientation_applied(tmp_path: Path, suffix: str) -> None:
     rotated = tmp_path / "rotated.jpg"
-    with Image.open(pascal_dataset / CAT) as photo:
+    with Image.open(CAT) as photo:
         exif = photo.getexif()
         exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
         photo.save(rotated, "JPEG", quality=95, exif=exif)
@@ -49,8 +48,8 @@ def test_exif_orientation_applied(tmp_path: Path, pascal_dataset: Path, suffix: 
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_damaged_phone_file_is_a_clear_error(tmp_path: Path, pascal_dataset: Path, suffix: str) -> None:
-    good = phone_format_copy(pascal_dataset / CAT, tmp_path / f"x{suffix}")
+def test_damaged_phone_file_is_a_clear_error(tmp_path: Path, suffix: str) -> None:
+    good = phone_format_copy(CAT, tmp_path / f"x{suffix}")
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ImageError, match="corrupt|not an image"):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CAT, DATASET, ROOT, copy_subset
+from conftest import CAT, DATASET, GLOVE_SLICE, ROOT, copy_subset
 from PIL import Image
 
 from vector_search.engine import Engine
@@ -503,12 +503,11 @@ def test_damaged_or_foreign_image_index_is_rebuilt(small_dataset: Path, tmp_path
         assert json.loads(sidecar.read_text()) == good_meta, f"{what}: sidecar not rewritten"
 
 
-def small_glove(path: Path, n: int = 3000) -> tuple[Path, list[str], np.ndarray]:
-    """A GloVe text file of the first n words of the real packaged GloVe 6B 50-d."""
-    full = load_words(cache_dir=path.parent / "full")
-    words, vectors = full.words[:n], np.asarray(full.vectors[:n])
-    path.write_text("".join(f"{w} {' '.join(repr(float(x)) for x in v)}\n" for w, v in zip(words, vectors)), encoding="utf-8")
-    return path, words, vectors
+def small_glove(path: Path) -> tuple[Path, list[str], np.ndarray]:
+    """A copy of the committed GloVe slice (tests/fixtures: 1031 real GloVe 6B 50-d words), its words and vectors."""
+    shutil.copy(GLOVE_SLICE, path)
+    rows = [line.split(" ") for line in path.read_text(encoding="utf-8").splitlines()]
+    return path, [r[0] for r in rows], np.array([r[1:] for r in rows], np.float32)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GLOVE_SLICE
 
 from vector_search import config
 from vector_search.errors import VectorSearchError
@@ -140,6 +141,15 @@ def test_word_index_saved_and_reloaded(glove: WordVectors, glove_cache: Path, mo
     rows = np.random.default_rng(0).choice(len(again), 500, replace=False)
     recall = recall_at_k(index, exact_index(again.vectors), again.vectors[rows], 10, exclude=rows)
     assert recall >= 0.95
+
+
+def test_the_committed_glove_slice_is_real_glove(tmp_path: Path, glove: WordVectors) -> None:
+    """tests/fixtures' slice, read as any glove.*.txt: GloVe's own rows, in frequency order."""
+    part = load_words(GLOVE_SLICE, cache_dir=tmp_path / "cache")
+    assert part.name == "glove.slice.50d" and part.dim == 50 and len(part) > 1000 and part.words[:3] == ["the", ",", "."]
+    rows = [glove.index_of(w) for w in part.words]
+    assert rows == sorted(rows) and {"cat", "cup", "rocket", "coffee"} <= set(part.words)
+    np.testing.assert_allclose(part.vectors, np.asarray(glove.vectors)[rows], atol=5e-6)
 
 
 def test_text_glove_of_another_dimension(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
