@@ -43,19 +43,21 @@ def classic_epoch(photos: np.ndarray, targets: np.ndarray, seed: int) -> float:
     from keras import layers
 
     from vector_search.imaging.encoders import get_encoder
-    from vector_search.joint.hybrid import HYBRID_SETTINGS as s
+    from vector_search.joint.hybrid import HybridSettings
+
+    s = HybridSettings()  # the hybrid's defaults
 
     keras.utils.set_random_seed(seed)
     cnn = get_encoder("efficientnet-lite0").keras_model()
     cnn.trainable = False
     inputs = keras.Input(photos.shape[1:])
-    h = layers.Dense(s["hidden"])(cnn(inputs, training=False))
-    h = layers.Dropout(s["dropout"])(layers.Activation("relu")(layers.BatchNormalization()(h)))
+    h = layers.Dense(s.hidden)(cnn(inputs, training=False))
+    h = layers.Dropout(s.dropout)(layers.Activation("relu")(layers.BatchNormalization()(h)))
     outputs = layers.BatchNormalization()(layers.Dense(targets.shape[1])(h))
     model = keras.Model(inputs, outputs)
-    model.compile(keras.optimizers.SGD(s["learning_rate"], momentum=s["momentum"], nesterov=True), keras.losses.CosineSimilarity())
+    model.compile(keras.optimizers.SGD(s.learning_rate, momentum=s.momentum, nesterov=True), keras.losses.CosineSimilarity())
     start = time.perf_counter()
-    model.fit(photos, targets, epochs=1, batch_size=s["batch_size"], verbose=0)
+    model.fit(photos, targets, epochs=1, batch_size=s.batch_size, verbose=0)
     return time.perf_counter() - start
 
 

@@ -28,7 +28,6 @@ from vector_search import joint  # noqa: E402
 from vector_search.datasets.pascal import default_captions_dir, read_captions  # noqa: E402
 from vector_search.evaluation.evaluate import class_queries, tag_accuracy, text_to_image  # noqa: E402
 from vector_search.evaluation.sentences import sentence_retrieval  # noqa: E402
-from vector_search.joint import captions as caption_method  # noqa: E402
 from vector_search.text.words import load_words  # noqa: E402
 
 
@@ -46,8 +45,8 @@ def main() -> None:
           f"{'word P@10':>9} {'tags top-5 (mixed)':>18}")
     for ridge in (1e3, 1e4, 1e5):
         for weight in (0.0, 0.2, 0.3, 0.5, 0.7):
-            caption_method.CAPTION_SETTINGS.update(ridge=ridge, weight=weight)
-            model = joint.train(x, y, words, method="captions", encoder=store.encoder, imagenet_classifier=head, captions=caps)
+            model = joint.train(x, y, words, method="captions", encoder=store.encoder, imagenet_classifier=head, captions=caps,
+                                settings=joint.CaptionSettings(ridge=ridge, weight=weight))
             val = np.asarray(model.meta["split"]["test"])
             vectors = model.transform(x)
             s = sentence_retrieval(vectors, y, caps, val, words)

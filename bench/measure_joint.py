@@ -76,11 +76,17 @@ def text_to_image(joint_vectors: np.ndarray, labels: np.ndarray, classes: list[s
     return evaluate.text_to_image(class_vectors(classes, words), classes, joint_vectors, labels, k=10)["mean_precision_at_k"]
 
 
-def report_method(method: str, features, labels, head, encoder, words, vocab, zs_sets, classes, captions=None) -> dict[str, float]:
-    """The "captions" method is given each photo's captions (joint/captions.py); the others none."""
+def report_method(
+    method: str, features, labels, head, encoder, words, vocab, zs_sets, classes, captions, blend_settings: joint.BlendSettings,
+) -> dict[str, float]:
+    """The "captions" method is given each photo's captions (joint/captions.py); the others none.
+    `blend_settings` are the blend's, also inside the captions method."""
     captions = captions if method == "captions" else None
+    settings = {"blend": blend_settings, "captions": joint.CaptionSettings(blend=blend_settings)}.get(method)
     start = time.perf_counter()
-    model = joint.train(features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, captions=captions)
+    model = joint.train(
+        features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, captions=captions, settings=settings
+    )
     seconds = time.perf_counter() - start
     test = np.array(model.meta["split"]["test"]) if method != "conse" else joint.split(labels, 0.2, 0)[1]
     vectors = model.transform(features)
@@ -94,7 +100,7 @@ def report_method(method: str, features, labels, head, encoder, words, vocab, zs
         else:
             zs_vectors = joint.train(
                 features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, exclude_classes=names,
-                captions=captions,
+                captions=captions, settings=settings,
             ).transform(features)
         zero_shot.append(text_to_image(zs_vectors, labels, names, words))
     row = {"text_to_image": t2i, "tags_top1": top1, "tags_top5": top5, "zero_shot": float(np.mean(zero_shot)), "train_s": seconds}
@@ -194,7 +200,7 @@ def main() -> None:
     parser.add_argument("--blend", type=json.loads, default={}, help='override blend settings, e.g. \'{"alpha": 1}\'')
     args = parser.parse_args()
 
-    blend.BLEND_SETTINGS.update(args.blend)
+    blend_settings = joint.BlendSettings(**args.blend)
     features, labels, head, encoder, captions = load_features(args.dataset, args.store, args.encoder)
     words = load_words()
     vocab = joint.tag_vocabulary(words)
@@ -209,7 +215,7 @@ def main() -> None:
     print("zero-shot sets: " + "; ".join(",".join(classes[i] for i in s) for s in test_sets))
     print("method  | t->i  | tags top-1/top-5 | zero-shot: mean of sets, worst, sets passing (per set) | train | bars (zero-shot: the mean)")
     for method in args.methods.split(","):
-        report_method(method, features, labels, head, encoder, words, vocab, test_sets, classes, captions)
+        report_method(method, features, labels, head, encoder, words, vocab, test_sets, classes, captions, blend_settings)
     if "hybrid" in args.methods:
         time_hybrid(features, labels, encoder, words)
 

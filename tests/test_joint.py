@@ -83,6 +83,27 @@ def test_imagenet_label_vectors_add_wordnet_ancestors(words: WordVectors) -> Non
     assert np.count_nonzero(np.any(labels != 0, axis=1)) > 980
 
 
+def test_label_vectors_are_cached_on_the_words_fingerprint_not_the_object(words: WordVectors) -> None:
+    import gc
+    import weakref
+
+    first = joint.imagenet_label_vectors(words)
+    twin = WordVectors(words.words, words.vectors, words.name, fingerprint=words.fingerprint)  # the same vectors loaded again
+    assert joint.imagenet_label_vectors(twin) is first and joint.imagenet_label_vectors(twin, depth=0) is not first
+    gone = weakref.ref(twin)
+    del twin
+    gc.collect()
+    assert gone() is None  # the cache keeps no reference to a 400k-word object
+
+
+def test_method_settings_are_frozen_values_with_the_tuned_defaults() -> None:
+    blend = joint.BlendSettings()
+    assert (blend.classifier_c, blend.top_classes, blend.alpha, blend.gamma) == (0.03, 3, 1.0, 1.0)
+    assert joint.CaptionSettings().blend == blend and joint.HybridSettings().hidden == 2000
+    with pytest.raises(AttributeError):
+        blend.alpha = 2.0  # type: ignore[misc]
+
+
 def test_convex_combination_skips_labels_without_words() -> None:
     labels = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], np.float32)
     probs = np.array([[0.2, 0.7, 0.1]])  # the most probable label has no vector
@@ -166,6 +187,17 @@ def test_training_on_real_photos_converges(photos, words: WordVectors, encoder, 
     # each trained class's words retrieve its photos (chance: 0.2)
     queries = class_vectors(list(CLASSES), words)
     assert text_to_image(queries, list(CLASSES), vectors, labels, k=10)["mean_precision_at_k"] >= 0.7
+
+
+@pytest.mark.slow
+def test_settings_passed_in_are_used_and_recorded(photos, words: WordVectors, encoder) -> None:
+    settings = joint.BlendSettings(top_classes=1, alpha=0.0)  # the dataset classifier alone, its best class only
+    default, sharp = train(photos, words, encoder, "blend"), train(photos, words, encoder, "blend", settings=settings)
+    assert sharp.meta["settings"] == {"classifier_c": 0.03, "top_classes": 1, "alpha": 0.0, "gamma": 1.0}
+    assert default.meta["settings"]["top_classes"] == 3 and joint.BlendSettings().top_classes == 3  # nothing changed in place
+    vectors, targets = sharp.transform(photos[0]), normalize(class_vectors(sharp.classes, words))
+    assert np.allclose(np.max(vectors @ targets.T, axis=1), 1.0, atol=1e-5)  # each photo sits on one class word
+    assert not np.allclose(default.transform(photos[0]), vectors)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ classes falls back to ImageNet's words.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -19,17 +20,22 @@ from vector_search.joint.data import TrainingData
 from vector_search.joint.errors import TrainingError
 from vector_search.search.index import normalize
 
-# Settings chosen on validation data inside the train part (`bench/measure_joint.py --tune`):
-# classifier L2 strength (sklearn C), classes mixed (runner-up classes can show among the tags),
-# weight and sharpness of the ImageNet fallback.
-BLEND_SETTINGS = {"classifier_c": 0.03, "top_classes": 3, "alpha": 1.0, "gamma": 1.0}
+
+@dataclass(frozen=True)
+class BlendSettings:
+    """Chosen on validation data inside the train part (`bench/measure_joint.py --tune`)."""
+
+    classifier_c: float = 0.03  # the dataset classifier's inverse L2 strength (sklearn C)
+    top_classes: int = 3  # classes mixed (runner-up classes can show among the tags)
+    alpha: float = 1.0  # weight of the ImageNet fallback
+    gamma: float = 1.0  # its sharpness
 
 
-def fit(data: TrainingData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def fit(data: TrainingData, settings: BlendSettings = BlendSettings()) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The blend's arrays (ImageNet head, label vectors, the dataset classifier) and its settings."""
     arrays = conse.imagenet_arrays(data.imagenet_classifier, data.words, data.features.shape[1])
-    arrays.update(fit_classifier(data.features, data.labels, BLEND_SETTINGS["classifier_c"], data.seed))
-    return arrays, {"settings": dict(BLEND_SETTINGS)}
+    arrays.update(fit_classifier(data.features, data.labels, settings.classifier_c, data.seed))
+    return arrays, {"settings": asdict(settings)}
 
 
 def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ The test part and its captions never reach `fit` (training.train splits them off
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,21 +35,28 @@ from vector_search.search.index import normalize
 from vector_search.text.sentences import tokens, weigh_term
 from vector_search.text.words import WordVectors
 
-CAPTION_SETTINGS = {"ridge": 1e4, "weight": 0.2}
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    """The caption map's settings (module docstring), and those of the blend it moves."""
+
+    ridge: float = 1e4  # L2 strength of the ridge map
+    weight: float = 0.2  # how far the blend moves towards the map's prediction
+    blend: blend.BlendSettings = field(default_factory=blend.BlendSettings)
 
 
-def fit(data: TrainingData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def fit(data: TrainingData, settings: CaptionSettings = CaptionSettings()) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The blend's arrays and settings, plus the caption map `captions.w` and its record."""
     if data.captions is None:
         raise TrainingError("the captions method needs the photos' captions: give a captions folder, or use --method blend")
-    arrays, meta = blend.fit(data)
+    arrays, meta = blend.fit(data, settings.blend)
     targets, has_caption = caption_targets(data.captions, data.words)
     if has_caption.sum() < 2:
         raise TrainingError(f"only {int(has_caption.sum())} training photos have captions: too few to learn from")
     z = blend.standardise(arrays, data.features[has_caption])
-    arrays["captions.w"] = ridge(z, targets[has_caption], CAPTION_SETTINGS["ridge"])
+    arrays["captions.w"] = ridge(z, targets[has_caption], settings.ridge)
     meta["captions"] = dict(
-        CAPTION_SETTINGS, photos=int(has_caption.sum()), captions=int(sum(len(c) for c in data.captions))
+        ridge=settings.ridge, weight=settings.weight, photos=int(has_caption.sum()), captions=int(sum(len(c) for c in data.captions))
     )
     return arrays, meta
 

@@ -8,6 +8,7 @@ saved model runs in numpy (`forward`).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -15,21 +16,31 @@ import numpy as np
 from vector_search.joint.data import Progress, TrainingData, split
 from vector_search.search.index import normalize
 
-HYBRID_SETTINGS = {"hidden": 2000, "dropout": 0.5, "learning_rate": 0.01, "momentum": 0.9, "batch_size": 32}
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """The MLP's size and its SGD (Nesterov) training."""
+
+    hidden: int = 2000
+    dropout: float = 0.5
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    batch_size: int = 32
+
 HYBRID_VAL_SIZE = 0.1  # of the train part, to pick the best epoch
 BN_EPSILON = 1e-3  # Keras' BatchNormalization default
 
 
-def fit(data: TrainingData) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def fit(data: TrainingData, settings: HybridSettings = HybridSettings()) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Keep 10% of the train part (at least one photo per class) to pick the best epoch, fit the
     MLP on the rest; returns its weights, and its settings and loss history for the sidecar."""
     x, y, targets = data.features, data.labels, data.targets
     n_val = max(len(targets), round(HYBRID_VAL_SIZE * len(y)))
     fit_pos, val_pos = split(y, n_val, data.seed)
     weights, history = fit_hybrid(
-        x[fit_pos], targets[y[fit_pos]], x[val_pos], targets[y[val_pos]], data.epochs, data.seed, data.verbose, data.progress
+        x[fit_pos], targets[y[fit_pos]], x[val_pos], targets[y[val_pos]], data.epochs, data.seed, data.verbose, data.progress, settings
     )
-    return weights, {"settings": dict(HYBRID_SETTINGS, epochs=data.epochs, val_size=int(n_val)), "history": history}
+    return weights, {"settings": dict(asdict(settings), epochs=data.epochs, val_size=int(n_val)), "history": history}
 
 
 def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.ndarray) -> np.ndarray:
@@ -39,24 +50,24 @@ def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.
 
 def fit_hybrid(
     x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, epochs: int, seed: int,
-    verbose: int = 0, progress: Progress | None = None,
+    verbose: int = 0, progress: Progress | None = None, settings: HybridSettings = HybridSettings(),
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Train the DeViSE-style MLP with a cosine loss; returns the weights of the epoch with the
     best validation loss (kept in memory) and the history. `progress(epoch, logs)` after each epoch."""
     import keras
     from keras import layers
 
-    s = HYBRID_SETTINGS
+    s = settings
     keras.utils.set_random_seed(seed)  # weights, dropout and shuffling; seeds numpy/random too
     inputs = keras.Input((x.shape[1],))
-    h = layers.Dense(s["hidden"], name="dense1")(inputs)
+    h = layers.Dense(s.hidden, name="dense1")(inputs)
     h = layers.BatchNormalization(name="bn1")(h)
     h = layers.Activation("relu")(h)
-    h = layers.Dropout(s["dropout"])(h)
+    h = layers.Dropout(s.dropout)(h)
     h = layers.Dense(y.shape[1], name="dense2")(h)
     outputs = layers.BatchNormalization(name="bn2")(h)
     model = keras.Model(inputs, outputs)
-    optimizer = keras.optimizers.SGD(s["learning_rate"], momentum=s["momentum"], nesterov=True)
+    optimizer = keras.optimizers.SGD(s.learning_rate, momentum=s.momentum, nesterov=True)
     model.compile(optimizer=optimizer, loss=keras.losses.CosineSimilarity())
 
     best: dict[str, Any] = {"val_loss": np.inf}
@@ -73,7 +84,7 @@ def fit_hybrid(
             if progress:
                 progress(epoch + 1, {"loss": float((logs or {}).get("loss", np.nan)), "val_loss": val_losses[-1]})
 
-    history = model.fit(x, y, epochs=epochs, batch_size=s["batch_size"], verbose=verbose, callbacks=[KeepBest()])
+    history = model.fit(x, y, epochs=epochs, batch_size=s.batch_size, verbose=verbose, callbacks=[KeepBest()])
     model.set_weights(best["weights"])
     arrays = {}
     for name in ("dense1", "bn1", "dense2", "bn2"):

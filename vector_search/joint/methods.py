@@ -2,7 +2,8 @@
 maps features into the word space.
 
 To add a method: write a module beside this one with `fit(data: TrainingData) -> (arrays, meta)`
-(its weights, and what its sidecar records: `settings`, maybe a `history`) and
+(its weights, and what its sidecar records: `settings`, maybe a `history`; `settings` a frozen
+dataclass with the defaults, which `train(..., settings=...)` passes on) and
 `transform(arrays, meta, features) -> (n, word dim) unit rows`, then list it in METHODS below
 (with `tags=` another transform if tags should be read from other vectors than search's).
 `train()` validates and splits the photos for it, `JointModel` saves, loads and runs it.
@@ -16,13 +17,13 @@ from typing import Any, Callable
 import numpy as np
 
 from vector_search.joint import blend, captions, conse, hybrid
-from vector_search.joint.data import TrainingData
 from vector_search.joint.errors import TrainingError
 
 Arrays = dict[str, np.ndarray]
 
 
 Transform = Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
+Settings = blend.BlendSettings | hybrid.HybridSettings | captions.CaptionSettings  # a method's, frozen: passed to its fit
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Method:
     vectors) which vectors its tags are read from."""
 
     transform: Transform
-    fit: Callable[[TrainingData], tuple[Arrays, dict[str, Any]]] | None  # None: nothing to fit (ConSE)
+    fit: Callable[..., tuple[Arrays, dict[str, Any]]] | None  # fit(data, settings=defaults); None: nothing to fit (ConSE)
     tags: Transform | None = None  # the vectors tags are read from, if not the joint vectors
 
 

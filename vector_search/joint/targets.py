@@ -7,14 +7,12 @@ head words (`imagenet_label_vectors`): ConSE mixes these, the blend falls back o
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from vector_search.imaging.imagenet import class_ancestors, class_synonyms
 from vector_search.search.index import normalize
 from vector_search.text.vocab import FREQUENT_WORDS
-from vector_search.text.words import WordVectors
+from vector_search.text.words import WordVectors, cached_per_words
 
 # ImageNet label words: the class's own and its WordNet ancestors', up to HYPERNYM_DEPTH steps
 # up, weighted HYPERNYM_DECAY ** steps (imagenet_label_vectors; chosen with the blend settings).
@@ -22,7 +20,7 @@ HYPERNYM_DECAY = 0.7
 HYPERNYM_DEPTH = 4
 
 
-@functools.lru_cache(maxsize=2)
+@cached_per_words(maxsize=2)
 def imagenet_label_vectors(words: WordVectors, decay: float = HYPERNYM_DECAY, depth: int = HYPERNYM_DEPTH) -> np.ndarray:
     """(1000, dim) word vector of each ImageNet class, read-only and computed once per word
     vectors and settings; zero rows for classes with no usable word.

@@ -38,6 +38,7 @@ def train(
     captions: Sequence[Sequence[str]] | None = None,
     verbose: int = 0,
     progress: Progress | None = None,
+    settings: methods.Settings | None = None,
 ) -> JointModel:
     """Fit a joint model on (n, d) features with one class name per row.
 
@@ -45,7 +46,8 @@ def train(
     and the test positions (and their `items` names, if given) are recorded. The hybrid calls
     `progress(epoch, {"loss", "val_loss"})` after each epoch; `imagenet_classifier` (the
     encoder's W, b) is needed by "blend", "captions" and "conse". `captions` (a list per row, []
-    for none) are needed by "captions": only the training photos' are passed on.
+    for none) are needed by "captions": only the training photos' are passed on. `settings`: the
+    method's (blend.BlendSettings, hybrid.HybridSettings, captions.CaptionSettings); None: its defaults.
     """
     fit = methods.get(method).fit
     features, labels = _checked(features, labels)
@@ -74,7 +76,7 @@ def train(
         features[fitted], np.searchsorted(classes, labels[fitted]), targets, words, imagenet_classifier,
         seed, epochs, verbose, progress, None if captions is None else [captions[i] for i in fitted],
     )
-    arrays, fitted_meta = fit(data)
+    arrays, fitted_meta = fit(data) if settings is None else fit(data, settings)
     meta.update(fitted_meta)
     meta["train_seconds"] = round(time.perf_counter() - start, 2)
     return JointModel(meta, {"class_vectors": targets, **arrays})

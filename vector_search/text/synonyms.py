@@ -26,7 +26,7 @@ import numpy as np
 from vector_search.imaging.imagenet import wordnet_synsets
 from vector_search.search.index import normalize
 from vector_search.text.vocab import FREQUENT_WORDS, class_words
-from vector_search.text.words import WordVectors
+from vector_search.text.words import WordVectors, cached_per_words
 
 # A class word's WordNet sense must have a lemma (its own or its hypernyms') this close in GloVe
 # to the class vector (flora/"potted plant" 0.45; the monitor lizard's: 0.16).
@@ -153,7 +153,7 @@ def _glove_synonyms(own: dict[str, str], targets: dict[str, np.ndarray], words: 
     return found
 
 
-@functools.lru_cache(maxsize=4)
+@cached_per_words(maxsize=4)
 def class_name_synonyms(classes: tuple[str, ...], words: WordVectors) -> dict[str, str]:
     """Lower-case word -> the class (folder name) it names, for words other than the class's own.
 

