@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vector_search"
 # (ARCHITECTURE: imaging, search and text know nothing of the store or the front doors; joint uses
 # text, never the reverse; the store and its derived spaces sit above them; front doors on top).
 LAYERS = {
-    "errors": 0, "config": 0, "fileio": 0, "progress": 0, "data": 0, "runtime": 0,
+    "errors": 0, "config": 0, "fileio": 0, "progress": 0, "data": 0, "runtime": 0, "answers": 0,
     "imaging": 1, "search": 1,
     "text": 2,
     "joint": 3,

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from vector_search.engine import Engine, Result
+from vector_search.answers import Result, answer_json
+from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from vector_search.joint import DEFAULT_METHOD, METHODS
@@ -95,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k))))
 
     _words_command(commands)
+
+    p = commands.add_parser("serve", help="answer over HTTP: a JSON API (docs at /docs) over the store, loaded once")
+    _store_options(p)
+    _model_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.set_defaults(run=run_serve)
 
     p = commands.add_parser("evaluate", help="measure search quality on a labelled folder (one subfolder per class)")
     p.add_argument("dataset", nargs="?", metavar="DATASET_DIR", help="index this folder first (default: the store as it is)")
@@ -255,6 +263,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from vector_search.serving.http import serve
+
+    engine = _engine(args)
+    print(f"loading the store {engine.store_root} ...", file=sys.stderr, flush=True)
+    serve(engine, args.host, args.port, ready=lambda url: print(f"serving on {url} (API docs: {url}/docs)", flush=True))
+    return 0
+
+
 def read_queries(args: argparse.Namespace) -> list[str]:
     """The queries: arguments, then the lines of --queries-file.
 
@@ -308,8 +325,7 @@ def _with_words(results: list[Result], parsed: QueryVector) -> Answer:
 
 def _print_results(as_json: bool, query: str, results: list[Result], extra: dict) -> None:
     if as_json:  # JSON escapes a name's undecodable bytes as \udcXX: os.fsencode(loaded) gives the bytes back
-        rows = [{"item": r.item, "distance": round(r.distance, 6)} for r in results]
-        print(json.dumps({"query": query, "results": rows, **extra}), flush=True)
+        print(json.dumps(answer_json(query, results, extra)), flush=True)
         return
     print(f"{printable(query)}:")
     if extra.get("words"):

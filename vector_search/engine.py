@@ -14,13 +14,13 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from vector_search import config
+from vector_search.answers import Result
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import load_image
 from vector_search.store import locks
@@ -40,14 +40,6 @@ STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dr
 
 class EngineError(VectorSearchError, ValueError):
     """A request the engine cannot serve as asked (unknown class to hold out, no classifier, ...)."""
-
-
-@dataclass(frozen=True)
-class Result:
-    """One answer: an item (image path or word) and its cosine distance to the query."""
-
-    item: str
-    distance: float
 
 
 def loaded_once(method: Callable[[object], T]) -> T:
