@@ -127,8 +127,12 @@ def warm(engine: Engine) -> None:
     model and its index, the tag words, the word vectors and their index, the image encoder (for
     uploads); a request then never waits for a load."""
     check_allowed(engine.store_root, "feature store folder")  # server mode: the store under the root
+    from PIL import Image
+
     loaded = engine.current()
-    _ = loaded.images, loaded.joint_space, loaded.collection, engine.tag_vocabulary, engine.encoder_named(loaded.store.encoder)
+    _ = loaded.images, loaded.joint_space, loaded.collection, engine.tag_vocabulary
+    encoder = engine.encoder_named(loaded.store.encoder)
+    encoder.embed(encoder.preprocess(Image.new("RGB", (64, 64)))[None])  # its first run builds the model (~20 s under load)
     engine.similar_words("photo", 1)
 
 
