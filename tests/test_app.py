@@ -331,7 +331,10 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
     at = start(monkeypatch, training_photos, features)
     assert "No trained model" in texts(sections(at)["5"], "info")  # ConSE until one is trained
 
+    assert at.selectbox(key="method").value == "blend"  # the CLI's default (these photos have no captions)
+    assert at.number_input(key="epochs").disabled  # epochs are the hybrid's
     at.selectbox(key="method").set_value("hybrid")
+    ok(at.run())
     at.number_input(key="epochs").set_value(5)
     at.checkbox(key="retrain").check()
     ok(at.run())

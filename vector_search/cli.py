@@ -24,6 +24,7 @@ from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from vector_search.joint import DEFAULT_METHOD, METHODS
 from vector_search.store.spaces import ANNOY_MAX, KINDS, index_kind
 from vector_search.text.query import QueryVector
+from vector_search.text.sentences import WordWeight, word_shares
 from vector_search.text.words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT
 
 
@@ -329,14 +330,9 @@ def _print_results(as_json: bool, query: str, results: list[Result], extra: dict
         return
     print(f"{printable(query)}:")
     if extra.get("words"):
-        print("  words: " + ", ".join(_word_text(w) for w in extra["words"]))
+        print("  words: " + word_shares([WordWeight(**w) for w in extra["words"]]))
     for rank, r in enumerate(results, 1):
         print(f"  {rank:3d}. {r.distance:.4f}  {printable(r.item)}")
-
-
-def _word_text(word: dict) -> str:
-    """`plane 0.81 (-> aeroplane)`."""
-    return f"{word['word']} {word['weight']:.2f}" + (f" (-> {word['reaches']})" if "reaches" in word else "")
 
 
 def _print_error(as_json: bool, query: str, message: str) -> None:

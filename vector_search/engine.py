@@ -260,7 +260,7 @@ class Engine:
 
         store = self.store
         found = store_captions(store, captions) if method in (None, "captions") else None
-        method = method or ("captions" if found else joint.DEFAULT_METHOD)
+        method = method or joint.default_method(bool(found))
         unknown = sorted(set(holdout_classes) - set(store.classes))
         if unknown:
             raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")

@@ -43,7 +43,13 @@ METHODS_BY_NAME: dict[str, Method] = {
     "captions": Method(captions.transform, captions.fit, tags=blend.transform),
 }
 METHODS = tuple(METHODS_BY_NAME)
+TRAINABLE = tuple(name for name, method in METHODS_BY_NAME.items() if method.fit is not None)
 DEFAULT_METHOD = "blend"
+
+
+def default_method(has_captions: bool) -> str:
+    """What `train` fits when no method is named: "captions" where the photos have captions, else the default blend."""
+    return "captions" if has_captions else DEFAULT_METHOD
 
 
 def get(name: str) -> Method:

@@ -68,6 +68,19 @@ class WordWeight:
         return row
 
 
+MAIN_SHARE = 0.1  # a word with at least this share of its term is one of the words that carry it
+
+
+def word_shares(words: Sequence[WordWeight], markdown: bool = False) -> str:
+    """`cat 99%, sun 0%, plane 100% (as aeroplane)`: each word's share of its term, as the CLI and
+    the app show the words of a text query; `markdown` bolds the words that carry it."""
+    parts = []
+    for w in words:
+        text = f"**{w.word}**" if markdown and abs(w.weight) >= MAIN_SHARE else w.word
+        parts.append(f"{text} {w.weight:.0%}" + (f" (as {w.reaches})" if w.reaches else ""))
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Collection:
     """What a query is weighed against: the collection's joint vectors and its class names."""

@@ -1,0 +1,141 @@
+"""Sections 5, 6 and 7: the joint model that maps photos into the word space, the tags it reads
+off a photo, and text search with it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from vector_search import config
+from vector_search.app import widgets
+from vector_search.app.state import METHOD_LABELS, TEXT_EXAMPLES, Source, as_query, message, once_per_tick, trainable_methods
+from vector_search.datasets import pascal as datasets
+from vector_search.engine import Engine
+from vector_search.errors import VectorSearchError
+from vector_search.text.sentences import word_shares
+
+
+@st.fragment
+def joint_model_section(source: Source) -> None:
+    st.header("5. The joint model")
+    st.markdown(
+        "Images and words live in different spaces. A **joint model** maps each photo's image vector into "
+        "the 50-d word space, so a photo can be described with words (tags) and found with words (text "
+        "search). Until one is trained, **ConSE** (Norouzi et al., 2014) does it with no training at all: "
+        "the word vectors of the photo's likely ImageNet classes.\n\n"
+        "The default trained model, **blend**, mixes a classifier of the dataset's classes with ConSE; "
+        "where the photos have captions, **captions** also learns from what people wrote about them. "
+        "The classic **hybrid** (after DeViSE, Frome et al., 2013) is a small network trained to put each "
+        "photo onto the word vector of its label: it snaps every photo onto one of its training classes, "
+        "so words outside them find little."
+    )
+    with widgets.guard("Joint model"):
+        if not config.read_only():  # serve the saved model: no training controls
+            retrain_controls(source)
+        describe_model(source.engine)
+
+
+def retrain_controls(source: Source) -> None:
+    """Method, epochs, held-out classes and the Retrain box; trains and reruns the page when ticked."""
+    engine = source.engine
+    classes = engine.current().overview.classes
+    left, middle, right = st.columns([2, 1, 2])
+    methods = trainable_methods(datasets.default_captions_dir(engine.store.dataset) is not None)
+    method = left.selectbox("Method to train", methods, format_func=METHOD_LABELS.get, key="method")
+    epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
+    holdout = right.multiselect("Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely")
+    retrain = st.checkbox(f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)", key="retrain")
+    run = (*source.key, method, int(epochs), tuple(holdout))
+    if once_per_tick(st.session_state, retrain, "trained", run):
+        bar = st.progress(0.0, text=f"Training the {method} model on {len(engine.store)} photos…")
+
+        def progress(epoch: int, logs: dict) -> None:
+            shown_logs = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
+            bar.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch}/{epochs}: {shown_logs}")
+
+        engine.train(epochs=int(epochs), holdout_classes=holdout, method=method, progress=progress)
+        st.session_state["trained"] = run
+        st.rerun()  # tags and text search below now use the new model
+
+
+def describe_model(engine: Engine) -> None:
+    """What the engine's joint model is: method, classes, training time, and the loss curve of a hybrid."""
+    with st.spinner("Loading the joint model…"):
+        model = engine.joint
+    meta = model.meta
+    path = engine.joint_model_path()
+    if model.method == "conse":
+        train = "" if config.read_only() else " Tick the box to train one."
+        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE.{train}")
+        return
+    held_out = meta.get("held_out_classes") or []
+    st.markdown(
+        f"Using `{path}`: a **{model.method}** model of {meta['encoder']} features, trained on "
+        f"**{len(model.classes)} classes** in {meta.get('train_seconds', '?')} s"
+        + (f", holding out {', '.join(held_out)}" if held_out else "")
+        + "."
+    )
+    history = meta.get("history")
+    if not history or not history.get("loss"):
+        return
+    import pandas as pd
+
+    losses = pd.DataFrame({name: history[name] for name in ("loss", "val_loss") if name in history})
+    losses.index = pd.RangeIndex(1, len(losses) + 1, name="epoch")
+    last = losses.iloc[-1]
+    st.markdown(
+        f"Trained **{len(losses)} epochs** (kept the weights of epoch {history.get('best_epoch', len(losses))}, "
+        "the best on validation): "
+        + ", ".join(f"final {name} **{value:.4f}**" for name, value in last.items())
+        + ". The loss is minus the cosine between a photo's mapped vector and its label's word vector."
+    )
+    st.line_chart(losses, height=220, x_label="epoch", y_label="loss (−cosine)")
+
+
+@st.fragment
+def tags_section(source: Source, k: int) -> None:
+    st.header("6. Tags")
+    st.markdown(
+        "Map a photo into the word space with the model of section 5 and read off the nearest words: "
+        "tags. They are not limited to the class names."
+    )
+    with widgets.guard("Tags"):
+        picked = widgets.picked_photo(source, "tags")
+        if picked is None:
+            return
+        photo, right = picked
+        tags = source.engine.tags(as_query(photo), k)
+        right.markdown("**Tags:** " + " · ".join(f"**{r.item}** {r.distance:.2f}" for r in tags))
+        if isinstance(photo, str):
+            lines = datasets.captions(photo)
+            if lines:
+                right.markdown("What people wrote about it:\n" + "\n".join(f"- {line}" for line in lines))
+
+
+def set_query(text: str) -> None:
+    st.session_state["text_query"] = text
+
+
+@st.fragment
+def text_search_section(source: Source, k: int) -> None:
+    st.header("7. Text search")
+    st.markdown(
+        "Type words or a sentence: its vector, in the shared space, is compared with every photo's. A "
+        "sentence is the weighted mean of its words: words that tell the photos apart count most, "
+        "\"the\" or \"in\" nothing; a synonym of a class name finds the class (plane: aeroplane). "
+        "Terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
+    )
+    with widgets.guard("Text search"):
+        cols = st.columns(len(TEXT_EXAMPLES))
+        for col, example in zip(cols, TEXT_EXAMPLES):
+            col.button(example, key=f"example_{example}", on_click=set_query, args=(example,), width="stretch")
+        st.session_state.setdefault("text_query", TEXT_EXAMPLES[0])
+        text = st.text_input("Search the photos", key="text_query")
+        try:
+            found, parsed = source.engine.search_text(text, k)
+        except VectorSearchError as err:  # QueryError: empty, malformed, or no known word
+            st.warning(message(err))
+            return
+        st.caption("Words that counted: " + word_shares(parsed.words, markdown=True))
+        if parsed.unknown:
+            st.caption("Skipped words not in the vocabulary: " + ", ".join(parsed.unknown))
+        widgets.grid("text", found)

@@ -1,0 +1,177 @@
+"""The app's state and policy, without Streamlit: what the page decides, tested on its own.
+
+- `Settings` (the sidebar's values) and `Settings.allowed()`, the folder-root check of a server;
+- `Engines` and `IndexedFolders`: what one server keeps for all its visitors (the page holds one
+  of each in `st.cache_resource`);
+- `ResultCache`: answers kept a short while (a minute), so a rerun that changes nothing does not
+  search again;
+- `once_per_tick`: a ticked action box acts once, not on every rerun while it stays ticked;
+- `Source`: the photos the walkthrough runs on, and the sample of them pickers offer;
+- the joint methods the page trains (the CLI's, `joint.TRAINABLE`), and `message()`, an error as one line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Callable, Hashable, MutableMapping, TypeVar
+
+from vector_search import config, serving
+from vector_search.datasets import gallery
+from vector_search.datasets.pascal import NOISY_EXAMPLE
+from vector_search.engine import Engine
+from vector_search.errors import VectorSearchError
+from vector_search.store.updates import UpdateReport
+
+T = TypeVar("T")
+
+TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
+METHOD_LABELS = {  # the joint methods the page offers to train (joint.TRAINABLE), as the menu shows them
+    "blend": "blend: a class classifier blended with ConSE (the default without captions)",
+    "captions": "captions: the blend, also learning from the photos' captions (the default with captions)",
+    "hybrid": "hybrid: the DeViSE-style network (epochs, loss curve)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sidebar's values: the image folder, the encoder, results per query, the store's folder."""
+
+    dataset: str
+    encoder: str
+    k: int
+    features: str
+    use_gallery: bool = False
+
+    def allowed(self) -> Settings:
+        """The settings with both folders checked against the server's root (serving.check_allowed:
+        PathNotAllowedError naming the folder); on a laptop (no root) as typed."""
+        if config.serve_root() is None:
+            return self
+        dataset = serving.check_allowed(self.dataset, "dataset folder")
+        features = serving.check_allowed(self.features, "feature store folder")
+        return replace(self, dataset=str(dataset), features=str(features))
+
+
+class Engines:
+    """One engine per (store folder, encoder), shared by every visitor of a server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: dict[tuple[str, str], Engine] = {}
+
+    def get(self, store_root: str, encoder: str) -> Engine:
+        with self._lock:
+            key = (store_root, encoder)
+            if key not in self._engines:
+                self._engines[key] = Engine(store_root, encoder_name=encoder)
+            return self._engines[key]
+
+
+class IndexedFolders:
+    """The folders this server has indexed (or checked) into each store: (store, encoder, folder) ->
+    its UpdateReport. A folder is indexed once per server, not once per visitor or rerun."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reports: dict[tuple[str, str, str], UpdateReport] = {}
+
+    def report(self, store_root: str, encoder: str, folder: str) -> UpdateReport | None:
+        with self._lock:
+            return self._reports.get((store_root, encoder, folder))
+
+    def record(self, store_root: str, encoder: str, folder: str, report: UpdateReport) -> None:
+        with self._lock:
+            self._reports[(store_root, encoder, folder)] = report
+
+
+class ResultCache:
+    """Answers by key, each kept `ttl` seconds, at most `max_entries` (the least recently used go
+    first). Thread-safe; an answer is computed outside the lock (two visitors may both compute it)."""
+
+    def __init__(self, max_entries: int = 32, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries, self.ttl, self.clock = max_entries, ttl, clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and now - entry[0] < self.ttl:
+                self._entries.move_to_end(key)
+                return entry[1]  # type: ignore[return-value]
+        value = compute()
+        with self._lock:
+            self._entries[key] = (now, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
+
+
+def once_per_tick(session: MutableMapping[str, object], ticked: bool, memo: str, run: tuple) -> bool:
+    """Whether a ticked action box acts now: once per tick (or per change of `run`), not on every
+    rerun while it stays ticked. The caller records `session[memo] = run` when done; unticking forgets it."""
+    if not ticked:
+        session.pop(memo, None)
+        return False
+    return session.get(memo) != run
+
+
+def message(err: BaseException) -> str:
+    """An exception as one line for the page: the library's errors and file errors say it all;
+    anything else is a bug, named by its type."""
+    if isinstance(err, (VectorSearchError, OSError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def trainable_methods(has_captions: bool) -> list[str]:
+    """The joint methods the page offers (the CLI's trainable ones; captions only where there are
+    captions), the one `vector-search train` fits by default first."""
+    from vector_search.joint import TRAINABLE, default_method
+
+    methods = [m for m in TRAINABLE if m != "captions" or has_captions]
+    first = default_method(has_captions)
+    return [first, *(m for m in methods if m != first)]
+
+
+def as_query(photo: str | bytes) -> str | io.BytesIO:
+    """A picked photo as the engine takes it: a path, or an upload's bytes as a file in memory."""
+    return io.BytesIO(photo) if isinstance(photo, bytes) else photo
+
+
+@dataclass(frozen=True)
+class Source:
+    """The photos the walkthrough runs on (the dataset folder, or the built-in gallery) and their engine."""
+
+    folder: str
+    engine: Engine
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        """What the source is, for caches and one-shot actions: (folder, store folder, encoder)."""
+        return self.folder, str(self.engine.store_root), self.engine.encoder_name
+
+    def default_photo(self) -> str:
+        """The photo pickers start on: the noisy bottle of Pascal Sentences, the gallery's cat, else the first."""
+        candidates = [os.path.join(self.folder, NOISY_EXAMPLE)]
+        candidates += [str(gallery.photo_path(self.folder, p)) for p in gallery.PHOTOS]
+        store = self.engine.store
+        found = (i for i in map(store.find, candidates) if i is not None)  # a lookup, not a scan of all paths
+        return store.paths[next(found, 0)]
+
+    def photo_choices(self) -> list[str]:
+        """The photos pickers offer: a fixed sample of the store (all of a small one), with the default."""
+        store, overview = self.engine.store, self.engine.current().overview
+        rows = set(overview.photos.tolist())
+        rows.add(store.find(self.default_photo()) or 0)
+        return [store.paths[i] for i in sorted(rows)]
+
+    def label(self, path: str) -> str:
+        return os.path.relpath(path, self.folder)

@@ -1,0 +1,135 @@
+"""What every section of the page uses: the server-wide resources (held in `st.cache_resource`),
+error guards, photo grids and the photo picker."""
+
+from __future__ import annotations
+
+import io
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from vector_search.app.state import Engines, IndexedFolders, ResultCache, Source, message
+from vector_search.datasets import gallery
+from vector_search.datasets import pascal as datasets
+from vector_search.engine import Engine, Result
+from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
+
+log = logging.getLogger("vector_search.app")
+
+# Photo grids show square crops (CSS object-fit), so rows line up whatever the photos' shapes.
+GRID_STYLE = """<style>
+[class*="st-key-grid-"] [data-testid="stImageContainer"] img { aspect-ratio: 1 / 1; object-fit: cover; }
+</style>"""
+
+
+# --- server-wide resources: loaded once per server, shared by every visitor -------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def engines() -> Engines:
+    return Engines()
+
+
+def engine(store_root: str, encoder: str) -> Engine:
+    return engines().get(store_root, encoder)
+
+
+@st.cache_resource(show_spinner=False)
+def indexed() -> IndexedFolders:
+    return IndexedFolders()
+
+
+@st.cache_resource(show_spinner=False)
+def results() -> ResultCache:
+    """Image-search answers: a re-weighted search scans every vector (seconds at 200k photos); the
+    minute they are kept drops photos deleted since from the answers soon enough."""
+    return ResultCache(max_entries=32, ttl=60)
+
+
+@st.cache_resource(show_spinner="Exporting the gallery photos…")
+def export_gallery(store_root: str) -> str:
+    return str(gallery.export_gallery(gallery.gallery_photos_dir(store_root)))
+
+
+@st.cache_resource(show_spinner=False, ttl=30)
+def summarize(folder: str) -> datasets.DatasetSummary | None:
+    """The folder's images by class; None when there is no such folder. A shared resource (read
+    only), not cached data: cached data is unpickled on every call, all N paths of a big folder."""
+    try:
+        return datasets.summarize(folder)
+    except FileNotFoundError:
+        return None
+
+
+@st.cache_data(show_spinner="Making thumbnails…", max_entries=4)
+def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
+    return [datasets.thumbnail_uri(p) for p in paths]
+
+
+# --- page helpers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Turn any error inside into a message on the page (and a traceback in the server log)."""
+    try:
+        yield
+    except Exception as err:  # Streamlit's own control flow (rerun, stop) is not an Exception
+        log.exception("%s failed", what)
+        st.error(f"{what}: {message(err)}")
+
+
+def photo_grid(key: str, paths: list[str], captions: list[str], width: int = 150) -> None:
+    """Photos in rows of square crops, each with its caption."""
+    with st.container(key=f"grid-{key}"):
+        st.image(paths, caption=captions, width=width)
+
+
+def grid(key: str, found: list[Result], width: int = 150) -> None:
+    """Result photos with their class and distance."""
+    if not found:
+        st.info("No results.")
+        return
+    photo_grid(key, [r.item for r in found], [f"{class_of(r.item)} · {r.distance:.3f}" for r in found], width)
+
+
+def photo_picker(source: Source, key: str) -> tuple[str | bytes, str] | None:
+    """A dataset photo (path) or an uploaded one (bytes, decoded in memory), and its label.
+
+    None (with a message) when the upload is not a usable image.
+    """
+    paths = source.photo_choices()
+    total = len(source.engine.store)
+    left, right = st.columns([3, 2])
+    choice = left.selectbox(
+        "A photo from the dataset" if len(paths) >= total else f"A photo from the dataset ({len(paths):,} of {total:,})",
+        paths,
+        index=paths.index(source.default_photo()),
+        format_func=source.label,
+        key=f"{key}_photo",
+    )
+    upload = right.file_uploader("…or your own photo", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS), key=f"{key}_upload")
+    if upload is not None:
+        data = upload.getvalue()
+        try:
+            load_image(io.BytesIO(data))  # check it decodes, in memory; the upload is never written to disk
+        except ImageError as err:
+            st.error(f"{upload.name}: {err}")
+            return None
+        return data, f"your photo ({upload.name})"
+    return choice, source.label(choice)
+
+
+def picked_photo(source: Source, key: str, caption: str = "{}") -> tuple[str | bytes, DeltaGenerator] | None:
+    """The photo picker, and the picked photo shown on the left (`caption` formats its label); the
+    photo and the column on its right. None (with a message) when the upload is not a usable image."""
+    picked = photo_picker(source, key)
+    if picked is None:
+        return None
+    photo, label = picked
+    left, right = st.columns([1, 2])
+    left.image(photo, caption=caption.format(label), width=220)
+    return photo, right
