@@ -29,7 +29,8 @@ from _common import machine, pascal_features  # noqa: E402
 from vector_search import joint  # noqa: E402
 from vector_search.datasets.pascal import captions  # noqa: E402
 from vector_search.search.index import normalize  # noqa: E402
-from vector_search.text.sentences import CLASS_WEIGHT, SHARPNESS, SIF_A, Collection, tokens, weigh_term  # noqa: E402
+from vector_search.text.sentences import CLASS_WEIGHT, SHARPNESS, SIF_A, Collection, weigh_term  # noqa: E402
+from vector_search.text.tokens import known_words  # noqa: E402
 from vector_search.text.words import WordVectors, load_words  # noqa: E402
 
 SYNONYM_QUERIES = {
@@ -51,12 +52,12 @@ def class_p10(query_vectors: np.ndarray, query_labels: np.ndarray, joint_vectors
 
 def plain_mean(text: str, words: WordVectors) -> np.ndarray:
     """The query vector before sentences.py: the plain mean of the known words' raw vectors."""
-    known = [w for w in tokens(text) if w in words]
+    known = known_words(text, words)[0]
     return np.mean([words.vector(w) for w in known], axis=0) if known else np.zeros(words.dim, np.float32)
 
 
 def weighted(text: str, words: WordVectors, collection: Collection | None, **settings) -> np.ndarray:
-    known = [w for w in tokens(text) if w in words]
+    known = known_words(text, words)[0]
     return weigh_term(known, words, collection, **settings)[0] if known else np.zeros(words.dim, np.float32)
 
 

@@ -63,7 +63,7 @@ def test_a_bad_caption_file_costs_only_its_photo(tmp_path: Path) -> None:
 def test_held_out_photos_and_all_their_captions_are_never_trained_on(indexed: tuple[Engine, Path], tmp_glove) -> None:
     engine, _ = indexed
     store, captions = engine.store, store_captions(engine.store)
-    model = engine.train()  # captions found: the captions method
+    model = engine.train(text="glove")  # captions found: the GloVe captions method
     assert model.method == "captions"
     test = set(model.meta["split"]["test"])
     train_rows = [i for i in range(len(captions)) if i not in test]
@@ -83,7 +83,7 @@ def test_held_out_photos_and_all_their_captions_are_never_trained_on(indexed: tu
 
 def test_saved_caption_model_loads_and_refuses_a_mismatched_store(indexed: tuple[Engine, Path]) -> None:
     engine, base = indexed
-    model = engine.train()
+    model = engine.train(text="glove")
     path = engine.joint_model_path()
     loaded = JointModel.load(path, encoder=engine.store.encoder, words=engine.words)
     assert loaded.method == "captions"
@@ -101,7 +101,7 @@ def test_saved_caption_model_loads_and_refuses_a_mismatched_store(indexed: tuple
 
 def test_without_captions_training_works_as_before(indexed: tuple[Engine, Path]) -> None:
     engine, _ = indexed
-    model = engine.train(captions=False)
+    model = engine.train(captions=False, text="glove")
     assert model.method == "blend" and "captions" not in model.meta
     with pytest.raises(ValueError, match="needs the photos' captions"):
         engine.train(method="captions", captions=False)

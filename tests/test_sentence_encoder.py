@@ -90,11 +90,16 @@ def test_sentences_are_read_whole(encoder: se.SentenceEncoder) -> None:
     assert beach_dog @ beach > dog @ beach + 0.1
 
 
-def test_cached_batches_are_saved_once(encoder: se.SentenceEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_texts_are_embedded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path))
-    texts = ["a photo of a cat", "a photo of a dog"]
-    first = encoder.encode_cached(texts)
-    saved = list((tmp_path / "sentences").glob("*.npy"))
-    assert len(saved) == 1
-    np.testing.assert_array_equal(np.load(saved[0]), first)
-    np.testing.assert_array_equal(encoder.encode_cached(texts), first)
+    encoder = se.SentenceEncoder()
+    first = encoder.encode_cached(["a photo of a cat", "a photo of a dog", "a photo of a cat"])
+    np.testing.assert_allclose(first, encoder.encode(["a photo of a cat", "a photo of a dog", "a photo of a cat"]), atol=1e-6)
+    saved = list(tmp_path.rglob("*.npz"))
+    assert len(saved) == 1 and np.load(saved[0])["texts"].tolist() == ["a photo of a cat", "a photo of a dog"]
+    fresh = se.SentenceEncoder()  # another process: reads the bank, embeds only the new text
+    again = fresh.encode_cached(["a photo of a dog", "a photo of a cow"])
+    np.testing.assert_array_equal(again[0], first[1])
+    assert len(list(tmp_path.rglob("*.npz"))) == 2
+    saved[0].write_bytes(b"damaged")  # a damaged file costs its texts a new embedding, never an error
+    np.testing.assert_allclose(se.SentenceEncoder().encode_cached(["a photo of a cat"])[0], first[0], atol=1e-6)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from vector_search.text.query import query_vector
-from vector_search.text.sentences import Collection, sif_weights, tokens, weigh_term
+from vector_search.text.sentences import Collection, sif_weights, weigh_term
 from vector_search.text.synonyms import class_name_synonyms, reached_class, singular_forms
+from vector_search.text.tokens import words as tokens
 from vector_search.text.words import WordVectors
 
 
@@ -108,12 +109,14 @@ def test_sentence_figures_exact_on_a_tiny_collection(tiny: WordVectors) -> None:
 
     photos = np.asarray([tiny.vector(w) for w in ("cat", "sun", "dog")], np.float32)  # joint vectors on their words
     captions = [["The cat."], ["sun"], ["dog", "cat"]]  # the last photo's second caption names another class
-    figures = sentence_retrieval(photos, ["cat", "sun", "dog"], captions, np.arange(3), tiny, k=1)
+    collection = Collection.of(photos, ["cat", "sun", "dog"], tiny)
+    figures = sentence_retrieval(photos, ["cat", "sun", "dog"], captions, np.arange(3), lambda text: query_vector(text, tiny, collection).vector, k=1)
     # "cat" ranks the cat photo (1.0) before the dog photo (0.8): the dog photo's own rank is 2
     assert figures["captions"] == 4 and figures["photos"] == 3
     assert figures["recall_at_1"] == 0.75 and figures["recall_at_5"] == 1.0 and figures["median_rank"] == 1.0
     assert figures["class_precision_at_1_all_photos"] == 0.75
     assert figures["first_caption_class_precision_at_1_all_photos"] == 1.0
+    assert figures["recall_at_1_all_photos"] == 0.75 and figures["median_rank_all_photos"] == 1.0  # here all photos are held out
 
 
 def test_one_folder_of_photos_names_no_class(tmp_glove: WordVectors) -> None:

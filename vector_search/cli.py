@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(p)
     _model_option(p)
     p.add_argument("--epochs", type=int, default=50, help="epochs of the hybrid method (default: %(default)s)")
-    p.add_argument("--method", choices=METHODS, help=f"joint method (default: captions if the dataset has captions, else {DEFAULT_METHOD})")
+    p.add_argument("--text", choices=("minilm", "glove"), default="minilm",
+                   help="text space: the sentence encoder (minilm, default: the sentence method) or GloVe word vectors "
+                        f"(glove: captions if the dataset has captions, else {DEFAULT_METHOD})")
+    p.add_argument("--method", choices=METHODS, help="joint method (default: chosen by --text)")
     p.add_argument("--holdout-classes", default="", metavar="A,B,...", help="classes left out of training entirely")
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split (default: %(default)s)")
     p.add_argument("--captions", metavar="DIR", help="captions folder, <class>/<id>.txt per photo (default: <dataset>/../sentence if present)")
@@ -239,7 +242,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         engine = _engine(args)
         captions = False if args.no_captions else (args.captions or True)
-        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait, captions=captions)
+        model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait, captions=captions, text=args.text)
     learnt = model.meta.get("captions")
     with_captions = f" and {learnt['captions']} captions of {learnt['photos']} photos" if learnt else ""
     print(f"trained {model.method} on {len(model.classes)} classes{with_captions} in {model.meta['train_seconds']} s; "

@@ -92,7 +92,7 @@ class Loaded:
 
     @loaded_once
     def joint(self):  # -> joint.JointModel
-        """The trained joint model if there is one, else ConSE (open vocabulary, no training)."""
+        """The trained joint model if there is one, else ConSE in the sentence space (open vocabulary, no training)."""
         from vector_search import joint
 
         engine, encoder = self.engine, self.store.encoder
@@ -102,7 +102,7 @@ class Loaded:
         classifier = engine.encoder_named(encoder).classifier()
         if classifier is None:
             raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
-        return joint.conse_model(classifier, engine.words, encoder)
+        return joint.conse_model(classifier, engine.words, encoder, sentences=engine.sentences)
 
     @loaded_once
     def joint_space(self) -> JointSpace:
@@ -194,18 +194,21 @@ class Engine:
     def encoder(self):  # -> encoders.Encoder
         return self.encoder_named(self.encoder_in_use())
 
-    def encoder_named(self, name: str):  # -> encoders.Encoder
-        """The image encoder `name`, loaded once per engine (the weights take seconds to load)."""
-        key = f"encoder:{name}"
-        encoder = self._parts.get(key)
-        if encoder is None:
-            from vector_search.imaging.encoders import get_encoder
-
+    def _once(self, key: str, make: Callable[[], T]) -> T:
+        """`self._parts[key]`, made by `make()` on first use, once (under the lock)."""
+        value = self._parts.get(key, _MISSING)
+        if value is _MISSING:
             with self._lock:
                 if key not in self._parts:
-                    self._parts[key] = get_encoder(name, weights=self.encoder_weights)
-                encoder = self._parts[key]
-        return encoder  # type: ignore[return-value]
+                    self._parts[key] = make()
+                value = self._parts[key]
+        return value  # type: ignore[return-value]
+
+    def encoder_named(self, name: str):  # -> encoders.Encoder
+        """The image encoder `name`, loaded once per engine (the weights take seconds to load)."""
+        from vector_search.imaging.encoders import get_encoder
+
+        return self._once(f"encoder:{name}", lambda: get_encoder(name, weights=self.encoder_weights))
 
     @loaded_once
     def words(self):  # -> words.WordVectors
@@ -214,10 +217,18 @@ class Engine:
         return load_words(self.words_path)
 
     @loaded_once
-    def tag_vocabulary(self):  # -> joint.TagVocabulary
-        from vector_search.joint import tag_vocabulary
+    def sentences(self):  # -> sentence_encoder.SentenceEncoder
+        from vector_search.text.sentence_encoder import sentence_encoder
 
-        return tag_vocabulary(self.words)
+        return sentence_encoder()
+
+    def tag_vocabulary(self, text: str = "glove"):  # -> joint.TagVocabulary
+        """The tags of a text space ("minilm" or "glove"), built once (joint/tagging.py)."""
+        from vector_search.joint import tagging
+
+        if text == "minilm":
+            return self._once("tags:minilm", lambda: tagging.sentence_tag_vocabulary(self.words, self.sentences))
+        return self._once("tags:glove", lambda: tagging.tag_vocabulary(self.words))
 
     def joint_model_path(self) -> Path:
         """`model_path`, else models/joint-<encoder>.npz for the encoder in use."""
@@ -238,47 +249,33 @@ class Engine:
         return report
 
     def train(
-        self,
-        epochs: int = 50,
-        holdout_classes: Sequence[str] = (),
-        method: str | None = None,
-        seed: int = 0,
-        progress: Callable[[int, dict], None] | None = None,
-        wait: bool = True,
-        captions: str | os.PathLike | bool = True,
+        self, epochs: int = 50, holdout_classes: Sequence[str] = (), method: str | None = None, seed: int = 0,
+        progress: Callable[[int, dict], None] | None = None, wait: bool = True, captions: str | os.PathLike | bool = True,
+        text: str = "minilm",
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is
         held out as a stratified test split recorded in the model, with all its captions.
         `progress(epoch, logs)` is called after each epoch of the hybrid. Holds the model's writer
-        lock (`wait` as in index()). `captions`: as datasets.store_captions; without a `method`,
-        "captions" (joint/captions.py) if there are captions, else the default blend.
-        """
+        lock (`wait` as in index()). `captions`: as datasets.store_captions. Without a `method`: for
+        `text` "minilm" "sentence" (joint/sentence.py: the sentence encoder's space, captions if any),
+        for "glove" "captions" (joint/captions.py) if there are captions, else the blend."""
         from vector_search import joint
         from vector_search.datasets.pascal import store_captions
 
         store = self.store
-        found = store_captions(store, captions) if method in (None, "captions") else None
-        method = method or joint.default_method(bool(found))
-        unknown = sorted(set(holdout_classes) - set(store.classes))
-        if unknown:
+        found = store_captions(store, captions) if method in (None, "captions", "sentence") else None
+        method = method or joint.default_method(bool(found), text)
+        if unknown := sorted(set(holdout_classes) - set(store.classes)):
             raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
         path = self.joint_model_path()
         with locks.writer_lock(path, f"the joint model {path}", wait):
             model = joint.train(
-                store.vectors,
-                store.classes,
-                self.words,
-                method=method,
-                encoder=store.encoder,
-                imagenet_classifier=self.encoder_named(store.encoder).classifier(),
-                exclude_classes=holdout_classes,
-                seed=seed,
-                epochs=epochs,
-                items=[item.path for item in store.items],
-                captions=found,
-                progress=progress,
+                store.vectors, store.classes, self.words, method=method, encoder=store.encoder,
+                imagenet_classifier=self.encoder_named(store.encoder).classifier(), exclude_classes=holdout_classes,
+                seed=seed, epochs=epochs, items=[item.path for item in store.items], captions=found, progress=progress,
+                sentences=self.sentences if method == joint.SENTENCE_METHOD else None,
             )
             model.save(path)
         self._replace_loaded(store)
@@ -370,7 +367,7 @@ class Engine:
 
         loaded = self.current()
         joint_vector = loaded.joint.tag_vectors(self.image_vector(image, loaded)[0][None])
-        return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary, k)[0]]
+        return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary(loaded.joint.text), k)[0]]
 
     # --- word queries ----------------------------------------------------------------------------
 
@@ -381,10 +378,12 @@ class Engine:
         return [Result(word, float(d)) for word, d in words.similar_words(text, k, kind=kind)]
 
     def search_text(self, text: str, k: int = 10) -> tuple[list[Result], query.QueryVector]:
-        """Images for a text query, and the query as parsed: its words weighed against this
-        collection (query.py, sentences.py), which words counted and how much."""
+        """Images for a text query, and the query as parsed: in the sentence space each term encoded
+        whole, in GloVe's its words weighed against this collection (query.py, sentences.py); which
+        terms or words counted and how much."""
         loaded = self.current()
-        parsed = query.query_vector(text, self.words, loaded.collection)
+        minilm = loaded.joint.text == "minilm"
+        parsed = query.sentence_query_vector(text, self.sentences) if minilm else query.query_vector(text, self.words, loaded.collection)
         ids, distances = loaded.joint_space.index.search(parsed.vector, k + STALE_MARGIN)
         return self._results(loaded.store, ids, distances, k), parsed
 

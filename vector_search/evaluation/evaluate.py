@@ -23,7 +23,7 @@ import numpy as np
 from vector_search import config
 from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
-from vector_search.joint import DEFAULT_METHOD, tags, train
+from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, tags, train
 from vector_search.search import index as nn
 from vector_search.search.index import normalize
 from vector_search.text.vocab import class_words
@@ -172,7 +172,7 @@ def evaluate(
     if unknown := sorted(set(holdout) - set(classes)):
         raise EvaluationError(f"unknown held-out class(es) {', '.join(unknown)}; classes are {', '.join(classes)}")
     captions = store_captions(store)
-    methods = list(methods or (DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ())))
+    methods = list(methods or (DEFAULT_METHOD, "hybrid", *(("captions",) if captions else ()), SENTENCE_METHOD))
     clock.lap("index")
 
     say("image to image")
@@ -186,6 +186,9 @@ def evaluate(
         zero_shot_model = train_for_evaluation(engine, method, holdout, seed, epochs, captions)
         by_method[method] = joint_figures(engine, models[-1], zero_shot_model, k, captions if method != "hybrid" else None)
         clock.lap(f"joint_{method}")
+    say("a flat folder: no classes, no captions (labels and captions for scoring only)")
+    flat = flat_figures(engine, captions, k)
+    clock.lap("flat")
     say("index recall")
     recall = index_recall_figures(engine, models[0], seed, k)
     clock.lap("index_recall")
@@ -201,6 +204,7 @@ def evaluate(
         "holdout_classes": holdout,
         "image_to_image": image_to_image,
         "joint": by_method,
+        "flat": flat,
         "index_recall": recall,
         "seconds": clock.seconds(),
     }
@@ -249,12 +253,13 @@ def train_for_evaluation(
     engine, method: str, exclude: Sequence[str], seed: int = 0, epochs: int = 50, captions: Sequence[Sequence[str]] | None = None
 ):  # -> joint.JointModel
     """A joint model of the engine's store, trained (never saved) as `vector-search train` would;
-    `captions` (each photo's) reach only the captions method."""
+    `captions` (each photo's) reach only the methods that learn from them."""
     store = engine.store
     return train(
         store.vectors, store.classes, engine.words, method=method, encoder=store.encoder,
         imagenet_classifier=engine.encoder.classifier(), exclude_classes=exclude, seed=seed, epochs=epochs,
-        items=[item.path for item in store.items], captions=captions if method == "captions" else None,
+        items=[item.path for item in store.items], captions=captions if method in ("captions", SENTENCE_METHOD) else None,
+        sentences=engine.sentences if method == SENTENCE_METHOD else None,
     )
 
 
@@ -262,42 +267,58 @@ def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequenc
     """One joint method's figures: text->image P@k and tag accuracy on `model`'s test split,
     zero-shot text->image for the classes `zero_shot_model` never saw, over all photos, and with
     `captions` (each photo's) the held-out captions as queries (evaluation/sentences.py). Queries are
-    read as the engine reads them, weighed against the photos' joint vectors."""
-    from vector_search.evaluation.sentences import sentence_retrieval
-    from vector_search.text.sentences import Collection
+    read as the engine reads them (evaluation.sentences.query_reader)."""
+    from vector_search.evaluation.sentences import query_reader, sentence_retrieval
 
-    store, words = engine.store, engine.words
+    store = engine.store
     labels = np.asarray(store.classes)
     test = np.asarray(model.meta["split"]["test"], np.int64)
     vectors = model.transform(store.vectors)
     zero_shot_vectors = zero_shot_model.transform(store.vectors)
     classes = sorted(set(labels.tolist()))
     holdout = zero_shot_model.meta["held_out_classes"]
-    collection = Collection.of(vectors, labels.tolist(), words)  # what this model's queries are weighed against
+    reader = query_reader(engine, model.text, vectors, labels)
 
-    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary, 5)]
-    zero_shot = text_to_image(class_queries(zero_shot_vectors, labels, holdout, words), holdout, zero_shot_vectors, labels, k)
+    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary(model.text), 5)]
+    zero_shot_reader = query_reader(engine, model.text, zero_shot_vectors, labels)
+    zero_shot = text_to_image(class_queries(zero_shot_reader, holdout), holdout, zero_shot_vectors, labels, k)
     zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
     figures = {
         "train_seconds": model.meta["train_seconds"],
-        "text_to_image": text_to_image(class_queries(vectors, labels, classes, words, collection), classes, vectors[test], labels[test], k),
+        "text_to_image": text_to_image(class_queries(reader, classes), classes, vectors[test], labels[test], k),
+        "class_words_all_photos": text_to_image(class_queries(reader, classes), classes, vectors, labels, k)["mean_precision_at_k"],
         "tags": dict(tag_accuracy(tag_lists, labels[test], (1, 5)), rule="hit if any word of the class name is among the tags"),
         "zero_shot": zero_shot,
     }
     if captions:
-        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, words, k, collection)
+        figures["sentences"] = sentence_retrieval(vectors, labels, captions, test, reader, k)
     return figures
 
 
-def class_queries(joint_vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], words, collection=None) -> np.ndarray:
-    """(len(names), dim) class names as queries, read as the engine reads them: weighed against
-    the collection of these joint vectors and class labels (a sentences.Collection, built here
-    unless given)."""
-    from vector_search.text.query import query_vector
-    from vector_search.text.sentences import Collection
+def class_queries(reader: Callable[[str], np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """(len(names), dim) class names as queries, read by `reader` (evaluation.sentences.query_reader)."""
+    return np.stack([reader(c.replace("_", " ")) for c in names])
 
-    collection = Collection.of(joint_vectors, list(labels), words) if collection is None else collection
-    return np.stack([query_vector(c.replace("_", " "), words, collection).vector for c in names])
+
+def flat_figures(engine, captions: Sequence[Sequence[str]] | None, k: int = 10) -> dict[str, Any]:
+    """What a folder with no class folders and no captions gets, in each text space: the untrained
+    ConSE model over all photos; class names and (if any) first captions as queries, labels used
+    only to score, the queries read against no class names (a flat folder has none)."""
+    from vector_search.evaluation.sentences import query_reader, sentence_retrieval
+    from vector_search.joint import conse_model
+
+    store = engine.store
+    labels, classes, everyone = np.asarray(store.classes), sorted(set(store.classes)), np.arange(len(store))
+    figures: dict[str, Any] = {}
+    for text in ("glove", "minilm"):
+        model = conse_model(engine.encoder.classifier(), engine.words, store.encoder, engine.sentences if text == "minilm" else None)
+        vectors = model.transform(store.vectors)
+        reader = query_reader(engine, text, vectors, [""] * len(labels))
+        row = {"class_words_all_photos": text_to_image(class_queries(reader, classes), classes, vectors, labels, k)["mean_precision_at_k"]}
+        if captions:
+            row["sentences"] = sentence_retrieval(vectors, labels, captions, everyone, reader, k)
+        figures[text] = row
+    return figures
 
 
 def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dict[str, Any]:
@@ -332,6 +353,8 @@ def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dic
 
 def format_report(figures: dict[str, Any]) -> str:
     """The figures of `evaluate()` as the plain-text report `vector-search evaluate` prints."""
+    from vector_search.evaluation.sentences import comparison_lines, sentence_lines
+
     k = figures["k"]
     lines = [
         f"{figures['dataset']}: {figures['photos']} photos, {figures['classes']} classes, encoder {figures['encoder']}",
@@ -355,31 +378,11 @@ def format_report(figures: dict[str, Any]) -> str:
     for method, row in figures["joint"].items():
         lines.append(f"  {method} per class: " + ", ".join(f"{c} {p:.1f}" for c, p in row["text_to_image"]["per_class"].items()))
         lines.append(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
-    lines += _sentence_lines(figures)
+    lines += sentence_lines(figures)
+    lines += comparison_lines(figures)
     lines += ["", f"index recall@{k} against exact search (queries = indexed rows, self left out)"]
     for name, row in figures["index_recall"].items():
         params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
         lines.append(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
     lines += ["", f"{figures['seconds']['total']:.0f} s"]
     return "\n".join(lines)
-
-
-def _sentence_lines(figures: dict[str, Any]) -> list[str]:
-    """The report's sentence table, if the dataset had captions."""
-    k = figures["k"]
-    rows = {method: row["sentences"] for method, row in figures["joint"].items() if row.get("sentences", {}).get("captions")}
-    if not rows:
-        return []
-    lines = [
-        "",
-        "sentences: each caption of a held-out photo as a query (captions trained on by the captions method only)",
-        f"  {'method':18s} {f'class-P@{k}':>10s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'median rank':>12s}",
-    ]
-    for method, row in rows.items():
-        lines.append(
-            f"  {method:18s} {row[f'class_precision_at_{k}_all_photos']:>10.3f} {row['recall_at_1']:>6.3f} "
-            f"{row['recall_at_5']:>6.3f} {row['recall_at_10']:>6.3f} {row['median_rank']:>12.0f}"
-        )
-    lines.append(f"  (class-P@{k}: photos of the caption's class among the first {k} of all photos; R@n and median rank:"
-                 " of the caption's own photo among the held-out photos)")
-    return lines

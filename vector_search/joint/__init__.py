@@ -35,14 +35,16 @@ from vector_search.joint.captions import CaptionSettings
 from vector_search.joint.data import Progress, split
 from vector_search.joint.errors import ModelMismatchError, ModelNotFoundError, TrainingError
 from vector_search.joint.hybrid import HybridSettings
-from vector_search.joint.methods import DEFAULT_METHOD, METHODS, TRAINABLE, default_method
+from vector_search.joint.methods import DEFAULT_METHOD, METHODS, SENTENCE_METHOD, TRAINABLE, default_method
 from vector_search.joint.model import JointModel, sidecar
+from vector_search.joint.sentence import SentenceSettings
 from vector_search.joint.tagging import TagVocabulary, is_tag_word, tag_vocabulary, tags
 from vector_search.joint.targets import imagenet_label_vectors
 from vector_search.joint.training import conse_model, train
 
 __all__ = [
-    "DEFAULT_METHOD", "METHODS", "BlendSettings", "CaptionSettings", "HybridSettings", "JointModel", "ModelMismatchError", "ModelNotFoundError", "Progress",
+    "DEFAULT_METHOD", "SENTENCE_METHOD", "METHODS", "BlendSettings", "CaptionSettings", "HybridSettings", "SentenceSettings", "JointModel", "ModelMismatchError",
+    "ModelNotFoundError", "Progress",
     "TagVocabulary", "conse_model", "imagenet_label_vectors", "is_tag_word", "sidecar",
     "split", "tag_vocabulary", "tags", "train", "TrainingError", "TRAINABLE", "default_method",
 ]

@@ -32,7 +32,8 @@ from vector_search.joint import blend
 from vector_search.joint.data import TrainingData
 from vector_search.joint.errors import TrainingError
 from vector_search.search.index import normalize
-from vector_search.text.sentences import tokens, weigh_term
+from vector_search.text.sentences import weigh_term
+from vector_search.text.tokens import known_words
 from vector_search.text.words import WordVectors
 
 
@@ -72,7 +73,7 @@ def caption_targets(captions: Sequence[Sequence[str]], words: WordVectors) -> tu
     whose captions hold no known word has none)."""
     targets = np.zeros((len(captions), words.dim), np.float32)
     for i, lines in enumerate(captions):
-        vectors = [weigh_term(known, words)[0] for line in lines if (known := [w for w in tokens(line) if w in words])]
+        vectors = [weigh_term(known, words)[0] for line in lines if (known := known_words(line, words)[0])]
         if vectors:
             targets[i] = normalize(normalize(np.asarray(vectors, np.float32)).mean(axis=0, keepdims=True))[0]
     return targets, np.any(targets != 0, axis=1)

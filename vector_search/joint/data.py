@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vector_search.text.sentence_encoder import SentenceEncoder
 from vector_search.text.words import WordVectors
 
 Progress = Callable[[int, dict], None]  # (epoch, {"loss": ..., "val_loss": ...})
@@ -30,6 +31,7 @@ class TrainingData:
     verbose: int = 0
     progress: Progress | None = None
     captions: Sequence[Sequence[str]] | None = None  # each train photo's captions ([] for none), if the dataset has them
+    sentences: SentenceEncoder | None = None  # the sentence encoder, for a method in its space
 
 
 def split(labels: Sequence[str] | np.ndarray, test_size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,14 +16,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vector_search.joint import blend, captions, conse, hybrid
+from vector_search.joint import blend, captions, conse, hybrid, sentence
 from vector_search.joint.errors import TrainingError
 
 Arrays = dict[str, np.ndarray]
 
 
 Transform = Callable[[Arrays, dict[str, Any], np.ndarray], np.ndarray]
-Settings = blend.BlendSettings | hybrid.HybridSettings | captions.CaptionSettings  # a method's, frozen: passed to its fit
+Settings = blend.BlendSettings | hybrid.HybridSettings | captions.CaptionSettings | sentence.SentenceSettings  # a method's, frozen: passed to its fit
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Method:
     transform: Transform
     fit: Callable[..., tuple[Arrays, dict[str, Any]]] | None  # fit(data, settings=defaults); None: nothing to fit (ConSE)
     tags: Transform | None = None  # the vectors tags are read from, if not the joint vectors
+    text: str = "glove"  # the text space it maps into: "glove" (word vectors) or "minilm" (the sentence encoder)
 
 
 METHODS_BY_NAME: dict[str, Method] = {
@@ -41,14 +42,20 @@ METHODS_BY_NAME: dict[str, Method] = {
     "hybrid": Method(hybrid.transform, hybrid.fit),
     "conse": Method(conse.transform, None),
     "captions": Method(captions.transform, captions.fit, tags=blend.transform),
+    "sentence": Method(sentence.transform, sentence.fit, text="minilm"),
 }
 METHODS = tuple(METHODS_BY_NAME)
 TRAINABLE = tuple(name for name, method in METHODS_BY_NAME.items() if method.fit is not None)
-DEFAULT_METHOD = "blend"
+DEFAULT_METHOD = "blend"  # of the GloVe methods (`train --text glove`)
+SENTENCE_METHOD = "sentence"  # the default: the sentence encoder's space
 
 
-def default_method(has_captions: bool) -> str:
-    """What `train` fits when no method is named: "captions" where the photos have captions, else the default blend."""
+def default_method(has_captions: bool, text: str = "minilm") -> str:
+    """What `train` fits when no method is named: in the sentence encoder's space ("minilm") the
+    sentence method (with the captions if any); in GloVe's "captions" where the photos have captions,
+    else the blend."""
+    if text == "minilm":
+        return SENTENCE_METHOD
     return "captions" if has_captions else DEFAULT_METHOD
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from vector_search import fileio
 from vector_search.joint import methods
 from vector_search.joint.errors import ModelMismatchError, ModelNotFoundError
+from vector_search.text.sentence_encoder import IDENTITY
 from vector_search.text.words import WordVectors
 
 FORMAT = "vector_search.joint"
@@ -42,6 +43,11 @@ class JointModel:
     @property
     def classes(self) -> list[str]:
         return self.meta["classes"]
+
+    @property
+    def text(self) -> str:
+        """The text space the model maps into: "minilm" (the sentence encoder) or "glove" (word vectors)."""
+        return self.meta.get("text", "glove")
 
     @property
     def fingerprint(self) -> str:
@@ -69,12 +75,16 @@ class JointModel:
         return self.transform(features) if tags is None else tags(self.arrays, self.meta, self._checked(features))
 
     def check(self, encoder: str | None = None, words: WordVectors | None = None) -> None:
-        """Raise ModelMismatchError unless the model was made for this encoder and these word vectors."""
+        """Raise ModelMismatchError unless the model was made for this encoder and these word vectors
+        (or, in the sentence space, this sentence encoder)."""
         if encoder is not None and encoder != self.meta["encoder"]:
             raise ModelMismatchError(
                 f"joint model was trained on {self.meta['encoder']} features, not {encoder}: retrain it with this encoder"
             )
-        if words is not None:
+        if self.text == "minilm":
+            if self.meta["words"] != IDENTITY:
+                raise ModelMismatchError(f"joint model was trained with another sentence encoder ({self.meta['words']}): retrain it")
+        elif words is not None:
             mine, theirs = self.meta["words"], words_identity(words)
             if mine != theirs:
                 other = f"{words.name} ({words.dim}-d)" if mine["name"] != words.name else "other vectors of that name"

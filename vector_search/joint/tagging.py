@@ -10,11 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vector_search.imaging.imagenet import class_synonyms
+from vector_search.joint.sentence import IMAGENET_SYNONYMS
 from vector_search.search.index import normalize
+from vector_search.text.sentence_encoder import SentenceEncoder
 from vector_search.text.vocab import FREQUENT_WORDS, STOP_WORDS
 from vector_search.text.words import WordVectors
 
 MIN_TAG_LENGTH = 3
+# Words offered as tags in the sentence space (each is one text for the encoder to embed: fewer than
+# GloVe's 50,000; the 10,000 most frequent hold the gallery's and Pascal's words).
+SENTENCE_TAG_WORDS = 10_000
 _LETTERS = re.compile(r"[^\W\d_]+")  # letters only (any script), no digits, punctuation or _
 
 
@@ -35,6 +41,21 @@ def tag_vocabulary(words: WordVectors, size: int = FREQUENT_WORDS) -> TagVocabul
     """The `size` most frequent words that pass `is_tag_word` (GloVe is frequency-ordered)."""
     rows = [i for i, w in enumerate(words.words[:size]) if is_tag_word(w)]
     return TagVocabulary([words.words[i] for i in rows], normalize(np.asarray(words.vectors[rows])))
+
+
+def sentence_tag_vocabulary(words: WordVectors, encoder: SentenceEncoder, size: int = SENTENCE_TAG_WORDS) -> TagVocabulary:
+    """Tags in the sentence encoder's space: the `size` most frequent words that pass `is_tag_word`,
+    and ImageNet's class names of up to 3 words that all pass it ("coffee mug", "space shuttle"),
+    each embedded as a text of its own once (cached on disk by the encoder)."""
+    entries = [w for w in words.words[:size] if is_tag_word(w)]
+    seen = set(entries)
+    for names in class_synonyms():
+        for name in names[:IMAGENET_SYNONYMS]:
+            phrase = " ".join(name.lower().split())
+            if phrase not in seen and len(phrase.split()) <= 3 and all(is_tag_word(w) for w in phrase.split()):
+                seen.add(phrase)
+                entries.append(phrase)
+    return TagVocabulary(entries, encoder.encode_cached(entries))
 
 
 def tags(joint_vectors: np.ndarray, vocabulary: TagVocabulary, k: int = 5) -> list[list[tuple[str, float]]]:

@@ -12,12 +12,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vector_search.joint import methods
+from vector_search.joint import methods, sentence
 from vector_search.joint.conse import CONSE_TOP, imagenet_arrays
 from vector_search.joint.data import Progress, TrainingData, split
 from vector_search.joint.errors import TrainingError
 from vector_search.joint.model import JointModel, words_identity
 from vector_search.joint.targets import HYPERNYM_DECAY, HYPERNYM_DEPTH
+from vector_search.text.sentence_encoder import IDENTITY, SentenceEncoder
 from vector_search.text.vocab import FREQUENT_WORDS, class_vectors
 from vector_search.text.words import WordVectors
 
@@ -39,6 +40,7 @@ def train(
     verbose: int = 0,
     progress: Progress | None = None,
     settings: methods.Settings | None = None,
+    sentences: SentenceEncoder | None = None,
 ) -> JointModel:
     """Fit a joint model on (n, d) features with one class name per row.
 
@@ -46,19 +48,22 @@ def train(
     and the test positions (and their `items` names, if given) are recorded. The hybrid calls
     `progress(epoch, {"loss", "val_loss"})` after each epoch; `imagenet_classifier` (the
     encoder's W, b) is needed by "blend", "captions" and "conse". `captions` (a list per row, []
-    for none) are needed by "captions": only the training photos' are passed on. `settings`: the
-    method's (blend.BlendSettings, hybrid.HybridSettings, captions.CaptionSettings); None: its defaults.
+    for none) are used by "captions" and "sentence": only the training photos' are passed on. `settings`: the
+    method's (blend.BlendSettings, hybrid.HybridSettings, captions.CaptionSettings, sentence.SentenceSettings);
+    None: its defaults. `sentences` (the sentence encoder) is needed by a method in its space ("sentence").
     """
-    fit = methods.get(method).fit
+    fit, text = methods.get(method).fit, methods.get(method).text
     features, labels = _checked(features, labels)
+    if text == "minilm" and sentences is None:
+        raise TrainingError(f"the {method} method needs the sentence encoder")
     if fit is None:  # ConSE: assembled from the encoder's classifier, nothing to fit
         return conse_model(imagenet_classifier, words, encoder)  # type: ignore[arg-type]
 
     keep, classes = _kept(labels, exclude_classes, test_size)
-    targets = class_vectors(classes, words)
+    targets = class_vectors(classes, words) if text == "glove" else sentence.class_prompt_vectors(classes, sentences)  # type: ignore[arg-type]
     train_pos, test_pos = split(labels[keep], test_size, seed)
     test = keep[test_pos]
-    meta = _base_meta(method, encoder, features.shape[1], words)
+    meta = _base_meta(method, encoder, features.shape[1], words, sentences if text == "minilm" else None)
     meta.update(
         classes=classes,
         held_out_classes=sorted(set(exclude_classes)),
@@ -74,7 +79,7 @@ def train(
         raise TrainingError(f"{len(captions)} caption lists for {len(features)} photos")
     data = TrainingData(
         features[fitted], np.searchsorted(classes, labels[fitted]), targets, words, imagenet_classifier,
-        seed, epochs, verbose, progress, None if captions is None else [captions[i] for i in fitted],
+        seed, epochs, verbose, progress, None if captions is None else [captions[i] for i in fitted], sentences,
     )
     arrays, fitted_meta = fit(data) if settings is None else fit(data, settings)
     meta.update(fitted_meta)
@@ -82,10 +87,15 @@ def train(
     return JointModel(meta, {"class_vectors": targets, **arrays})
 
 
-def conse_model(imagenet_classifier: tuple[np.ndarray, np.ndarray], words: WordVectors, encoder: str) -> JointModel:
-    """The untrained ConSE model for an encoder's ImageNet classifier."""
+def conse_model(
+    imagenet_classifier: tuple[np.ndarray, np.ndarray], words: WordVectors, encoder: str, sentences: SentenceEncoder | None = None
+) -> JointModel:
+    """The untrained ConSE model for an encoder's ImageNet classifier: in the sentence encoder's
+    space if `sentences` is given (what a folder with no classes and no captions gets), else GloVe's."""
     dim = np.shape(imagenet_classifier[0])[0]
-    meta = dict(_base_meta("conse", encoder, dim, words), classes=[], held_out_classes=[])
+    meta = dict(_base_meta("conse", encoder, dim, words, sentences), classes=[], held_out_classes=[])
+    if sentences is not None:
+        return JointModel(meta, sentence.conse_arrays(imagenet_classifier, sentences, dim))
     return JointModel(meta, imagenet_arrays(imagenet_classifier, words, dim))
 
 
@@ -114,13 +124,14 @@ def _kept(labels: np.ndarray, exclude_classes: Sequence[str], test_size: float) 
     return keep, classes
 
 
-def _base_meta(method: str, encoder: str, feature_dim: int, words: WordVectors) -> dict[str, Any]:
-    """What every model's sidecar records, whatever its method."""
+def _base_meta(method: str, encoder: str, feature_dim: int, words: WordVectors, sentences: SentenceEncoder | None = None) -> dict[str, Any]:
+    """What every model's sidecar records, whatever its method; `sentences`: the model lives in its space."""
     return {
         "method": method,
         "encoder": encoder,
         "feature_dim": int(feature_dim),
-        "words": words_identity(words),
+        "text": "glove" if sentences is None else "minilm",
+        "words": words_identity(words) if sentences is None else IDENTITY,
         "conse_top": CONSE_TOP,
         "hypernyms": {"decay": HYPERNYM_DECAY, "depth": HYPERNYM_DEPTH},
         "frequent_words": FREQUENT_WORDS,

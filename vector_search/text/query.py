@@ -14,6 +14,8 @@ Query grammar (case-insensitive):
   are read; punctuation separates words.
 - The query vector is the sum of sign * weight * term vector: `cat + sofa - person`,
   `2:dog + 0.5:ocean`. For cosine search only its direction matters.
+- In the sentence encoder's space (the default joint model) a term is encoded whole instead
+  (`sentence_query_vector`): "a dog playing on the beach" is one vector, beach and all.
 - Unknown words are skipped and reported (an unknown hyphenated word falls back to its
   parts); a term with no known word is dropped.
 
@@ -31,7 +33,8 @@ from typing import Literal
 import numpy as np
 
 from vector_search.errors import VectorSearchError
-from vector_search.text.sentences import Collection, WordWeight, tokens, weigh_term
+from vector_search.text.sentences import Collection, WordWeight, weigh_term
+from vector_search.text.tokens import known_words
 from vector_search.text.words import WordVectors
 
 _WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
@@ -114,11 +117,8 @@ def query_vector(text: str, words: WordVectors, collection: Collection | None = 
     unknown: list[str] = []
     counted: list[WordWeight] = []
     for weight, phrase in terms:
-        known = []
-        for word in tokens(phrase):
-            parts = [word] if word in words or "-" not in word else [p for p in word.split("-") if p]
-            known += [p for p in parts if p in words]
-            unknown += [p for p in parts if p not in words]
+        known, missing = known_words(phrase, words)
+        unknown += missing
         if known:
             vector, shares = weigh_term(known, words, collection)
             total += weight * vector
@@ -129,6 +129,19 @@ def query_vector(text: str, words: WordVectors, collection: Collection | None = 
         raise QueryError(f"the terms of query {text!r} cancel out: its vector is zero")
     return QueryVector(total.astype(np.float32), terms, unknown, counted)
 
+
+
+def sentence_query_vector(text: str, encoder) -> QueryVector:  # encoder: sentence_encoder.SentenceEncoder
+    """The vector of a query in the sentence encoder's space: each term is encoded whole (a sentence
+    stays a sentence: "a dog on the beach" is one term) and the terms combine by the grammar as in
+    query_vector (`cat + sofa - person`, `2:dog`); each term counts as one entry of `words`."""
+    terms = parse_query(text)
+    total = np.zeros(encoder.dim, np.float64)
+    for weight, phrase in terms:
+        total += weight * encoder.encode_one(phrase)
+    if not np.linalg.norm(total) > 1e-6:
+        raise QueryError(f"the terms of query {text!r} cancel out: its vector is zero")
+    return QueryVector(total.astype(np.float32), terms, [], [WordWeight(phrase, weight) for weight, phrase in terms])
 
 # --- class re-weighting ---------------------------------------------------------------------------
 

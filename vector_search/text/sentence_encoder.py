@@ -13,9 +13,9 @@ Checked against fp32 vectors of an independent implementation (Hugging Face `tok
 numpy forward pass of the upstream safetensors: tools/make_minilm_reference.py): cosine >= 0.99
 (tests/test_sentence_encoder.py). Speed and the thread choice: bench/bench_sentence_encoder.py.
 
-Caching: a query's vector is kept in memory (`encode_one`, LRU); a large batch (captions, the
-ImageNet prompts, the tag vocabulary) is saved once under the cache folder keyed by the texts'
-hash (`encode_cached`), so training and evaluation embed them once per machine.
+Caching: a query's vector is kept in memory (`encode_one`, LRU); texts met again (captions, the
+ImageNet prompts, the tag vocabulary) are embedded once per machine (`encode_cached`: a bank of
+text -> vector files under the cache folder).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import hashlib
 import importlib.resources
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from vector_search import config
 from vector_search.errors import VectorSearchError
-from vector_search.fileio import load_npy, save_npy
+from vector_search.fileio import load_npz, save_npz
 from vector_search.text.tokens import WordPiece
 
 NAME = "minilm"
@@ -43,6 +43,8 @@ BATCH = 32  # texts a run; sorted by length so a batch pads little
 # One ONNX Runtime thread: on this 2-core machine under load two threads collapsed
 # (bench/bench_sentence_encoder.py; the note in docs/sentence-encoder.md).
 THREADS = 1
+# What a model trained in this space records of it, to refuse another text space.
+IDENTITY = {"name": NAME, "dim": DIM, "fingerprint": MODEL_SHA256[:16]}
 
 
 class SentenceEncoderError(VectorSearchError, RuntimeError):
@@ -77,10 +79,8 @@ class SentenceEncoder:
         self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = WordPiece.from_file(_vocabulary_path())
         self.encode_one = functools.lru_cache(maxsize=1024)(self._encode_one)
-
-    def identity(self) -> dict[str, Any]:
-        """What a model trained in this space records of it, to refuse another encoder."""
-        return {"name": NAME, "dim": DIM, "fingerprint": MODEL_SHA256[:16]}
+        self._bank: dict[str, np.ndarray] | None = None  # encode_cached's texts, read on first use
+        self._bank_lock = threading.Lock()
 
     def _run(self, texts: Sequence[str]) -> np.ndarray:
         ids, mask = self.tokenizer.batch(texts, MAX_TOKENS)
@@ -107,19 +107,40 @@ class SentenceEncoder:
         return vector
 
     def encode_cached(self, texts: Sequence[str], progress=None) -> np.ndarray:
-        """`encode(texts)`, saved once under the cache folder (keyed by the model and the texts) and
-        read back after: for batches met again (captions, prompts, the tag vocabulary)."""
-        key = hashlib.sha256("\n".join([MODEL_SHA256, *texts]).encode()).hexdigest()[:24]
-        path = config.cache_root() / "sentences" / f"{key}.npy"
+        """`encode(texts)`, each text's vector kept on disk once computed (a bank of npz files under
+        the cache folder, one a batch of new texts) and in memory: captions, prompts and the tag
+        vocabulary are embedded once per machine, whatever subset a later call asks for."""
+        with self._bank_lock:
+            if self._bank is None:
+                self._bank = _read_bank(_bank_dir())
+            missing = list(dict.fromkeys(t for t in texts if t not in self._bank))
+        if missing:
+            vectors = self.encode(missing, progress)
+            save_npz(_bank_dir() / f"{hashlib.sha256(chr(10).join(missing).encode()).hexdigest()[:24]}.npz",
+                     texts=np.asarray(missing, dtype=str), vectors=vectors)
+            with self._bank_lock:
+                self._bank.update(zip(missing, vectors))
+        out = np.zeros((len(texts), DIM), np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._bank[text]
+        return out
+
+
+def _bank_dir() -> Path:
+    return config.cache_root() / "sentences" / MODEL_SHA256[:16]
+
+
+def _read_bank(folder: Path) -> dict[str, np.ndarray]:
+    """Every text -> vector saved under `folder`; a damaged file is skipped (its texts are embedded again)."""
+    bank: dict[str, np.ndarray] = {}
+    for path in sorted(folder.glob("*.npz")):
         try:
-            vectors = load_npy(path)
-            if vectors.shape == (len(texts), DIM) and vectors.dtype == np.float32:
-                return vectors
-        except (OSError, ValueError):
-            pass
-        vectors = self.encode(texts, progress)
-        save_npy(path, vectors)
-        return vectors
+            data = load_npz(path)
+            if data["vectors"].shape == (len(data["texts"]), DIM):
+                bank.update(zip(data["texts"].tolist(), data["vectors"].astype(np.float32)))
+        except (OSError, ValueError, KeyError):
+            continue
+    return bank
 
 
 _lock = threading.Lock()

@@ -31,7 +31,6 @@ term's heaviest word. A synonym is read as the mean of its own unit vector and t
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -46,9 +45,6 @@ SIF_A = 3e-5  # Arora et al.'s a; 1e-3 .. 1e-5 measured, see bench/measure_sente
 SHARPNESS = 8  # 0 (SIF only) .. 20 measured; past 8 the gain is below 0.01
 CLASS_WEIGHT = 3.0  # a word naming a class weighs at least this times the term's heaviest word (0, 1, 3 measured)
 SPREAD_SAMPLE = 4000  # photos the spread is measured on (a fixed sample of larger collections)
-
-# A word: letters/digits, with inner hyphens (t-shirt); everything else separates words.
-TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 
 
 @dataclass(frozen=True)
@@ -117,11 +113,6 @@ def _has_word(name: str, words: WordVectors) -> bool:
 def is_function_word(word: str) -> bool:
     """A word that carries no content: text.vocab.STOP_WORDS, or a single letter ("a", "s")."""
     return word in STOP_WORDS or (len(word) == 1 and word.isalpha())
-
-
-def tokens(phrase: str) -> list[str]:
-    """The words of a phrase, lower-cased, punctuation dropped: "A cat, lying." -> [a, cat, lying]."""
-    return TOKEN.findall(phrase.lower())
 
 
 @functools.lru_cache(maxsize=4)

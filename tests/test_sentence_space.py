@@ -1,0 +1,101 @@
+"""The joint space in the sentence encoder's space (joint/sentence.py), trained from what a folder
+has: nothing (a flat folder), class folders, captions; on real photos, real captions, the real model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import PASCAL, copy_subset
+
+from vector_search.engine import Engine
+from vector_search.joint import JointModel, ModelMismatchError
+from vector_search.joint.tagging import is_tag_word
+from vector_search.text.vocab import STOP_WORDS
+
+pytestmark = pytest.mark.slow
+SUBSET = {"aeroplane": 8, "bus": 8, "cat": 8, "horse": 8}
+
+
+def _classes(results) -> list[str]:
+    return [Path(r.item).parent.name for r in results]
+
+
+@pytest.fixture(scope="module")
+def captioned(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> Engine:
+    """32 real photos in class folders with their real caption files, indexed with Lite0."""
+    base = tmp_path_factory.mktemp("sentence_space")
+    dataset = copy_subset(base / "dataset", SUBSET)
+    for photo in dataset.rglob("*.jpg"):
+        (base / "sentence" / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(PASCAL / "sentence" / photo.parent.name / f"{photo.stem}.txt", base / "sentence" / photo.parent.name)
+    engine = Engine(base / "features")
+    engine.index(dataset)
+    return engine
+
+
+def test_a_flat_folder_is_searched_in_the_sentence_space(tmp_path: Path, pascal_dataset: Path) -> None:
+    """Nothing to train on: no class folders, no captions. The untrained model is ConSE over ImageNet's
+    classes in the sentence space; whole sentences and the grammar work."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for photo in copy_subset(tmp_path / "classes", {"bus": 4, "cat": 4, "horse": 4}).rglob("*.jpg"):
+        shutil.copy(photo, flat / f"{photo.parent.name}-{photo.name}")
+    engine = Engine(tmp_path / "features")
+    engine.index(flat)
+    assert engine.joint.method == "conse" and engine.joint.text == "minilm"
+    assert engine.joint_space.vectors.shape[1] == 384
+    for query, wanted in [("a red double-decker bus in the street", "bus"), ("a horse in a field", "horse"), ("cat", "cat")]:
+        top = [Path(r.item).name.split("-")[0] for r in engine.search(query, 4)]
+        assert top.count(wanted) >= 3, (query, top)
+    results, parsed = engine.search_text("2:cat + sofa - person", 4)
+    assert [(w.word, w.weight) for w in parsed.words] == [("cat", 2.0), ("sofa", 1.0), ("person", -1.0)]
+    assert len(results) == 4
+    tags = [r.item for r in engine.tags(flat / sorted(p.name for p in flat.iterdir() if p.name.startswith("cat"))[0])]
+    assert any("cat" in t.split() for t in tags), tags
+    assert not any(word in STOP_WORDS for t in tags for word in t.split())
+
+
+def test_class_folders_train_the_sentence_method_and_glove_stays_selectable(captioned: Engine) -> None:
+    model = captioned.train(captions=False)
+    assert model.method == "sentence" and model.text == "minilm" and "captions.w" not in model.arrays
+    test = set(model.meta["split"]["test"])
+    for name in SUBSET:
+        assert _classes(captioned.search(name, 4)).count(name) >= 3, name
+    loaded = JointModel.load(captioned.joint_model_path(), encoder=captioned.store.encoder, words=captioned.words)
+    np.testing.assert_allclose(loaded.transform(captioned.store.vectors[:3]), model.transform(captioned.store.vectors[:3]), atol=1e-6)
+    assert len(test) >= len(SUBSET)
+
+    glove = captioned.train(captions=False, text="glove")
+    assert glove.method == "blend" and glove.text == "glove" and captioned.joint.text == "glove"
+    assert captioned.joint_space.vectors.shape[1] == 50
+    assert _classes(captioned.search("horse", 4)).count("horse") >= 3
+
+
+def test_captions_add_a_map_weighed_on_validation_photos(captioned: Engine) -> None:
+    model = captioned.train()
+    assert model.method == "sentence" and "captions.w" in model.arrays
+    settings, validation = model.meta["settings"], model.meta["validation"]
+    assert settings["caption_weight"] in map(float, validation["score_by_caption_weight"])
+    test = set(model.meta["split"]["test"])
+    trained_photos = len(captioned.store) - len(test)
+    assert model.meta["captions"]["photos"] == trained_photos  # the held-out photos' captions never reach fit
+    assert validation["photos"] < trained_photos  # chosen on a part of the training photos
+    # a held-out photo's own caption finds photos of its class
+    items = [item.path for item in captioned.store.items]
+    row = sorted(test)[0]
+    caption = (PASCAL / "sentence" / Path(items[row]).with_suffix(".txt")).read_text().splitlines()[0].replace("-", " ")
+    label = Path(items[row]).parent.name
+    assert _classes(captioned.search(caption, 4)).count(label) >= 2, caption
+    tags = [r.item for r in captioned.tags(captioned.store.path(row), 5)]
+    assert all(all(is_tag_word(w) for w in t.split()) for t in tags), tags
+
+
+def test_a_model_of_another_sentence_encoder_is_refused(captioned: Engine, tmp_path: Path) -> None:
+    model = captioned.train(captions=False)
+    model.meta["words"] = dict(model.meta["words"], fingerprint="0" * 16)
+    model.save(tmp_path / "other.npz")
+    with pytest.raises(ModelMismatchError, match="sentence encoder"):
+        JointModel.load(tmp_path / "other.npz", words=captioned.words)
