@@ -31,8 +31,9 @@ T = TypeVar("T")
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 METHOD_LABELS = {  # the joint methods the page offers to train (joint.TRAINABLE), as the menu shows them
-    "blend": "blend: a class classifier blended with ConSE (the default without captions)",
-    "captions": "captions: the blend, also learning from the photos' captions (the default with captions)",
+    "sentence": "sentence: whole sentences, in the sentence encoder's space (the default; captions too if any)",
+    "blend": "blend: a class classifier blended with ConSE, in GloVe's space (`--text glove` without captions)",
+    "captions": "captions: the blend, also learning from the photos' captions, in GloVe's space",
     "hybrid": "hybrid: the DeViSE-style network (epochs, loss curve)",
 }
 
