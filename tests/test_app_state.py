@@ -116,8 +116,9 @@ def test_a_folder_is_indexed_once_per_server_and_store() -> None:
 def test_the_page_trains_the_clis_methods_its_default_first() -> None:
     cli_choices = next(a.choices for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions if a.dest == "method")
     assert set(trainable_methods(True)) == {m for m in cli_choices if m != "conse"} == set(METHOD_LABELS)
-    assert trainable_methods(True)[0] == joint.default_method(True) == "captions"
-    assert trainable_methods(False) == [joint.DEFAULT_METHOD, "hybrid"]  # no captions: none offered
+    assert trainable_methods(True)[0] == joint.default_method(True) == joint.SENTENCE_METHOD
+    assert joint.default_method(True, text="glove") == "captions"
+    assert trainable_methods(False) == [joint.SENTENCE_METHOD, joint.DEFAULT_METHOD, "hybrid"]  # no captions: none offered
 
 
 def test_an_error_is_one_line_and_a_bug_is_named_by_its_type() -> None:
