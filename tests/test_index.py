@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vector_search.fileio import save_json
+from vector_search.fileio import checksum, save_json
 from vector_search.search.index import (
     KINDS,
     Index,
@@ -169,13 +169,13 @@ def test_mismatches_are_refused(kind: str, images: np.ndarray, image_indexes: di
 
 
 def test_annoy_item_count_is_checked(images: np.ndarray, image_indexes: dict[str, Index], tmp_path: Path) -> None:
-    """A sidecar that vouches for the size of a file holding other vectors is still refused."""
+    """A sidecar that vouches for the size and checksum of a file holding other vectors is still refused."""
     a, b = tmp_path / "a.annoy", tmp_path / "b.annoy"
     image_indexes["annoy"].save(a, "fp")
     build_index(images[:500], "annoy", n_trees=10).save(b, "fp")
     os.replace(b, a)
     meta = json.loads(Path(f"{a}.json").read_text())
-    save_json(f"{a}.json", {**meta, "file_size": a.stat().st_size})
+    save_json(f"{a}.json", {**meta, "file_size": a.stat().st_size, "crc32": checksum(a)})
     with pytest.raises(IndexFileError, match="500 items"):
         load_index(a, images, "fp")
 

@@ -111,7 +111,7 @@ def test_ray_index_resumes_and_embeds_only_new_photos(ray_local, photos, local_s
     with pytest.raises(Interrupted):  # every batch is checkpointed; the one in hand is lost
         update_store(folder, root, ENCODER, progress=interrupt, checkpoint_seconds=0, embedder=counting)
     gc.collect()  # closes the abandoned pipeline now, as the end of an interrupted process would
-    checkpointed = len(Store.load(store_dir(root, ENCODER)))
+    checkpointed = len(Store.load(store_dir(root, ENCODER), checkpoint=True))
     assert 0 < checkpointed < 180
 
     store, report = update_store(folder, root, ENCODER, embedder=counting)

@@ -301,7 +301,7 @@ def store_rows(store: Path) -> Store | None:
     """The store on disk, which must never be damaged, whatever moment the indexer was killed at."""
     if not (store / ENCODER / MANIFEST_FILE).exists():
         return None
-    return Store.load(store / ENCODER)  # raises StoreError if a kill left it damaged
+    return Store.load(store / ENCODER, checkpoint=True)  # raises StoreError if a kill left it damaged
 
 
 @pytest.mark.slow

@@ -101,7 +101,7 @@ def test_a_long_run_merges_its_tables_as_it_checkpoints(small_dataset: Path, tmp
 
     def progress(done: int, total: int) -> None:  # a reader opening the store between checkpoints
         if (root / ENCODER / MANIFEST_FILE).exists():
-            seen.append(len(Store.load(root / ENCODER).manifest.tables))
+            seen.append(len(Store.load(root / ENCODER, checkpoint=True).manifest.tables))
 
     store, _ = index(small_dataset, root, lite0, batch_size=2, checkpoint_seconds=0, progress=progress)  # 6 checkpoints
     assert len(seen) >= 5 and max(seen) <= 3  # never more than MAX_TABLES + 1

@@ -10,17 +10,20 @@ string gives the exact bytes back; plain output shows such bytes as \\xNN.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from vector_search.answers import Result, answer_json
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
+from vector_search.imaging.images import printable
 from vector_search.joint import DEFAULT_METHOD, METHODS
 from vector_search.store.spaces import ANNOY_MAX, KINDS, index_kind
 from vector_search.text.query import QueryVector
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _query_options(p, "TEXT")
     _store_options(p)
     _model_option(p)
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k))))
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k)), text=True))
 
     _words_command(commands)
 
@@ -129,7 +132,7 @@ def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
     )
     _query_options(p, "WORD_OR_PHRASE")
     p.add_argument("--glove", help="a glove.*.txt file (default: the packaged GloVe 6B 50d)")
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k)))
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_words(q, a.k), text=True))
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
@@ -161,7 +164,8 @@ def _no_wait_option(p: argparse.ArgumentParser, what: str) -> None:
 
 def _query_options(p: argparse.ArgumentParser, metavar: str, k: int = 10) -> None:
     p.add_argument("queries", nargs="*", metavar=metavar)
-    p.add_argument("--queries-file", type=Path, help="read more queries from a file, one a line")
+    p.add_argument("--queries-file", type=Path, help=f"read more queries from a file, one a line, streamed: at most {MAX_QUERIES} "
+                   f"lines of at most {MAX_QUERY_BYTES} bytes (a longer line, one with a NUL byte: that query fails, the rest run)")
     p.add_argument("-k", type=int, default=k, help="number of results (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
 
@@ -245,7 +249,8 @@ def run_train(args: argparse.Namespace) -> int:
         model = engine.train(args.epochs, holdout, args.method, args.seed, progress, wait=args.wait, captions=captions, text=args.text)
     learnt = model.meta.get("captions")
     with_captions = f" and {learnt['captions']} captions of {learnt['photos']} photos" if learnt else ""
-    print(f"trained {model.method} on {len(model.classes)} classes{with_captions} in {model.meta['train_seconds']} s; "
+    seconds = model.meta.get("train_seconds")  # (ConSE fits nothing: no time)
+    print(f"trained {model.method} on {len(model.classes)} classes{with_captions}{'' if seconds is None else f' in {seconds} s'}; "
           f"saved {engine.joint_model_path()}")
     if holdout:
         print(f"held out: {', '.join(holdout)}")
@@ -276,46 +281,79 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_queries(args: argparse.Namespace) -> list[str]:
-    """The queries: arguments, then the lines of --queries-file.
+# --queries-file is streamed: answers start at once and memory stays small whatever the file is.
+MAX_QUERY_BYTES = 4096  # a longer line is one failed query (its rest is skipped, up to MAX_SKIP_BYTES)
+MAX_QUERIES = 100_000  # lines read from --queries-file per run; past them one error line, the rest unread
+MAX_SKIP_BYTES = 64 << 20  # a line that goes on past this (/dev/zero) ends the reading of the file
+
+
+@dataclass(frozen=True)
+class BadQuery:
+    """A --queries-file line that is not answered, and why (reported like a failed query)."""
+
+    query: str
+    reason: str
+
+
+def read_queries(args: argparse.Namespace) -> Iterator[str | BadQuery]:
+    """The queries: arguments, then the lines of --queries-file, streamed (see MAX_*).
 
     The file is read as bytes and each line decoded like a file name (os.fsdecode: invalid UTF-8
     bytes become lone surrogates), so a line that is not UTF-8 is still a query (a photo named in
     Latin-1 is found) and never aborts the batch. Arguments arrive decoded the same way.
     """
-    queries = list(args.queries)
+    yield from args.queries
     if args.queries_file:
-        queries += [os.fsdecode(line) for line in args.queries_file.read_bytes().splitlines()]
-    if not queries:
-        raise UsageError("no query given: pass queries as arguments or with --queries-file")
-    return queries
+        yield from _file_queries(args.queries_file)
 
 
-def printable(text: str) -> str:
-    """`text` with the undecodable bytes of a file name shown as \\xNN, for people: always valid UTF-8."""
-    try:
-        raw = os.fsencode(text)
-    except UnicodeEncodeError:  # a surrogate that no file name decodes to
-        raw = text.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
+def _file_queries(path: Path) -> Iterator[str | BadQuery]:
+    with open(path, "rb") as f:
+        for number in range(1, MAX_QUERIES + 1):
+            line = f.readline(MAX_QUERY_BYTES + 1)
+            if not line:
+                return
+            if len(line) <= MAX_QUERY_BYTES or line.endswith(b"\n"):
+                yield os.fsdecode(line.rstrip(b"\r\n"))
+                continue
+            skipped = 0
+            while not line.endswith(b"\n") and line and skipped < MAX_SKIP_BYTES:
+                line = f.readline(1 << 16)
+                skipped += len(line)
+            yield BadQuery(f"{path}:{number}", f"line longer than {MAX_QUERY_BYTES} bytes: skipped")
+            if skipped >= MAX_SKIP_BYTES:
+                yield BadQuery(f"{path}:{number}", f"the line never ends: the rest of {path} is not read")
+                return
+        if f.read(1):
+            yield BadQuery(f"{path}:{MAX_QUERIES + 1}", f"more than {MAX_QUERIES} lines: the rest of {path} is not read")
 
 
 Answer = list[Result] | tuple[list[Result], dict]  # results, and fields added to a --json line
 
 
-def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer]) -> int:
-    """Answer each query, printing as we go; a failed query is reported and the rest still run."""
+def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer], text: bool = False) -> int:
+    """Answer each query, printing as we go; a failed query is reported and the rest still run.
+    `text`: queries are words, never file names (a line that is not UTF-8 is refused)."""
     if args.k < 1:
         raise UsageError("-k must be at least 1")
     queries = read_queries(args)
-    engine = _engine(args, len(queries))
+    ahead = list(itertools.islice(queries, EXACT_SCAN_QUERIES_UNBUILT + 1))  # how many, when few (words.index_kind_for)
+    if not ahead:
+        raise UsageError("no query given: pass queries as arguments or with --queries-file")
+    engine = _engine(args, len(ahead))
     failed = 0
-    for query in queries:
+    for query in itertools.chain(ahead, queries):
         try:
+            if isinstance(query, BadQuery):
+                raise UsageError(query.reason)
+            if "\0" in query:
+                raise UsageError("a query cannot hold a NUL byte")
+            if text and query != query.encode("utf-8", "replace").decode("utf-8"):
+                raise UsageError("the query is not UTF-8 text")
             results = answer(engine, query)
         except (VectorSearchError, OSError) as err:  # anything else is a bug: its traceback is wanted
             failed += 1
-            _print_error(args.json, query, str(err))
+            _print_error(args.json, query.query if isinstance(query, BadQuery) else query, str(err))
             continue
         results, extra = results if isinstance(results, tuple) else (results, {})
         _print_results(args.json, query, results, extra)

@@ -13,6 +13,7 @@ the next call. Each function documents its variable and its default; the README 
 | VECTOR_SEARCH_CHECKPOINT_SECONDS  | how often indexing saves its progress            | 20                               |
 | VECTOR_SEARCH_ROOT                | server mode: the only folder the app may touch   | unset (any folder)               |
 | VECTOR_SEARCH_READONLY            | server mode: 1 hides every control that writes   | unset (0)                        |
+| VECTOR_SEARCH_KILL_AT_RENAME      | tests only: SIGKILL this process at its Nth rename | unset                          |
 | OMP_WAIT_POLICY                   | set to PASSIVE before faiss loads, unless set    | PASSIVE                          |
 | KERAS_HOME                        | where Keras caches downloaded weights (VGG16)    | ~/.keras                         |
 """
@@ -34,6 +35,7 @@ PASCAL_ENV = "VECTOR_SEARCH_PASCAL"
 CHECKPOINT_ENV = "VECTOR_SEARCH_CHECKPOINT_SECONDS"
 ROOT_ENV = "VECTOR_SEARCH_ROOT"
 READONLY_ENV = "VECTOR_SEARCH_READONLY"
+KILL_AT_RENAME_ENV = "VECTOR_SEARCH_KILL_AT_RENAME"
 
 
 class ConfigError(VectorSearchError, ValueError):
@@ -103,6 +105,13 @@ def serve_root() -> Path | None:
 def read_only() -> bool:
     """Server mode: $VECTOR_SEARCH_READONLY=1 serves what is indexed and hides every control that writes."""
     return (_get(READONLY_ENV) or "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def kill_at_rename() -> int | None:
+    """Fault injection (tests/test_faults.py): $VECTOR_SEARCH_KILL_AT_RENAME=N makes the process
+    SIGKILL itself just before its Nth atomic rename (fileio), as a crash or power cut there would."""
+    value = _get(KILL_AT_RENAME_ENV)
+    return int(value) if value and value.isdigit() else None
 
 
 def keras_home() -> Path:

@@ -19,10 +19,10 @@ from typing import IO, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from vector_search import config
+from vector_search import config, fileio
 from vector_search.answers import Result
 from vector_search.errors import VectorSearchError
-from vector_search.imaging.images import load_image
+from vector_search.imaging.images import load_image, outside
 from vector_search.store import locks
 from vector_search.store.folders import open_store, store_dir, store_encoders
 from vector_search.store.projection import StoreMap, store_map
@@ -271,6 +271,7 @@ class Engine:
             raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
         path = self.joint_model_path()
         with locks.writer_lock(path, f"the joint model {path}", wait):
+            fileio.remove_temporaries(path, joint.sidecar(path))  # left by a save that was killed
             model = joint.train(
                 store.vectors, store.classes, self.words, method=method, encoder=store.encoder,
                 imagenet_classifier=self.encoder_named(store.encoder).classifier(), exclude_classes=holdout_classes,
@@ -308,18 +309,17 @@ class Engine:
         """The feature vector of an image file or upload, and its store position if it is indexed.
 
         A file whose saved vector is still current (same size and mtime as when indexed, or
-        the same content as an indexed file) reuses it: no model runs.
-        """
+        the same content as an indexed file) reuses it: no model runs."""
         store = (loaded or self.current()).store
         position = None
         if isinstance(image, (str, os.PathLike)):
             position = store.find(image)
             try:
                 st = os.stat(image)
-                if position is not None and store.item(position).matches(st):
+                if position is not None and store.item(position).matches(st) and np.isfinite(store.vectors[position]).all():
                     return store.vectors[position], position
                 same = store.find_content(file_sha256(image))
-                if same is not None:
+                if same is not None and np.isfinite(store.vectors[same]).all():  # (not finite: damaged, embedded below)
                     return store.vectors[same], position
             except OSError:
                 pass  # load_image below says what is wrong with the file
@@ -328,9 +328,9 @@ class Engine:
         return encoder.embed(pixels[None])[0], position
 
     def _results(self, store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
-        """The first k hits as Results, skipping `exclude`, deleted rows and files deleted since indexing."""
+        """The first k hits as Results, skipping `exclude`, deleted rows, files deleted (or, in server mode, led out of root) since."""
         hits = (Result(store.path(i), float(d)) for i, d in zip(ids, distances) if i != exclude and store.is_live(i))
-        return [r for r in hits if os.path.exists(r.item)][:k]
+        return [r for r in hits if os.path.exists(r.item) and not (config.serve_root() and outside(r.item, config.serve_root()))][:k]
 
     def similar_images(self, image: ImageQuery, k: int = 10, reweight: ClassChoice | None = None) -> list[Result]:
         """The k indexed images nearest to an image (the image itself excluded if indexed).

@@ -9,17 +9,22 @@ target is untouched; a full disk is reported as one DiskFullError line.
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
+from vector_search import config
 from vector_search.errors import VectorSearchError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over RLIMIT_FSIZE
@@ -38,6 +43,57 @@ def _disk_full_code(err: OSError) -> int | None:
     if err.errno in DISK_FULL:
         return err.errno
     return next((code for code in DISK_FULL if f"{os.strerror(code)} ({code})" in str(err)), None)
+
+
+class DamagedFileError(VectorSearchError, ValueError):
+    """A file whose bytes differ from the checksum saved with it (flipped, cut, or replaced)."""
+
+
+_checked: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> checksum, once per process
+_checked_lock = threading.Lock()
+
+
+def checksum(path: str | os.PathLike) -> str:
+    """CRC-32 (hex) of a file's bytes, streamed 1 MiB at a time (1 GB/s: it catches damage, not
+    forgery). Computed at most once per process for each version of a file (path, inode, size, mtime)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _checked_lock:
+        if key in _checked:
+            return _checked[key]
+    crc = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            crc = zlib.crc32(chunk, crc)
+    with _checked_lock:
+        _checked[key] = f"{crc:08x}"
+    return _checked[key]
+
+
+def verify(path: str | os.PathLike, expected: object) -> None:
+    """Raise DamagedFileError unless `path` has the checksum `expected` (saved beside it when written):
+    no file reaches a parser or a native library before it passed this."""
+    if not isinstance(expected, str) or checksum(path) != expected:
+        raise DamagedFileError(f"{path} is damaged (its bytes differ from the checksum saved with it)")
+
+
+@contextmanager
+def checked_path(path: str | os.PathLike) -> Iterator[Path]:
+    """`atomic_path`, also recording the file's checksum in PATH.crc32 (both replaced as one: a
+    crash between their renames leaves a mismatch, which `intact` reports): for a cached file that
+    has no sidecar of its own (converted weights, an exported model)."""
+    with atomic_paths(path, f"{path}.crc32") as (tmp, crc):
+        yield tmp
+        crc.write_text(checksum(tmp))
+
+
+def intact(path: str | os.PathLike) -> bool:
+    """Whether a file saved by `checked_path` is there with the checksum it was saved with."""
+    try:
+        verify(path, Path(f"{path}.crc32").read_text().strip())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def sha256_of(file: BinaryIO) -> str:
@@ -62,6 +118,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     replaced together or not at all: a failure anywhere leaves every target as it was, and no
     temporary behind."""
     targets = [Path(p) for p in paths]
+    refuse_in_read_only_mode(targets[0])
     tmps: list[Path] = []
     try:
         for path in targets:
@@ -75,13 +132,46 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; saved files are ordinary readable files
         for tmp, path in zip(tmps, targets):
-            os.replace(tmp, path)
+            rename(tmp, path)
+        for folder in {path.parent for path in targets}:
+            fsync_dir(folder)
     except OSError as err:
         _raise_disk_full(err, targets[0])
         raise
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
+
+
+_renames = 0  # atomic renames this process made (for the fault-injection hook)
+
+
+def rename(source: Path, target: Path) -> None:
+    """os.replace, with the fault-injection hook config.kill_at_rename (tests kill a save at every rename)."""
+    global _renames
+    _renames += 1
+    if _renames == config.kill_at_rename():
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.replace(source, target)
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make the renames and removals in `folder` durable (a power loss then keeps them)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ReadOnlyModeError(VectorSearchError, OSError):
+    """A save refused because the server runs read-only ($VECTOR_SEARCH_READONLY): caches stay in memory."""
+
+
+def refuse_in_read_only_mode(target: Path) -> None:
+    """Every save goes through here: in read-only mode (config.read_only) nothing is written anywhere."""
+    if config.read_only():
+        raise ReadOnlyModeError(errno.EROFS, f"read-only mode ($VECTOR_SEARCH_READONLY): {target} is not saved")
 
 
 def _raise_disk_full(err: OSError, target: Path) -> None:
@@ -97,6 +187,7 @@ def appending(path: str | os.PathLike, keep_bytes: int) -> Iterator[Callable[[by
     touched: whatever lies past them (left by a killed writer) is cut first, and cut again if the
     block fails, so the file ends as it was. Yields `write(data)`; on success the new bytes are fsynced."""
     path = Path(path)
+    refuse_in_read_only_mode(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     with os.fdopen(fd, "r+b", buffering=0) as f:  # unbuffered: nothing is left to land after a cut
 
@@ -115,6 +206,14 @@ def appending(path: str | os.PathLike, keep_bytes: int) -> Iterator[Callable[[by
             if isinstance(err, OSError):
                 _raise_disk_full(err, path)
             raise
+
+
+def remove_temporaries(*paths: str | os.PathLike) -> None:
+    """Delete what saves of `paths` killed mid-way left beside them; only their writer, holding
+    their lock, may call it (a save in progress would lose its temporary)."""
+    for path in map(Path, paths):
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, max_age_seconds: float = 3600) -> list[Path]:
@@ -143,7 +242,16 @@ def save_json(path: str | os.PathLike, data: Any) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Write `data` as JSON in place (inside an atomic_paths block)."""
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    path.write_bytes(json_bytes(data))
+
+
+def json_bytes(data: Any) -> bytes:
+    """`data` as indented JSON in UTF-8. Names of any bytes (kept as lone surrogates, as os.fsdecode
+    makes them) are written as \\udcXX escapes: they read back the same."""
+    try:
+        return json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, indent=1).encode("ascii")
 
 
 def load_json(path: str | os.PathLike) -> Any:

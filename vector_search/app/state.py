@@ -25,6 +25,7 @@ from vector_search.datasets import gallery
 from vector_search.datasets.pascal import NOISY_EXAMPLE
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
+from vector_search.imaging.images import printable
 from vector_search.store.updates import UpdateReport
 
 T = TypeVar("T")
@@ -50,7 +51,9 @@ class Settings:
 
     def allowed(self) -> Settings:
         """The settings with both folders checked against the server's root (serving.check_allowed:
-        PathNotAllowedError naming the folder); on a laptop (no root) as typed."""
+        PathNotAllowedError naming the folder); on a laptop (no root) as typed (a NUL byte is refused anywhere)."""
+        for folder in (self.dataset, self.features):
+            serving.check_typed(folder)
         if config.serve_root() is None:
             return self
         dataset = serving.check_allowed(self.dataset, "dataset folder")
@@ -128,8 +131,8 @@ def message(err: BaseException) -> str:
     """An exception as one line for the page: the library's errors and file errors say it all;
     anything else is a bug, named by its type."""
     if isinstance(err, (VectorSearchError, OSError)):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
+        return printable(str(err))
+    return printable(f"{type(err).__name__}: {err}")
 
 
 def trainable_methods(has_captions: bool) -> list[str]:
@@ -175,4 +178,5 @@ class Source:
         return [store.paths[i] for i in sorted(rows)]
 
     def label(self, path: str) -> str:
-        return os.path.relpath(path, self.folder)
+        """A photo's path under the folder, as a page can show it (undecodable bytes as \\xNN)."""
+        return printable(os.path.relpath(path, self.folder))

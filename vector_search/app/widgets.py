@@ -15,7 +15,7 @@ from vector_search.app.state import Engines, IndexedFolders, ResultCache, Source
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine, Result
-from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image
+from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image, printable
 
 log = logging.getLogger("vector_search.app")
 
@@ -93,7 +93,7 @@ def grid(key: str, found: list[Result], width: int = 150) -> None:
     if not found:
         st.info("No results.")
         return
-    photo_grid(key, [r.item for r in found], [f"{class_of(r.item)} · {r.distance:.3f}" for r in found], width)
+    photo_grid(key, [r.item for r in found], [f"{printable(class_of(r.item))} · {r.distance:.3f}" for r in found], width)
 
 
 def photo_picker(source: Source, key: str) -> tuple[str | bytes, str] | None:

@@ -43,11 +43,13 @@ class DatasetNotFoundError(VectorSearchError, FileNotFoundError):
     """The dataset folder does not exist."""
 
 
-def find_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str]]]:
+def find_images(root: str | os.PathLike, within: Path | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """Image files under `root`, recursively, as sorted paths relative to `root`.
 
-    Hidden files and folders are skipped; symlinked folders are not followed (no loops).
-    Returns (paths, problems) where problems are (relative path, reason) for unreadable folders.
+    Hidden files and folders are skipped; symlinked folders are not followed (no loops). With
+    `within` (a server's root), a file that is a link whose real path leaves it is skipped.
+    Returns (paths, problems) where problems are (relative path, reason) for unreadable folders
+    and skipped links.
     """
     root = Path(root)
     if not root.is_dir():
@@ -67,7 +69,29 @@ def find_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, str
         prefix = "" if prefix == os.curdir else prefix + os.sep
         found.extend(prefix + name for name in files
                      if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
+    if within is not None:  # (a stat per file, in server mode only)
+        leaving = {rel for rel in found if outside(root / rel, within)}
+        problems.extend((rel, f"a link to a file outside {within}: skipped (server mode)") for rel in sorted(leaving))
+        found = [rel for rel in found if rel not in leaving]
     return sorted(found), problems
+
+
+def outside(path: str | os.PathLike, root: Path) -> bool:
+    """Whether `path`, links followed, leads out of `root` (or cannot be resolved)."""
+    try:
+        return not Path(os.path.realpath(path, strict=True)).is_relative_to(root)
+    except (OSError, ValueError):
+        return True
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of a file name shown as \\xNN, for people and pages: always valid UTF-8
+    (a page or a terminal cannot show them as they are)."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def class_of(path: str | os.PathLike) -> str:

@@ -1,15 +1,17 @@
 """The saved joint model: its arrays and sidecar, how it runs, and the checks that refuse a model
 used with other features or word vectors than it was made for.
 
-A model is `<name>.npz` (arrays only, never pickled) plus a `<name>.json` sidecar (method,
-encoder, word vectors, classes, split, settings, history, a hash of the npz). Inference is plain
-numpy, whatever the method.
+A model is one `<name>.npz` (arrays only, never pickled): its weights and its metadata (method,
+encoder, word vectors, classes, split, settings, history, a hash of the weights) as the JSON
+member `__meta__`, replaced as one file; `<name>.json` beside it repeats the metadata for people.
+Inference is plain numpy, whatever the method.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from vector_search.text.words import WordVectors
 
 FORMAT = "vector_search.joint"
 FORMAT_VERSION = 1
+META = "__meta__"  # the npz member holding the metadata (JSON, UTF-8 bytes)
 
 
 @dataclass
@@ -94,31 +97,33 @@ class JointModel:
                 )
 
     def save(self, path: str | Path) -> None:
-        """Write `path` (.npz, arrays only) and its .json sidecar, replaced together or not at all
-        (on a full disk the previous model stays whole and loadable)."""
+        """Write `path`: ONE .npz holding the arrays and the metadata (as `__meta__`, JSON), so a
+        crash at any moment leaves the old model or the new one, never a mix. The .json sidecar
+        beside it repeats the metadata for people and tools; loading never needs it."""
         path = Path(path)
-        with fileio.atomic_paths(path, sidecar(path)) as (arrays, meta):
-            fileio.write_npz(arrays, **self.arrays)
-            fileio.write_json(meta, dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION, weights_sha256=_sha256(arrays)))
+        meta = dict(self.meta, format=FORMAT, format_version=FORMAT_VERSION, weights_sha256=_weights_sha256(self.arrays))
+        with fileio.atomic_paths(path, sidecar(path)) as (arrays, readable):
+            fileio.write_npz(arrays, **self.arrays, **{META: np.frombuffer(fileio.json_bytes(meta), np.uint8)})
+            readable.write_bytes(fileio.json_bytes(meta))
 
     @classmethod
     def load(cls, path: str | Path, encoder: str | None = None, words: WordVectors | None = None) -> "JointModel":
         """Load a saved model, checking it against `encoder` and `words` when given."""
         path = Path(path)
-        if not path.is_file() or not sidecar(path).is_file():
-            missing = path if not path.is_file() else sidecar(path)
-            raise ModelNotFoundError(f"no joint model at {path} ({missing} is missing): train one first (`vector-search train`)")
+        if not path.is_file():
+            raise ModelNotFoundError(f"no joint model at {path}: train one first (`vector-search train`)")
         try:
-            meta = fileio.load_json(sidecar(path))
-        except ValueError as err:
-            raise ModelMismatchError(f"{sidecar(path)} is damaged ({err}): retrain the model") from None
+            arrays = fileio.load_npz(path)  # (a zip: every member's CRC-32 is checked as it is read)
+            meta = json.loads(arrays.pop(META).tobytes()) if META in arrays else fileio.load_json(sidecar(path))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ModelMismatchError(f"{path} is damaged ({type(err).__name__}: {err}): retrain it (`vector-search train`)") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ModelMismatchError(f"{sidecar(path)} is not a version-{FORMAT_VERSION} joint model: retrain it")
-        if meta.get("weights_sha256") != _sha256(path):
-            raise ModelMismatchError(f"{path} does not match its sidecar {sidecar(path)} (partly overwritten?): retrain it")
-        model = cls(meta, fileio.load_npz(path))
+            raise ModelMismatchError(f"{path} is not a version-{FORMAT_VERSION} joint model: retrain it")
+        if meta.get("weights_sha256") not in (_weights_sha256(arrays), _sha256(path)):  # (the second: a model saved before __meta__)
+            raise ModelMismatchError(f"{path} holds other weights than its metadata says (damaged): retrain it")
+        model = cls(meta, arrays)
         if meta.get("method") not in methods.METHODS:
-            raise ModelMismatchError(f"{sidecar(path)} names joint method {meta.get('method')!r}, not one of {', '.join(methods.METHODS)}")
+            raise ModelMismatchError(f"{path} names joint method {meta.get('method')!r}, not one of {', '.join(methods.METHODS)}")
         model.check(encoder, words)
         return model
 
@@ -136,3 +141,14 @@ def sidecar(path: str | Path) -> Path:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return fileio.sha256_of(f)
+
+
+def _weights_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """A hash of the weights themselves (names, dtypes, shapes, bytes): what the model computes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+

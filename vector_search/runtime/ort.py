@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from vector_search import fileio
 from vector_search.errors import VectorSearchError
-from vector_search.fileio import atomic_path
 
 if TYPE_CHECKING:
     import keras
@@ -69,21 +69,23 @@ def cache_name(stem: str, *keys: str) -> str:
 
 
 def cached_session(path: Path, export: Callable[[Path], None], threads: int | None = None) -> onnxruntime.InferenceSession:
-    """A session on the .onnx at `path`, made by `export(tmp)` first if missing or unreadable.
+    """A session on the .onnx at `path`, made by `export(tmp)` first if missing, damaged or unreadable.
 
     `export` writes the model to the temporary path it is given (renamed to `path` when complete,
     so a reader never sees half a file); its time is logged. Errors from `export` propagate unchanged.
     """
-    if path.is_file():
+    if fileio.intact(path):  # its checksum first: onnxruntime never reads a damaged file
         try:
             return open_session(path, threads)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
             log.warning("the cached %s cannot be opened (%s): exporting it again", path.name, str(e).splitlines()[0])
+    elif path.exists():
+        log.warning("the cached %s is damaged (or from an older version): exporting it again", path)
     with _export_lock:
-        if not path.is_file() or not _opens(path):
+        if not fileio.intact(path) or not _opens(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            with atomic_path(path) as tmp:
+            with fileio.checked_path(path) as tmp:  # with PATH.crc32, checked before every open
                 export(tmp)
             log.info("exported %s to ONNX in %.1f s (once; cached at %s)", path.stem.rsplit("-", 1)[0], time.perf_counter() - start, path)
     try:

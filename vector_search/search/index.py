@@ -3,8 +3,8 @@
 Every index works on L2-normalised float32 rows and returns COSINE distances (1 - cos, in
 [0, 2]), best first, with int64 ids = row numbers of the matrix it was built from. Saved
 indexes carry a JSON sidecar (``path + ".json"``) recording kind, dim, n, params, a caller
-fingerprint, the format version and the file size; `load_index` refuses any file that does
-not match it. Searching is safe from many threads at once on one built or loaded index.
+fingerprint, the format version, the file size and its checksum; `load_index` refuses any file
+that does not match it before a native library reads a byte of it. Searching is safe from many threads at once on one built or loaded index.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import hnswlib
 import numpy as np
 
 from vector_search.errors import VectorSearchError
-from vector_search.fileio import atomic_paths, load_json, load_npy, write_json
+from vector_search.fileio import atomic_paths, checksum, load_json, load_npy, write_json
 
 log = logging.getLogger(__name__)
 
 KINDS = ("exact", "annoy", "hnsw")
 FORMAT = "vector_search.index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # (sidecars without the file's checksum are refused: rebuilt)
 
 # Largest (queries x rows) block of distances the exact index materialises at once (64 MiB).
 _EXACT_BLOCK = 1 << 24
@@ -161,7 +161,7 @@ class Index(ABC):
         with atomic_paths(path, _sidecar(path)) as (tmp, sidecar):
             self._save(tmp)
             meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": self.kind, "dim": self.dim, "n": len(self)}
-            write_json(sidecar, dict(meta, params=self.params, fingerprint=fingerprint, file_size=tmp.stat().st_size))
+            write_json(sidecar, dict(meta, params=self.params, fingerprint=fingerprint, file_size=tmp.stat().st_size, crc32=checksum(tmp)))
 
     @abstractmethod
     def _save(self, path: Path) -> None: ...
@@ -337,6 +337,8 @@ def read_sidecar(path: Path, shape: tuple[int, ...], fingerprint: str) -> dict[s
     size = path.stat().st_size if path.is_file() else None
     if size != meta.get("file_size"):
         raise fail(f"file size {size} differs from the recorded {meta.get('file_size')} (missing or truncated)")
+    if checksum(path) != meta.get("crc32"):
+        raise fail("its bytes differ from its checksum (damaged)")
     return meta
 
 
@@ -384,10 +386,8 @@ def _open(path: Path, kind: str, vectors: np.ndarray, params: dict[str, Any]) ->
 def recall_at_k(
     index: Index, reference: Index, queries: np.ndarray, k: int = 10, exclude: np.ndarray | None = None
 ) -> float:
-    """Mean fraction of `reference`'s k nearest ids that `index` also returns in its k nearest.
-
-    `exclude` (one id per query, e.g. the query item itself) is dropped from both lists first.
-    """
+    """Mean fraction of `reference`'s k nearest ids that `index` also returns in its k nearest;
+    `exclude` (one id per query, e.g. the query item itself) is dropped from both lists first."""
     extra = 0 if exclude is None else 1
     got, _ = index.search_many(queries, k + extra)
     want, _ = reference.search_many(queries, k + extra)

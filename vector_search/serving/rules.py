@@ -19,12 +19,19 @@ class PathNotAllowedError(VectorSearchError, PermissionError):
     """A folder outside the server's root (or written with `..`)."""
 
 
+def check_typed(path: str | os.PathLike) -> None:
+    """PathNotAllowedError if `path` cannot name a folder at all (a NUL byte: no system call takes it)."""
+    if "\0" in os.fsdecode(path):
+        raise PathNotAllowedError("a folder name cannot hold a NUL byte")
+
+
 def check_allowed(path: str | os.PathLike, purpose: str) -> Path:
     """`path` resolved (symlinks followed), if this server may use it for `purpose` ("dataset
     folder", "feature store folder"); else PathNotAllowedError saying so in one line.
 
     A relative path is taken under the root in server mode (under the working folder otherwise).
     """
+    check_typed(path)
     root = config.serve_root()
     given = Path(path).expanduser()
     if root is None:

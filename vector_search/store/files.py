@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +31,7 @@ CHUNK_BYTES = 64 << 20  # vectors are copied in blocks of this size: a 5 GB comp
 # name need not be valid UTF-8, and Arrow strings must be.
 ITEM_SCHEMA = pa.schema([("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
 FILE_PATTERN = re.compile(r"(vectors-(\d+)\.f32|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)")
+TEMPORARY_PATTERN = re.compile(r"\.(store\.json|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)\..+\.tmp")  # (fileio.atomic_paths)
 
 
 def vectors_name(generation: int) -> str:
@@ -76,13 +77,25 @@ class Manifest:
     index_kind: str | None = None
     commit: int = 0  # counts commits: names new files so that none is ever reused
     version: int = FORMAT_VERSION
+    previous: Manifest | None = None  # in a checkpoint: the last complete state, what readers read
 
     @property
     def vectors(self) -> str:
         return vectors_name(self.generation)
 
     def names(self) -> set[str]:
-        return {self.vectors, *(name for name, _ in self.tables), *([self.deleted] if self.deleted else [])}
+        """The files this manifest (and the complete state a checkpoint keeps) names: none may go."""
+        mine = {self.vectors, *(name for name, _ in self.tables), *([self.deleted] if self.deleted else [])}
+        return mine | (self.previous.names() if self.previous else set())
+
+    def as_dict(self) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k != "previous"}
+        return data if self.previous is None else {**data, "previous": self.previous.as_dict()}
+
+    @classmethod
+    def of(cls, data: dict) -> Manifest:
+        previous = data.get("previous")
+        return cls(**{**data, "tables": tuple((str(n), int(r)) for n, r in data["tables"]), "previous": previous and cls.of(previous)})
 
     @classmethod
     def read(cls, file: Path) -> tuple["Manifest", tuple[int, int, int]]:
@@ -101,18 +114,29 @@ class Manifest:
             found = data.get("version") if isinstance(data, dict) else None
             raise ValueError(f"feature store {file} has format {found}, expected {FORMAT_VERSION}")
         try:
-            manifest = cls(**{**data, "tables": tuple((str(n), int(r)) for n, r in data["tables"])})
-        except (TypeError, ValueError, KeyError) as err:
+            manifest = cls.of(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
             raise ValueError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
         if sum(r for _, r in manifest.tables) != manifest.rows or not all(FILE_PATTERN.fullmatch(name) for name in manifest.names()):
             raise ValueError(f"feature store {file} is inconsistent")
         return manifest, stamp
 
+    @classmethod
+    def last_complete(cls, file: Path) -> Manifest | None:
+        """The last complete state committed in `file` (what a checkpoint keeps for readers), if any."""
+        try:
+            manifest, _ = cls.read(file)
+        except (OSError, ValueError):
+            return None
+        return manifest if manifest.complete else manifest.previous
+
 
 def remove_unnamed(directory: Path, manifest: Manifest) -> None:
     """Remove the store files `manifest` does not name (older generations, what a killed writer
-    left, a converted features.npz). Readers that mapped or opened them keep reading them."""
-    for name in [*store_files(directory), LEGACY_FILE]:
+    left, a converted features.npz) and the temporaries of store files a killed writer left (the
+    caller is the writer: it holds the store's lock). Readers that mapped or opened them keep reading them."""
+    temporaries = [p.name for p in directory.glob(".*.tmp") if TEMPORARY_PATTERN.fullmatch(p.name)]
+    for name in [*store_files(directory), LEGACY_FILE, *temporaries]:
         if name not in manifest.names():
             try:
                 (directory / name).unlink(missing_ok=True)
@@ -133,9 +157,18 @@ def map_vectors(path: Path, rows: int, dim: int) -> np.ndarray:
     return np.memmap(path, FLOAT32, mode="r", shape=(rows, dim))
 
 
+def finite_rows(vectors: np.ndarray) -> np.ndarray:
+    """Which rows hold only finite values (bool), read in blocks (a memory-mapped store stays on disk).
+    A row that is not (flipped bytes, a broken encoder) is never searched and is embedded again."""
+    step = max(1, CHUNK_BYTES // max(1, vectors.shape[1] * FLOAT32.itemsize)) if vectors.ndim == 2 else len(vectors) or 1
+    return np.concatenate([np.isfinite(vectors[i : i + step]).reshape(len(vectors[i : i + step]), -1).all(axis=1)
+                           for i in range(0, len(vectors), step)] or [np.zeros(0, bool)])
+
+
 def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: np.ndarray | None = None) -> int:
     """Write `vectors` (only rows where `keep`) after the first `rows` rows of `path`, fsynced;
-    returns how many were written. What a killed writer left past `rows` is cut first."""
+    returns how many were written. What a killed writer left past `rows` is cut first; a row that
+    is not finite is refused (ValueError) and nothing is written."""
     written = 0
     step = max(1, CHUNK_BYTES // max(1, dim * FLOAT32.itemsize))
     with fileio.appending(path, rows * dim * FLOAT32.itemsize) as write:
@@ -144,6 +177,8 @@ def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: n
             if keep is not None:
                 block = block[keep[start : start + step]]
             block = np.ascontiguousarray(block, dtype=FLOAT32)
+            if not np.isfinite(block).all():
+                raise ValueError(f"refusing to write vectors that are not finite to {path.name}")
             write(block.data)
             written += len(block)
     return written
@@ -189,13 +224,13 @@ def rows_equal(column: pa.ChunkedArray, value: str | bytes) -> np.ndarray:
 
 def write_table(path: Path, table: pa.Table) -> None:
     with fileio.atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)  # read back verified (open_table)
 
 
 def open_table(path: Path, rows: int) -> pq.ParquetFile:
     """An item table, opened (memory-mapped: it stays readable even if a writer removes it) and
     checked against its row count; its rows are read only when asked for."""
-    table = pq.ParquetFile(pa.memory_map(str(path)))
+    table = pq.ParquetFile(pa.memory_map(str(path)), page_checksum_verification=True)
     if table.metadata.num_rows != rows or table.schema_arrow != ITEM_SCHEMA:
         raise ValueError(f"{path.name} holds {table.metadata.num_rows} rows of {table.schema_arrow.names}, not {rows} items")
     return table

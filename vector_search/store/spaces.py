@@ -9,6 +9,7 @@ N x dim matrix: the image space's rows are computed on demand (rows.SpaceRows).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,10 @@ import numpy as np
 from vector_search.search import index as nn
 from vector_search.search.rows import CHUNK, SpaceRows
 from vector_search.search.segments import SegmentedIndex, open_segmented
+from vector_search.store.files import finite_rows
 from vector_search.store.store import Store
+
+log = logging.getLogger(__name__)
 
 # Rows from which the IVF index replaces Annoy, measured (bench/bench_scale.py threshold, CPU per
 # query, recall@10): 10k Annoy 4.0 ms 0.978 / IVF 5.7 ms 0.965; 30k Annoy 12.7 ms 0.999 / IVF
@@ -34,8 +38,20 @@ def index_kind(store: Store) -> str:
 
 def _live_only(index: nn.Index, vectors: np.ndarray, store: Store) -> nn.Index | SegmentedIndex:
     """`index` (over every row), answering live rows only: a store too big to be compacted at every
-    update (updates.COMPACT_BELOW_BYTES: 13k rows of 1280 floats) keeps deleted rows below ANNOY_MAX."""
-    return index if store.live is None else SegmentedIndex(index, vectors, store.live)
+    update (updates.COMPACT_BELOW_BYTES: 13k rows of 1280 floats) keeps deleted rows below ANNOY_MAX,
+    and rows whose vectors are damaged (not finite) are never answered."""
+    live = _searchable(store)
+    return index if live is None else SegmentedIndex(index, vectors, live)
+
+
+def _searchable(store: Store) -> np.ndarray | None:
+    """The live rows whose vectors are finite (None: every row), said in one line when some are not."""
+    finite = finite_rows(store.vectors)
+    if finite.all():
+        return store.live
+    log.warning("%d vectors in %s are damaged (not finite): left out until `vector-search index %s` embeds them again",
+                len(finite) - finite.sum(), store.directory / store.manifest.vectors, store.dataset)
+    return finite if store.live is None else finite & store.live
 
 
 def _segmented(store: Store, name: str, source: np.ndarray, centre: bool, merge: bool) -> SegmentedIndex:
@@ -89,6 +105,7 @@ class JointSpace:
         vectors = store.load_array("joint", model=key)
         if vectors is None:
             vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32))
+            np.nan_to_num(vectors, copy=False, nan=0, posinf=0, neginf=0)  # of damaged rows, never answered (_live_only)
             store.save_array("joint", vectors, model=key)
         index = nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store))
         return cls(vectors, _live_only(index, vectors, store))

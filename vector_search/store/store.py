@@ -19,10 +19,9 @@ or marked deleted, so a derived index over rows [0, m) stays valid. Updates: upd
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -32,8 +31,8 @@ import pyarrow as pa
 from vector_search import fileio
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import class_of
+from vector_search.store import derived, locks
 from vector_search.store import files as storefiles
-from vector_search.store import locks
 from vector_search.store.files import ITEM_SCHEMA, LEGACY_FILE, MANIFEST_FILE, Manifest, remove_unnamed
 from vector_search.store.migration import read_legacy
 
@@ -122,9 +121,17 @@ class Store:
         """One item column of every row (path as bytes, size, mtime_ns, sha256), read on first use."""
         columns = self.__dict__.setdefault("columns", {})
         if name not in columns:
-            columns[name] = pa.chunked_array([t.read(columns=[name]).column(0) for t in self._tables], ITEM_SCHEMA.field(name).type) \
+            columns[name] = pa.chunked_array([self._read(i, name) for i in range(len(self._tables))], ITEM_SCHEMA.field(name).type) \
                 if self._tables else self.table.column(name)
         return columns[name]
+
+    def _read(self, i: int, column: str) -> pa.Array:
+        """One column of item table i; StoreError naming the file (and what to run) if it is damaged."""
+        try:
+            return self._tables[i].read(columns=[column]).column(0)
+        except (OSError, pa.ArrowException) as err:
+            raise StoreError(f"{self.directory / self.manifest.tables[i][0]} is damaged ({err}): run "
+                             f"`vector-search index {self.dataset}` to rebuild the store") from None
 
     @property
     def items(self) -> list[Item]:
@@ -203,22 +210,24 @@ class Store:
             return False
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, convert: bool = True) -> "Store":
-        """Open a saved store; raises StoreError if it is missing, damaged or from another version.
+    def load(cls, directory: str | os.PathLike, convert: bool = True, checkpoint: bool = False) -> "Store":
+        """Open a saved store as last committed complete; StoreError if it is missing, damaged or from another
+        version. `checkpoint` (a writer resuming a stopped run): the last checkpoint of a run, if that came after.
 
         A format-1 `features.npz` is converted once (`convert`), or read in memory when it cannot
         be (a read-only folder, a writer busy)."""
         directory = Path(directory)
-        try:
-            return cls._open(directory, convert)
-        except FileNotFoundError:  # a writer removed a file of the manifest just read: read the new one
+        for attempt in (1, 2):  # (FileNotFoundError: a writer removed a file of the manifest just read: read the new one)
             try:
-                return cls._open(directory, convert)
+                return cls._open(directory, convert, checkpoint)
             except FileNotFoundError as err:
-                raise StoreError(f"feature store {directory} is damaged (missing {Path(err.filename or '?').name})") from None
+                if attempt == 1:
+                    continue
+                raise StoreError(f"feature store {directory} is damaged (missing {Path(err.filename or '?').name}): "
+                                 "run `vector-search index DATASET_DIR` to rebuild it") from None
 
     @classmethod
-    def _open(cls, directory: Path, convert: bool) -> "Store":
+    def _open(cls, directory: Path, convert: bool, checkpoint: bool) -> "Store":
         file = directory / MANIFEST_FILE
         if not file.exists():
             if (directory / LEGACY_FILE).exists():
@@ -227,14 +236,20 @@ class Store:
         try:
             manifest, stamp = Manifest.read(file)
         except ValueError as err:
-            raise StoreError(str(err)) from None
+            raise StoreError(f"{err}: run `vector-search index DATASET_DIR` to rebuild it") from None
+        if not (manifest.complete or checkpoint):  # a run still indexing (or stopped): its last complete state
+            if manifest.previous is None:
+                raise StoreError(f"the feature store {directory} has no complete save yet: wait for `vector-search index "
+                                 f"{manifest.dataset}` to finish, or run it again if it was stopped")
+            manifest = manifest.previous
         store = cls(directory, manifest.encoder, manifest.dataset)
         try:
             store._attach(manifest, stamp)
         except FileNotFoundError:
             raise
         except Exception as err:  # a short vector file, a damaged table...
-            raise StoreError(f"feature store {directory} is damaged ({type(err).__name__}: {err})") from None
+            raise StoreError(f"feature store {directory} is damaged ({type(err).__name__}: {err}): "
+                             f"run `vector-search index {manifest.dataset}` to rebuild it") from None
         return store
 
     @classmethod
@@ -318,7 +333,8 @@ class Store:
     def _commit(self, manifest: Manifest) -> "Store":
         """Write `manifest` (the commit point), remove the files it no longer names, return its store."""
         file = self.directory / MANIFEST_FILE
-        fileio.save_json(file, asdict(manifest))
+        manifest = replace(manifest, previous=None if manifest.complete else Manifest.last_complete(file))
+        fileio.save_json(file, manifest.as_dict())
         committed = Store(self.directory, manifest.encoder, manifest.dataset)
         committed._attach(manifest, _stamp(os.stat(file)))
         remove_unnamed(self.directory, manifest)
@@ -361,33 +377,15 @@ class Store:
         committed = self.compacted(complete)
         self._attach(committed.manifest, committed.stamp)
 
-    # --- derived arrays ------------------------------------------------------------------------
+    # --- derived arrays (derived.py) ----------------------------------------------------------
 
     def save_array(self, name: str, array: np.ndarray, rows: bool = False, **meta: object) -> None:
-        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint, or with its
-        generation when `rows` (row-aligned, valid for the first rows of every later store of it).
-
-        A cache: when it cannot be written (a full disk, a read-only store) it is left unsaved, with
-        a warning, and computed again next time."""
-        try:
-            with fileio.atomic_paths(self.directory / f"{name}.npy", self.directory / f"{name}.json") as (npy, sidecar):
-                fileio.write_npy(npy, array)
-                fileio.write_json(sidecar, {**self._array_key(rows), **meta})
-        except OSError as err:
-            log.warning("cannot save %s (%s); it will be computed again", name, err)
+        """See derived.save_array."""
+        derived.save_array(self, name, array, rows, **meta)
 
     def load_array(self, name: str, mmap: bool = False, rows: bool = False, **meta: object) -> np.ndarray | None:
-        """A derived array saved by save_array (memory-mapped with `mmap`), or None if absent, damaged or stale."""
-        try:
-            if fileio.load_json(self.directory / f"{name}.json") != {**self._array_key(rows), **json.loads(json.dumps(meta))}:
-                return None
-            array = fileio.load_npy(self.directory / f"{name}.npy", mmap=mmap)
-            return array if len(array) == len(self) or (rows and len(array) < len(self)) else None
-        except (OSError, ValueError):
-            return None
-
-    def _array_key(self, rows: bool) -> dict[str, object]:
-        return {"generation": self.generation} if rows else {"fingerprint": self.fingerprint}
+        """See derived.load_array."""
+        return derived.load_array(self, name, mmap, rows, **meta)
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:

@@ -20,7 +20,7 @@ from vector_search import config, fileio
 from vector_search.imaging.embedding import Embedder, local_embedder
 from vector_search.imaging.images import ImageError, find_images, open_regular
 from vector_search.store import files as storefiles
-from vector_search.store.files import LEGACY_FILE
+from vector_search.store.files import LEGACY_FILE, remove_unnamed
 from vector_search.store.folders import has_store, store_dir
 from vector_search.store.store import Item, Store, StoreError
 
@@ -107,11 +107,19 @@ def update_store(
     kind = {"index_kind": index_kind} if index_kind else {}
     if not (writer.written or writer.items or plan.deleted or not old.saved or not old.manifest.complete
             or old.dataset != str(dataset) or kind.get("index_kind", old.index_kind) != old.index_kind):
-        return old, report  # nothing changed: nothing written
-    store = writer.commit(deleted=plan.deleted, complete=True, dataset=str(dataset), **kind)
-    if needs_compaction(store):
-        store = store.compacted()
-    return store, report
+        store = old  # nothing changed: nothing written (but a compaction a killed run owed)
+    else:
+        store = writer.commit(deleted=plan.deleted, complete=True, dataset=str(dataset), **kind)
+    return _compacted(store, report) if store.saved and needs_compaction(store) else store, report
+
+
+def _compacted(store: Store, report: UpdateReport) -> Store:
+    """The store compacted, or as it is (its update is committed) if that fails: the next update compacts it."""
+    try:
+        return store.compacted()
+    except OSError as err:  # (a full disk: DiskFullError)
+        report.notes.append(f"the update is saved, but compacting the store failed ({err}): the next index compacts it")
+        return store
 
 
 def needs_compaction(store: Store) -> bool:
@@ -130,7 +138,11 @@ def _load_for_update(directory: os.PathLike, encoder_name: str, dataset: str, re
     old = Store(directory, encoder_name, dataset)
     try:
         if not rebuild:
-            old = Store.load(directory, convert=False)  # this process holds the lock: convert below
+            saved = Store.load(directory, convert=False, checkpoint=True)  # this process holds the lock: convert below
+            for column in storefiles.ITEM_SCHEMA.names:  # read now (the plan reads them all): a damaged table means a rebuild
+                saved.column(column)
+            old = saved
+            remove_unnamed(saved.directory, saved.manifest)  # what a writer killed mid-commit or mid-compaction left
     except StoreError as err:
         if has_store(directory):
             report.notes.append(f"{err}; rebuilding it")
@@ -154,11 +166,16 @@ def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -
     """Which images keep their row (unchanged), which reuse a saved vector (touched, renamed or
     copied: same content), which must be embedded, and which rows go (deleted, changed, moved or
     unreadable files); counts each in `report`, with the files that are gone or unreadable."""
-    rel_paths, problems = find_images(dataset)
+    rel_paths, problems = find_images(dataset, within=config.serve_root())
     report.skipped.extend(problems)
     paths = storefiles.decode_paths(old.column("path"))
     sizes, mtimes, hashes = (old.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256"))
-    live = range(len(old)) if old.live is None else np.flatnonzero(old.live).tolist()
+    finite = storefiles.finite_rows(old.vectors)
+    if not finite.all():
+        report.notes.append(f"{len(finite) - finite.sum()} vectors in {old.directory / old.manifest.vectors} are damaged"
+                            " (not finite): their photos are embedded again")
+    alive = np.ones(len(old), bool) if old.live is None else old.live
+    live = np.flatnonzero(alive & finite).tolist()  # damaged rows are neither kept nor reused
     by_path = {paths[i]: i for i in live}
     by_hash = {hashes[i]: i for i in live}  # the last copy wins: a rename is reported
     plan, kept = _Plan(), set()
@@ -189,7 +206,7 @@ def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -
             plan.todo.append(item)
             (report.changed if rel in by_path else report.added).append(rel)
     present, renamed_from = set(rel_paths), {a for a, _ in report.renamed}
-    plan.deleted = [i for i in live if i not in kept]
+    plan.deleted = [i for i in np.flatnonzero(alive).tolist() if i not in kept]
     report.removed = [paths[i] for i in live if paths[i] not in present and paths[i] not in renamed_from]
     return plan
 
@@ -255,7 +272,12 @@ def _embed_into(
             failed.add(todo[i].path)
         if batch.vectors is not None:
             for row, i in enumerate(batch.indices):
-                writer.add(todo[i], batch.vectors[row])
+                if np.isfinite(batch.vectors[row]).all():
+                    writer.add(todo[i], batch.vectors[row])
+                else:  # never stored: tried again at the next update
+                    report.skipped.append((todo[i].path, "the encoder gave a vector that is not finite"))
+                    failed.add(todo[i].path)
+                    done -= 1  # counted once, as failed
             done += len(batch.indices)
         if progress:
             progress(done + len(failed), len(todo))

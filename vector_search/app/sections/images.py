@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from vector_search.app import widgets
 from vector_search.app.state import Source, as_query
 from vector_search.engine import Result
 from vector_search.imaging import imagenet
+from vector_search.imaging.images import printable
 
 
 def similar_images(source: Source, photo: str | bytes, k: int, reweight: int | None) -> list[Result]:
@@ -76,7 +75,7 @@ def map_section(source: Source) -> None:
             {
                 "x": shown.points[:, 0],
                 "y": shown.points[:, 1],
-                "class": [store.classes[i] for i in shown.rows],
+                "class": [printable(store.classes[i]) for i in shown.rows],
                 "photo": [source.label(p) for p in paths],
             }
         )
@@ -101,7 +100,7 @@ def map_section(source: Source) -> None:
         )
         event = st.altair_chart(chart, on_select="rerun", key="map", width="stretch")
         # The selection comes from the browser: show only a photo of the map itself (server mode).
-        photos = set(frame["photo"])
+        photos = dict(zip(frame["photo"], paths))  # (labels are printable: they need not be the paths' bytes)
         picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo") in photos]
         if picked:
-            st.image(os.path.join(source.folder, picked[0]), caption=picked[0], width=260)
+            st.image(photos[picked[0]], caption=picked[0], width=260)

@@ -11,6 +11,7 @@ from vector_search.app.state import METHOD_LABELS, TEXT_EXAMPLES, Source, as_que
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
+from vector_search.imaging.images import printable
 from vector_search.text.sentences import word_shares
 
 
@@ -42,7 +43,8 @@ def retrain_controls(source: Source) -> None:
     methods = trainable_methods(datasets.default_captions_dir(engine.store.dataset) is not None)
     method = left.selectbox("Method to train", methods, format_func=METHOD_LABELS.get, key="method")
     epochs = middle.number_input("Epochs", 1, 500, 50, key="epochs", disabled=method != "hybrid")
-    holdout = right.multiselect("Hold out classes (to try zero-shot search)", classes, key="holdout", help="Left out of training entirely")
+    holdout = right.multiselect("Hold out classes (to try zero-shot search)", classes, format_func=printable, key="holdout",
+                                help="Left out of training entirely")
     retrain = st.checkbox(f"Retrain now and save to `{engine.joint_model_path()}` (otherwise the saved model is loaded)", key="retrain")
     run = (*source.key, method, int(epochs), tuple(holdout))
     if once_per_tick(st.session_state, retrain, "trained", run):

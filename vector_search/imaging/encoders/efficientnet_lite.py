@@ -11,6 +11,7 @@ reproduces that port's ImageNet top-5 and Pascal retrieval figures).
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import pickle
 import threading
 from dataclasses import dataclass
@@ -20,13 +21,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from vector_search.fileio import load_npz, save_npz
+from vector_search import fileio
+from vector_search.fileio import load_npz
 from vector_search.imaging.encoders.base import Encoder, EncoderError
 from vector_search.imaging.encoders.torch_legacy import load_state_dict
 from vector_search.runtime.ort import file_key
 
 if TYPE_CHECKING:
     import keras
+
+log = logging.getLogger(__name__)
 
 # Per stage, shared by the family: (expansion ratio, kernel size, first stride).
 STAGES = [(1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1)]
@@ -78,7 +82,8 @@ def packaged_weights(name: str = "efficientnet-lite0") -> Path:
 def convert_weights(pth: Path, npz: Path) -> None:
     """Convert the torch legacy state dict to an .npz (torch names and layouts; no batch counters)."""
     state = load_state_dict(pth)
-    save_npz(npz, **{k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
+    with fileio.checked_path(npz) as tmp:  # verified at every load (fileio.intact)
+        fileio.write_npz(tmp, **{k: v for k, v in state.items() if not k.endswith("num_batches_tracked")})
 
 
 def build_model(spec: LiteSpec, w: dict[str, np.ndarray], name: str = "efficientnet_lite") -> keras.Model:
@@ -167,7 +172,9 @@ class LiteEncoder(Encoder):
         if pth.suffix == ".npz":
             return pth
         npz = self.cache_dir / f"{pth.stem}.npz"
-        if not npz.is_file():
+        if not fileio.intact(npz):
+            if npz.exists():
+                log.warning("%s is damaged (or from an older version): converting the weights again", npz)
             try:
                 convert_weights(pth, npz)
             except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:

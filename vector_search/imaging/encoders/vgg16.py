@@ -72,7 +72,8 @@ class VGG16Encoder(Encoder):
         if self.threads:
             tf.config.threading.set_intra_op_parallelism_threads(self.threads)
         spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
-        infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        # autograph=False: nothing to convert, and autograph writes the code it makes to /tmp (read-only mode writes nothing)
+        infer = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
         infer.get_concrete_function()  # trace now, under the encoder's lock
         return lambda batch: infer(batch).numpy()
 

@@ -1,0 +1,455 @@
+"""Fault injection: every kind of file a feature store, a joint model and the caches hold is damaged
+(truncated, emptied, bytes flipped, a row of NaN, deleted), then each command that reads it runs
+as a user runs it (a fresh `vector-search` process). It must end without a crash or a traceback,
+and either answer as before or name the damaged file in one line saying what to run; after
+running that, it answers as before again. Then SIGKILL at every rename of `train` and of an
+`index` that compacts. docs/reliability.md lists the file kinds and what happens to each.
+
+One indexed store of 12 real photos, a ConSE model, the caches and the right answers are made once
+per module (in subprocesses) and copied for each case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from conftest import copy_subset
+from test_robustness import ROOT, cli, cli_env
+
+from vector_search.search import index as nn
+from vector_search.store import files as storefiles
+from vector_search.store.store import Item, Store, StoreError
+
+ENCODER = "efficientnet-lite0"
+GLOVE = "words/glove.6B.50d"
+
+# --- the module's indexed store, model and caches ----------------------------------------------------
+
+
+# Runs sessions, each a list of commands (argv) under its own environment (config reads it at every
+# call), one after the other in ONE fresh process, each command as `vector-search` runs it
+# (cli.main: a fresh engine, its own output); a line of JSON per session as it ends. A process
+# per command took over an hour on the loaded 2-core machine. ["map"] asks for the app's map.
+DRIVER = r"""
+import io, json, logging, os, sys, traceback
+from vector_search import cli
+for line in sys.stdin:
+    session, done = json.loads(line), []
+    os.environ.update(session["env"])
+    for argv in session["argvs"]:
+        out, err = (io.TextIOWrapper(io.BytesIO(), "utf-8") for _ in range(2))
+        sys.stdout, sys.stderr = out, err
+        logging.getLogger().handlers.clear()
+        try:
+            if argv == ["map"]:
+                from vector_search.engine import Engine
+                import numpy as np
+                points = np.round(np.asarray(Engine().image_map().points, float), 3).tolist()
+                print(json.dumps({"query": "map", "results": [{"item": str(p), "distance": 0} for p in points]}))
+                code = 0
+            else:
+                code = cli.main(argv)
+        except SystemExit as stop:
+            code = stop.code
+        except cli.VectorSearchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            code = 2
+        except BaseException:
+            traceback.print_exc()
+            code = -1
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        out.flush(), err.flush()
+        done.append({"code": code, "stdout": out.buffer.getvalue().decode(), "stderr": err.buffer.getvalue().decode()})
+    print(json.dumps(done), flush=True)
+"""
+
+Answer = tuple[list | None, str, int]  # hits (None if it failed), what it said, exit code
+
+
+def run_sessions(sessions: list[tuple[Setup, list[list[str]]]]) -> list[list[Answer]]:
+    """Each session's answers; a session that kills the process (a crash) is said as such, and the
+    rest run in a new process."""
+    results: list[list[Answer]] = []
+    while len(results) < len(sessions):
+        todo = sessions[len(results):]
+        lines = "".join(json.dumps({"env": setup.env(), "argvs": argvs}) + "\n" for setup, argvs in todo)
+        proc = subprocess.run([sys.executable, "-c", DRIVER], input=lines, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=3600)
+        for (setup, _), line in zip(todo, proc.stdout.splitlines()):
+            results.append([setup.parse(step) for step in json.loads(line)])
+        if proc.returncode != 0 and len(results) < len(sessions):
+            setup, argvs = sessions[len(results)]
+            results.append([(None, f"CRASH (exit {proc.returncode}): {proc.stderr[-3000:]}", proc.returncode)] * len(argvs))
+    return results
+
+
+class Setup:
+    """A copy of the base folders (photos, features, models, cache) and how to run commands on it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.photos, self.features, self.models, self.cache = (root / n for n in ("photos", "features", "models", "cache"))
+
+    @property
+    def query(self) -> str:
+        return str(sorted((self.photos / "bus").iterdir())[0])
+
+    def env(self) -> dict[str, str]:
+        return {"VECTOR_SEARCH_FEATURES": str(self.features), "VECTOR_SEARCH_MODELS": str(self.models), "VECTOR_SEARCH_CACHE": str(self.cache)}
+
+    def run(self, *args: str, **env: str):
+        return cli(*args, **self.env(), **env)
+
+    def argv(self, command: str) -> list[str]:
+        return {
+            "similar": ["similar", self.query, "-k", "5", "--json"],
+            "search": ["search", "bus", "-k", "5", "--json"],
+            "tag": ["tag", self.query, "--json"],
+            "words": ["words", "bus", "-k", "5", "--json"],
+            "map": ["map"],
+        }[command]
+
+    def parse(self, step: dict) -> Answer:
+        rows = [json.loads(line) for line in step["stdout"].splitlines() if line.startswith("{")]
+        errors = "".join(f"{r['error']}\n" for r in rows if "error" in r)
+        hits = [[(h["item"].removeprefix(f"{self.photos}/"), round(h["distance"], 3)) for h in r["results"]] for r in rows if "results" in r]
+        return (hits if hits and not errors and step["code"] == 0 else None), step["stderr"] + errors, step["code"]
+
+    def answer(self, command: str) -> Answer:
+        return run_sessions([(self, [self.argv(command)])])[0][0]
+
+
+COMMANDS = ("similar", "search", "tag", "words", "map")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> tuple[Setup, dict]:
+    setup = Setup(tmp_path_factory.mktemp("faults"))
+    copy_subset(setup.photos, {"cat": 4, "bus": 4, "boat": 4})
+    for args in (("index", str(setup.photos)), ("train", "--method", "conse")):
+        out = setup.run(*args)
+        assert out.returncode == 0, out.stderr
+    answers = {}
+    for command, (got, said, _) in zip(COMMANDS, run_sessions([(setup, [setup.argv(c) for c in COMMANDS])])[0]):
+        assert got is not None, f"{command}: {said}"
+        answers[command] = got
+    return setup, answers
+
+
+def copy_case(setup: Setup, to: Path) -> Setup:
+    """A private copy of the base folders, its store indexing its own photos."""
+    shutil.copytree(setup.root, to, symlinks=True)
+    copy = Setup(to)
+    manifest = copy.features / ENCODER / "store.json"
+    manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), dataset=str(copy.photos))))
+    return copy
+
+
+@pytest.fixture
+def case(base: tuple[Setup, dict], tmp_path: Path) -> tuple[Setup, dict]:
+    return copy_case(base[0], tmp_path / "case"), base[1]
+
+
+# --- damage -------------------------------------------------------------------------------------------
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def flip(path: Path) -> None:
+    """64 bytes in the middle inverted (in place, as a failing disk or a stray write would)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+
+
+def nan_row(path: Path) -> None:
+    """The first row of float32 vectors made NaN (after a .npy header, if any)."""
+    data = bytearray(path.read_bytes())
+    start = 0
+    if path.suffix == ".npy":
+        start = data.index(b"\n") + 1  # the header ends with a newline
+    data[start : start + 16] = np.full(4, np.nan, np.float32).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {"truncate": truncate, "empty": empty, "flip": flip, "nan": nan_row, "delete": delete}
+
+# (file, relative to the case root: a glob; damages that apply; the commands that read it)
+STORE = f"features/{ENCODER}"
+ARRAYS = ("truncate", "empty", "flip", "nan", "delete")
+FILES = ("truncate", "empty", "flip", "delete")
+KINDS = [
+    (f"{STORE}/store.json", FILES, ("similar",)),
+    (f"{STORE}/vectors-*.f32", ARRAYS, ("tag", "similar")),
+    (f"{STORE}/items-*.parquet", FILES, ("similar",)),
+    (f"{STORE}/images.ann", FILES, ("similar",)),
+    (f"{STORE}/images.ann.json", FILES, ("similar",)),
+    (f"{STORE}/joint.npy", ARRAYS, ("search",)),
+    (f"{STORE}/joint.json", FILES, ("search",)),
+    (f"{STORE}/joint.ann", FILES, ("search",)),
+    (f"{STORE}/joint.ann.json", FILES, ("search",)),
+    (f"{STORE}/map.npy", ARRAYS, ("map",)),
+    (f"models/joint-{ENCODER}.npz", FILES, ("tag",)),
+    (f"models/joint-{ENCODER}.json", FILES, ("tag",)),
+    ("cache/encoders/*.npz", FILES, ("tag",)),
+    ("cache/encoders/*.npz.crc32", FILES, ("tag",)),
+    (f"cache/{GLOVE}/vectors.npy", ARRAYS, ("words",)),
+    (f"cache/{GLOVE}/words.txt", FILES, ("words",)),
+    (f"cache/{GLOVE}/meta.json", FILES, ("words",)),
+]
+CASES = [pytest.param(pattern, damage, commands, id=f"{Path(pattern).name.replace('*', 'N')}-{damage}")
+         for pattern, damages, commands in KINDS for damage in damages]
+
+RUN = re.compile(r"run `vector-search ([^`]+)`|(retrain it|train one first)")
+
+
+def check_answer(command: str, answer: Answer, want: list, file: Path) -> list[str] | None:
+    """None if the answer is right; else the command its one-line error says to run (the error
+    must name `file` or its folder). Never a traceback or a crash."""
+    got, said, _ = answer
+    assert "Traceback" not in said and "CRASH" not in said, f"{command}: {said}"
+    if got == want:
+        return None
+    assert got is None, f"{command} answered wrong after damage to {file.name}: {got} != {want}"
+    assert any(file.name in line or file.parent.name in line for line in said.splitlines()), f"{command}: no line names {file}: {said}"
+    fix = RUN.search(said)
+    assert fix, f"{command}: the error does not say what to run: {said}"
+    return fix.group(1).split() if fix.group(1) else ["train", "--method", "conse"]
+
+
+@pytest.fixture(scope="module")
+def damaged(base: tuple[Setup, dict], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[Answer]]]:
+    """Every case damaged in its own copy, and each command's first answers there (one process)."""
+    setup, _ = base
+    cases = {}
+    for param in CASES:
+        pattern, damage, commands = param.values
+        copy = copy_case(setup, tmp_path_factory.mktemp(param.id) / "case")
+        files = sorted(copy.root.glob(pattern))
+        assert len(files) == 1, f"{pattern}: {files}"
+        DAMAGE[damage](files[0])
+        cases[param.id] = (copy, files[0], [copy.argv(c) for c in commands])
+    answers = run_sessions([(copy, argvs) for copy, _, argvs in cases.values()])
+    return {key: (file, got, copy) for (key, (copy, file, _)), got in zip(cases.items(), answers)}
+
+
+@pytest.fixture(scope="module")
+def repaired(base: tuple[Setup, dict], damaged: dict) -> dict[str, tuple[list[list[str]], list[Answer]]]:
+    """For each case: the commands its errors said to run (and, for the store, the next `index`),
+    run, then the same commands again (one process for all)."""
+    _, answers = base
+    plans = {}
+    for param in CASES:
+        pattern, _, commands = param.values
+        file, first, copy = damaged[param.id]
+        try:
+            fixes = [check_answer(c, a, answers[c], file) for c, a in zip(commands, first)]
+        except AssertionError:
+            continue  # the test of the case says what is wrong
+        steps = [[str(copy.photos) if a == "DATASET_DIR" else a for a in fix] for fix in fixes if fix]
+        if pattern.startswith(STORE):
+            steps.append(["index", str(copy.photos)])
+        plans[param.id] = (copy, steps, [*steps, *(copy.argv(c) for c in commands)])
+    after = run_sessions([(copy, argvs) for copy, _, argvs in plans.values()])
+    return {key: (steps, got) for (key, (_, steps, _)), got in zip(plans.items(), after)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern, damage, commands", CASES)
+def test_damaged_file(base, damaged, repaired, request: pytest.FixtureRequest, pattern: str, damage: str, commands: tuple[str, ...]) -> None:
+    _, answers = base
+    key = request.node.callspec.id
+    file, first, _ = damaged[key]
+    for command, answer in zip(commands, first):
+        check_answer(command, answer, answers[command], file)
+    steps, after = repaired[key]
+    for step, (_, said, code) in zip(steps, after):
+        assert code == 0 and "Traceback" not in said and "CRASH" not in said, f"{step}: {said}"
+    for command, (got, said, _) in zip(commands, after[len(steps):]):
+        assert got == answers[command], f"{command} after {steps}: {said}"
+
+
+# --- SIGKILL at every rename --------------------------------------------------------------------------
+
+
+def kill_at_every_rename(setup: Setup, args: tuple[str, ...], check: Callable[[], None]) -> int:
+    """Run `args` killed at its 1st, 2nd, ... rename until it completes; after each kill, `check`.
+    Returns how many renames it made."""
+    for n in range(1, 100):
+        out = setup.run(*args, VECTOR_SEARCH_KILL_AT_RENAME=str(n))
+        if out.returncode == 0:
+            return n - 1
+        assert out.returncode == -signal.SIGKILL, out.stderr
+        check()
+    raise AssertionError("never completed")
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_rename_of_train(case: tuple[Setup, dict]) -> None:
+    setup, answers = case
+
+    def check() -> None:
+        assert setup.answer("tag")[0] == answers["tag"]  # the old model, whole (the new one is the same ConSE)
+
+    renames = kill_at_every_rename(setup, ("train", "--method", "conse"), check)
+    assert renames >= 1
+    check()
+    assert not [p for p in setup.models.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_rename_of_a_compacting_index(case: tuple[Setup, dict]) -> None:
+    """Two photos removed: `index` marks them deleted, commits, then compacts (a new generation)."""
+    setup, answers = case
+    gone = sorted((setup.photos / "cat").iterdir())[:2]
+    for photo in gone:
+        photo.unlink()
+    store = setup.features / ENCODER
+
+    def check() -> None:
+        got, said = setup.answer("similar")
+        assert got is not None and "Traceback" not in said, said
+
+    renames = kill_at_every_rename(setup, ("index", str(setup.photos)), check)
+    assert renames >= 2
+    got, _ = setup.answer("similar")
+    assert got is not None and not any(str(p) in item for row in got for item, _ in row for p in gone)
+    names = {p.name for p in store.iterdir()}
+    assert not [n for n in names if n.endswith(".tmp")], names
+    assert len([n for n in names if n.startswith("vectors-")]) == 1, names
+
+
+# --- quick checks of each fix, in process (the quick loop runs them) ----------------------------------
+
+
+def test_a_flipped_index_never_reaches_annoy(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """64 flipped bytes in a saved Annoy index: refused by its checksum before Annoy maps it (it
+    crashed, or answered a wrong row at distance 0), rebuilt with one line saying so."""
+    vectors = np.random.default_rng(0).normal(size=(300, 32)).astype(np.float32)
+    path = tmp_path / "v.ann"
+    want = nn.load_or_build(path, vectors, "fp").search(vectors[7], 5)
+    flip(path)
+    with pytest.raises(nn.IndexFileError, match="checksum"):
+        nn.load_index(path, vectors, "fp")
+    got = nn.load_or_build(path, vectors, "fp").search(vectors[7], 5)
+    assert [r.getMessage() for r in caplog.records if "rebuilding" in r.getMessage()] == [
+        f"rebuilding {path}: {path}: its bytes differ from its checksum (damaged); rebuild the index"]
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_vectors_that_are_not_finite_are_refused_at_write_and_found_at_read(tmp_path: Path) -> None:
+    store = Store(tmp_path / ENCODER, ENCODER, str(tmp_path / "photos"))
+    items = [Item(f"cat/{i}.jpg", 1, 1, f"{i:064x}") for i in range(3)]
+    vectors = np.eye(3, 4, dtype=np.float32)
+    with pytest.raises(ValueError, match="not finite"):
+        store.append(items, np.where(np.arange(3)[:, None] == 1, np.nan, vectors))
+    assert not (store.directory / "store.json").exists()  # nothing committed
+    saved = store.append(items, vectors)
+    nan_row(store.directory / saved.manifest.vectors)  # damage on disk: row 0
+    assert storefiles.finite_rows(Store.load(store.directory).vectors).tolist() == [False, True, True]
+
+
+def test_a_checkpoint_is_never_what_readers_read(tmp_path: Path) -> None:
+    """A run still indexing (or killed) commits checkpoints; a fresh reader reads the last complete
+    save (none yet: one line saying what to run), the writer resuming reads the checkpoint."""
+    directory = tmp_path / ENCODER
+    items = [Item(f"cat/{i}.jpg", 1, 1, f"{i:064x}") for i in range(6)]
+    vectors = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    first = Store(directory, ENCODER, "photos").append(items[:2], vectors[:2], complete=False)
+    with pytest.raises(StoreError, match="no complete save yet: wait for `vector-search index photos` to finish"):
+        Store.load(directory)
+    done = first.append(items[2:4], vectors[2:4], complete=True)
+    later = Store.load(directory, checkpoint=True).append(items[4:], vectors[4:], complete=False).with_tables_merged()
+    assert len(Store.load(directory)) == len(done) == 4 and len(Store.load(directory, checkpoint=True)) == len(later) == 6
+    np.testing.assert_array_equal(Store.load(directory).vectors, vectors[:4])  # its files are all kept
+
+
+def test_a_model_is_one_file_and_names_of_any_bytes_round_trip(tmp_path: Path) -> None:
+    """The model's metadata lives inside its npz: the .json beside it can be old, damaged or gone.
+    A class folder whose name is not UTF-8 is saved and read back byte for byte."""
+    from vector_search.joint import JointModel
+
+    odd = os.fsdecode(b"caf\xe9")  # Latin-1: a lone surrogate once decoded
+    meta = {"method": "conse", "encoder": ENCODER, "feature_dim": 4, "classes": [odd, "bus"], "words": {"name": "w", "dim": 2}}
+    path = tmp_path / "joint.npz"
+    JointModel(meta, {"w": np.ones((4, 2), np.float32)}).save(path)
+    (tmp_path / "joint.json").write_text("{")
+    loaded = JointModel.load(path)
+    assert loaded.classes == [odd, "bus"] and os.fsencode(loaded.classes[0]) == b"caf\xe9"
+
+
+def test_damaged_converted_weights_are_converted_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from vector_search.imaging.encoders.efficientnet_lite import LiteEncoder
+
+    encoder = LiteEncoder(cache_dir=tmp_path)
+    npz = encoder.weights_path()
+    good = npz.read_bytes()
+    for damage in (flip, empty, truncate):
+        damage(npz)
+        assert LiteEncoder(cache_dir=tmp_path).classifier()[0].shape == (1280, 1000)
+        assert npz.read_bytes() == good and "converting the weights again" in caplog.text
+
+
+def test_queries_file_is_streamed_bounded_and_per_line(tmp_path: Path) -> None:
+    from vector_search.cli import MAX_QUERY_BYTES
+
+    queries = tmp_path / "queries.txt"
+    queries.write_bytes(b"cat\nd\x00og\n" + b"a" * (MAX_QUERY_BYTES + 1) + b"\nbus\n\xff\xfe\n")
+    out = cli("words", "--queries-file", queries, "-k", "2", "--json", timeout=300)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [("results" in r, r.get("error")) for r in rows] == [
+        (True, None), (False, "a query cannot hold a NUL byte"), (False, f"line longer than {MAX_QUERY_BYTES} bytes: skipped"),
+        (True, None), (False, "the query is not UTF-8 text")], out.stderr
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    out = cli("words", "--queries-file", "/dev/zero", "--json", timeout=300)  # one endless line: never read whole
+    assert [json.loads(line)["error"] for line in out.stdout.splitlines()] == [
+        f"line longer than {MAX_QUERY_BYTES} bytes: skipped", "the line never ends: the rest of /dev/zero is not read"]
+
+
+def test_server_mode_skips_links_that_leave_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file link inside an allowed folder whose real path leaves $VECTOR_SEARCH_ROOT: skipped at
+    indexing with a reason (never read), and never answered."""
+    from vector_search.store.updates import UpdateReport, _plan_update
+
+    root, secret = tmp_path / "served", tmp_path / "secret.jpg"
+    (root / "photos" / "cat").mkdir(parents=True)
+    secret.write_bytes(b"not for visitors")
+    (root / "photos" / "cat" / "inside.jpg").write_bytes(b"x")
+    (root / "photos" / "cat" / "leak.jpg").symlink_to(secret)
+    (root / "photos" / "cat" / "fine.jpg").symlink_to(root / "photos" / "cat" / "inside.jpg")
+    monkeypatch.setenv("VECTOR_SEARCH_ROOT", str(root))
+    report = UpdateReport()
+    plan = _plan_update(root / "photos", Store(root / "features", ENCODER, str(root / "photos")), report)
+    assert sorted(item.path for item in plan.todo) == ["cat/fine.jpg", "cat/inside.jpg"]
+    assert report.skipped == [("cat/leak.jpg", f"a link to a file outside {root}: skipped (server mode)")]
+
+
+def test_read_only_mode_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vector_search import fileio
+
+    monkeypatch.setenv("VECTOR_SEARCH_READONLY", "1")
+    with pytest.raises(fileio.ReadOnlyModeError, match="read-only mode"):
+        fileio.save_json(tmp_path / "x.json", {})
+    vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    assert len(nn.load_or_build(tmp_path / "v.ann", vectors, "fp")) == 50  # a cache: answered from memory
+    assert list(tmp_path.iterdir()) == []
