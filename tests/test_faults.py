@@ -103,6 +103,11 @@ class Setup:
     def query(self) -> str:
         return str(sorted((self.photos / "bus").iterdir())[0])
 
+    @property
+    def new_photo(self) -> str:
+        """A photo that is not indexed: asking for it runs the encoder (its ONNX export)."""
+        return str(sorted((self.root / "new").iterdir())[0])
+
     def env(self) -> dict[str, str]:
         return {"VECTOR_SEARCH_FEATURES": str(self.features), "VECTOR_SEARCH_MODELS": str(self.models), "VECTOR_SEARCH_CACHE": str(self.cache)}
 
@@ -112,6 +117,7 @@ class Setup:
     def argv(self, command: str) -> list[str]:
         return {
             "similar": ["similar", self.query, "-k", "5", "--json"],
+            "similar-new": ["similar", self.new_photo, "-k", "5", "--json"],
             "search": ["search", "bus", "-k", "5", "--json"],
             "tag": ["tag", self.query, "--json"],
             "words": ["words", "bus", "-k", "5", "--json"],
@@ -128,13 +134,14 @@ class Setup:
         return run_sessions([(self, [self.argv(command)])])[0][0]
 
 
-COMMANDS = ("similar", "search", "tag", "words", "map")
+COMMANDS = ("similar", "similar-new", "search", "tag", "words", "map")
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> tuple[Setup, dict]:
     setup = Setup(tmp_path_factory.mktemp("faults"))
     copy_subset(setup.photos, {"cat": 4, "bus": 4, "boat": 4})
+    shutil.copy2(sorted((pascal_dataset / "dog").iterdir())[0], (setup.root / "new").mkdir() or setup.root / "new")
     for args in (("index", str(setup.photos)), ("train", "--method", "conse")):
         out = setup.run(*args)
         assert out.returncode == 0, out.stderr
@@ -211,8 +218,10 @@ KINDS = [
     (f"{STORE}/map.npy", ARRAYS, ("map",)),
     (f"models/joint-{ENCODER}.npz", FILES, ("tag",)),
     (f"models/joint-{ENCODER}.json", FILES, ("tag",)),
-    ("cache/encoders/*.npz", FILES, ("tag",)),
+    ("cache/encoders/*.npz", FILES, ("tag", "similar-new")),
     ("cache/encoders/*.npz.crc32", FILES, ("tag",)),
+    ("cache/encoders/*.onnx", FILES, ("similar-new",)),
+    ("cache/encoders/*.onnx.crc32", FILES, ("similar-new",)),
     (f"cache/{GLOVE}/vectors.npy", ARRAYS, ("words",)),
     (f"cache/{GLOVE}/words.txt", FILES, ("words",)),
     (f"cache/{GLOVE}/meta.json", FILES, ("words",)),

@@ -9,49 +9,44 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
 from vector_search import fileio
 
-if TYPE_CHECKING:
-    from vector_search.store.store import Store
-
 log = logging.getLogger(__name__)
 
 
-def save_array(store: Store, name: str, array: np.ndarray, rows: bool = False, **meta: object) -> None:
-    """Save a derived array (e.g. joint vectors) tagged with the store's fingerprint, or with its
-    generation when `rows` (row-aligned, valid for the first rows of every later store of it).
+def save_array(directory: Path, name: str, array: np.ndarray, key: dict[str, object], **meta: object) -> None:
+    """Save a derived array tagged with `key` (what it was made from: a store's fingerprint, or its
+    generation for a row-aligned array, valid for the first rows of every later store of it).
 
     A cache: when it cannot be written (a full disk, a read-only store) it is left unsaved, with
     a warning, and computed again next time."""
     try:
-        with fileio.atomic_paths(store.directory / f"{name}.npy", store.directory / f"{name}.json") as (npy, sidecar):
+        with fileio.atomic_paths(directory / f"{name}.npy", directory / f"{name}.json") as (npy, sidecar):
             fileio.write_npy(npy, array)
-            fileio.write_json(sidecar, {**_key(store, rows), **meta, "crc32": fileio.checksum(npy)})
+            fileio.write_json(sidecar, {**key, **meta, "crc32": fileio.checksum(npy)})
     except OSError as err:
         log.warning("cannot save %s (%s); it will be computed again", name, err)
 
 
-def load_array(store: Store, name: str, mmap: bool = False, rows: bool = False, **meta: object) -> np.ndarray | None:
-    """A derived array saved by save_array (memory-mapped with `mmap`), or None if absent, stale or
-    damaged (its checksum): then the caller computes it again, and a damaged one is said in one line."""
-    file = store.directory / f"{name}.npy"
+def load_array(directory: Path, name: str, key: dict[str, object], rows: int, mmap: bool = False, fewer: bool = False,
+               **meta: object) -> np.ndarray | None:
+    """A derived array saved by save_array with this `key` and `meta`, of `rows` rows (or fewer,
+    with `fewer`), memory-mapped with `mmap`; None if absent, stale or damaged (its checksum): then
+    the caller computes it again, and a damaged one is said in one line."""
+    file = directory / f"{name}.npy"
     try:
-        saved = fileio.load_json(store.directory / f"{name}.json")
-        if {k: v for k, v in saved.items() if k != "crc32"} != {**_key(store, rows), **json.loads(json.dumps(meta))}:
+        saved = fileio.load_json(directory / f"{name}.json")
+        if {k: v for k, v in saved.items() if k != "crc32"} != {**key, **json.loads(json.dumps(meta))}:
             return None
         fileio.verify(file, saved.get("crc32"))
         array = fileio.load_npy(file, mmap=mmap)
-        return array if len(array) == len(store) or (rows and len(array) < len(store)) else None
+        return array if len(array) == rows or (fewer and len(array) < rows) else None
     except fileio.DamagedFileError as err:
         log.warning("%s: computing it again", err)
     except (OSError, ValueError, AttributeError):
         pass
     return None
-
-
-def _key(store: Store, rows: bool) -> dict[str, object]:
-    return {"generation": store.generation} if rows else {"fingerprint": store.fingerprint}

@@ -380,12 +380,16 @@ class Store:
     # --- derived arrays (derived.py) ----------------------------------------------------------
 
     def save_array(self, name: str, array: np.ndarray, rows: bool = False, **meta: object) -> None:
-        """See derived.save_array."""
-        derived.save_array(self, name, array, rows, **meta)
+        """Save a derived array (e.g. joint vectors) tagged with this store's fingerprint, or with its
+        generation when `rows` (row-aligned, valid for the first rows of every later store of it)."""
+        derived.save_array(self.directory, name, array, self._array_key(rows), **meta)
 
     def load_array(self, name: str, mmap: bool = False, rows: bool = False, **meta: object) -> np.ndarray | None:
-        """See derived.load_array."""
-        return derived.load_array(self, name, mmap, rows, **meta)
+        """A derived array saved by save_array (memory-mapped with `mmap`), or None if absent, stale or damaged."""
+        return derived.load_array(self.directory, name, self._array_key(rows), len(self), mmap, fewer=rows, **meta)
+
+    def _array_key(self, rows: bool) -> dict[str, object]:
+        return {"generation": self.generation} if rows else {"fingerprint": self.fingerprint}
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
