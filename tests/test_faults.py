@@ -375,7 +375,26 @@ def test_vectors_that_are_not_finite_are_refused_at_write_and_found_at_read(tmp_
     assert not (store.directory / "store.json").exists()  # nothing committed
     saved = store.append(items, vectors)
     nan_row(store.directory / saved.manifest.vectors)  # damage on disk: row 0
-    assert storefiles.finite_rows(Store.load(store.directory).vectors).tolist() == [False, True, True]
+    with pytest.raises(StoreError, match="1 rows .from row 0. differ from their checksum"):
+        Store.load(store.directory)
+    assert storefiles.finite_rows(Store.load(store.directory, checkpoint=True).vectors).tolist() == [False, True, True]
+
+
+def test_vectors_that_differ_from_their_checksum_are_named(tmp_path: Path) -> None:
+    """A value changed on disk but still finite: a reader names the file and what to run; the writer
+    (`index`) finds the rows to embed again."""
+    items = [Item(f"cat/{i}.jpg", 1, 1, f"{i:064x}") for i in range(6)]
+    vectors = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    store = Store(tmp_path / ENCODER, ENCODER, "photos").append(items[:3], vectors[:3]).append(items[3:], vectors[3:])
+    file = store.directory / store.manifest.vectors
+    with open(file, "r+b") as f:
+        f.seek(4 * 4 * 4)  # row 4
+        f.write(np.float32(1.5).tobytes())
+    storefiles._CHECKED_RANGES.clear()  # as a fresh process
+    with pytest.raises(StoreError, match=f"{file.name} is damaged: 3 rows .* run `vector-search index photos`"):
+        Store.load(store.directory)
+    writer = Store.load(store.directory, checkpoint=True)
+    assert storefiles.damaged_rows(writer.vectors, writer.manifest.checksums, file).tolist() == [False] * 3 + [True] * 3
 
 
 def test_a_checkpoint_is_never_what_readers_read(tmp_path: Path) -> None:

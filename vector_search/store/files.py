@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -27,6 +28,9 @@ MANIFEST_FILE = "store.json"
 LEGACY_FILE = "features.npz"  # format 1: one npz, rewritten whole at every save; converted on first open (migration.py)
 FLOAT32 = np.dtype("<f4")
 CHUNK_BYTES = 64 << 20  # vectors are copied in blocks of this size: a 5 GB compaction never holds 5 GB
+# Stores with up to this many bytes of vectors (50k photos at 1280-d) have them checked against their
+# checksums at every open (~0.3 s at most, once per process); bigger ones at every `index` (updates.py).
+VERIFY_AT_OPEN_BYTES = 256 << 20
 # Paths are bytes (UTF-8, undecodable names kept by surrogateescape, as os.fsencode does): a file
 # name need not be valid UTF-8, and Arrow strings must be.
 ITEM_SCHEMA = pa.schema([("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
@@ -78,6 +82,7 @@ class Manifest:
     commit: int = 0  # counts commits: names new files so that none is ever reused
     version: int = FORMAT_VERSION
     previous: Manifest | None = None  # in a checkpoint: the last complete state, what readers read
+    checksums: tuple[tuple[int, str], ...] = ()  # (rows, CRC-32 of their bytes) per append, in row order
 
     @property
     def vectors(self) -> str:
@@ -95,7 +100,8 @@ class Manifest:
     @classmethod
     def of(cls, data: dict) -> Manifest:
         previous = data.get("previous")
-        return cls(**{**data, "tables": tuple((str(n), int(r)) for n, r in data["tables"]), "previous": previous and cls.of(previous)})
+        pairs = {key: tuple((type(a)(n), type(b)(r)) for n, r in data.get(key, ())) for key, (a, b) in (("tables", ("", 0)), ("checksums", (0, "")))}
+        return cls(**{**data, **pairs, "previous": previous and cls.of(previous)})
 
     @classmethod
     def read(cls, file: Path) -> tuple["Manifest", tuple[int, int, int]]:
@@ -117,7 +123,8 @@ class Manifest:
             manifest = cls.of(data)
         except (TypeError, ValueError, KeyError, AttributeError) as err:
             raise ValueError(f"feature store {file} is damaged ({type(err).__name__}: {err})") from None
-        if sum(r for _, r in manifest.tables) != manifest.rows or not all(FILE_PATTERN.fullmatch(name) for name in manifest.names()):
+        if sum(r for _, r in manifest.tables) != manifest.rows or not all(FILE_PATTERN.fullmatch(name) for name in manifest.names()) \
+                or (manifest.checksums and sum(r for r, _ in manifest.checksums) != manifest.rows):
             raise ValueError(f"feature store {file} is inconsistent")
         return manifest, stamp
 
@@ -157,6 +164,42 @@ def map_vectors(path: Path, rows: int, dim: int) -> np.ndarray:
     return np.memmap(path, FLOAT32, mode="r", shape=(rows, dim))
 
 
+def damaged_rows(vectors: np.ndarray, checksums: Sequence[tuple[int, str]], path: Path | None = None) -> np.ndarray:
+    """Which rows are damaged (bool): not finite, or in a range whose bytes differ from the checksum
+    saved when it was appended (`checksums`, if they cover every row). One pass, in blocks. A range
+    checked once in this process (or written by it) is not read again for its checksum."""
+    bad = ~finite_rows(vectors)
+    if sum(r for r, _ in checksums) != len(vectors) or path is None:
+        return bad  # (a store saved before checksums: finiteness only, until its next compaction)
+    start = 0
+    for rows, crc in checksums:
+        key = (str(path), start, rows, crc)
+        if key not in _CHECKED_RANGES:
+            found = 0
+            for first in range(start, start + rows, _block(vectors)):
+                found = zlib.crc32(np.ascontiguousarray(vectors[first : min(first + _block(vectors), start + rows)], FLOAT32).data, found)
+            if f"{found:08x}" == crc:
+                _CHECKED_RANGES.add(key)
+            else:
+                bad[start : start + rows] = True
+        start += rows
+    return bad
+
+
+def check_vectors(path: Path, vectors: np.ndarray, checksums: Sequence[tuple[int, str]]) -> None:
+    """ValueError naming the rows of `path` whose bytes differ from their checksum (or are not finite)."""
+    bad = np.flatnonzero(damaged_rows(vectors, checksums, path))
+    if len(bad):
+        raise ValueError(f"{path.name} is damaged: {len(bad)} rows (from row {bad[0]}) differ from their checksum")
+
+
+_CHECKED_RANGES: set[tuple[str, int, int, str]] = set()
+
+
+def _block(vectors: np.ndarray) -> int:
+    return max(1, CHUNK_BYTES // max(1, vectors[0].nbytes if len(vectors) else 1))
+
+
 def finite_rows(vectors: np.ndarray) -> np.ndarray:
     """Which rows hold only finite values (bool), read in blocks (a memory-mapped store stays on disk).
     A row that is not (flipped bytes, a broken encoder) is never searched and is embedded again."""
@@ -165,11 +208,11 @@ def finite_rows(vectors: np.ndarray) -> np.ndarray:
                            for i in range(0, len(vectors), step)] or [np.zeros(0, bool)])
 
 
-def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: np.ndarray | None = None) -> int:
+def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: np.ndarray | None = None) -> tuple[int, str]:
     """Write `vectors` (only rows where `keep`) after the first `rows` rows of `path`, fsynced;
-    returns how many were written. What a killed writer left past `rows` is cut first; a row that
-    is not finite is refused (ValueError) and nothing is written."""
-    written = 0
+    returns how many were written and their checksum. What a killed writer left past `rows` is cut
+    first; a row that is not finite is refused (ValueError) and nothing is written."""
+    written, crc = 0, 0
     step = max(1, CHUNK_BYTES // max(1, dim * FLOAT32.itemsize))
     with fileio.appending(path, rows * dim * FLOAT32.itemsize) as write:
         for start in range(0, len(vectors), step):
@@ -180,8 +223,9 @@ def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: n
             if not np.isfinite(block).all():
                 raise ValueError(f"refusing to write vectors that are not finite to {path.name}")
             write(block.data)
-            written += len(block)
-    return written
+            written, crc = written + len(block), zlib.crc32(block.data, crc)
+    _CHECKED_RANGES.add((str(path), rows, written, f"{crc:08x}"))  # (what this process wrote, it knows)
+    return written, f"{crc:08x}"
 
 
 # --- items -----------------------------------------------------------------------------------------

@@ -244,7 +244,7 @@ class Store:
             manifest = manifest.previous
         store = cls(directory, manifest.encoder, manifest.dataset)
         try:
-            store._attach(manifest, stamp)
+            store._attach(manifest, stamp, verify=not checkpoint)
         except FileNotFoundError:
             raise
         except Exception as err:  # a short vector file, a damaged table...
@@ -275,10 +275,12 @@ class Store:
                         "it is read whole into memory until it is")
             return legacy
 
-    def _attach(self, manifest: Manifest, stamp: tuple[int, int, int]) -> None:
-        """Become the committed store `manifest` describes: map its vectors, open its tables."""
+    def _attach(self, manifest: Manifest, stamp: tuple[int, int, int], verify: bool = False) -> None:
+        """Become the committed store `manifest` describes: map its vectors (`verify`: a reader checks their checksums), open its tables."""
         directory = self.directory
         vectors = storefiles.map_vectors(directory / manifest.vectors, manifest.rows, manifest.dim)
+        if verify and vectors.nbytes <= storefiles.VERIFY_AT_OPEN_BYTES:  # (bigger ones: by every `index`)
+            storefiles.check_vectors(directory / manifest.vectors, vectors, manifest.checksums)
         tables = [storefiles.open_table(directory / name, rows) for name, rows in manifest.tables]
         deleted = storefiles.load_deleted(directory / manifest.deleted, manifest.rows) if manifest.deleted else np.zeros(0, np.int64)
         for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
@@ -312,7 +314,7 @@ class Store:
             raise StoreError(f"the store {self.directory} changed since it was loaded (another writer): load it again")
         commit = m.commit + 1
         self.directory.mkdir(parents=True, exist_ok=True)
-        added = storefiles.append_vectors(self.directory / m.vectors, m.rows, dim, vectors, keep) if len(vectors) else 0
+        added, crc = storefiles.append_vectors(self.directory / m.vectors, m.rows, dim, vectors, keep) if len(vectors) else (0, "")
         if added != table.num_rows:
             raise ValueError(f"{added} vectors for {table.num_rows} items")
         tables, fingerprint = m.tables, m.fingerprint
@@ -320,6 +322,7 @@ class Store:
             name = storefiles.table_name(m.generation, commit)
             storefiles.write_table(self.directory / name, table)
             tables, fingerprint = (*tables, (name, added)), storefiles.fingerprint(fingerprint, "+", dim, table)
+            changes["checksums"] = (*m.checksums, (added, crc))
         now_deleted, deleted_file = self.deleted_rows, m.deleted
         new = np.setdiff1d(deleted, self.deleted_rows)
         if len(new):
@@ -368,7 +371,7 @@ class Store:
         generation = max(last.generation, storefiles.highest_generation(directory)) + 1
         store = cls(directory, like.encoder, like.dataset)
         store.manifest = replace(like, dim=0, rows=0, tables=(), deleted=None, generation=generation, commit=max(last.commit, like.commit),
-                                 fingerprint=storefiles.empty_fingerprint(like.encoder), index_kind=like.index_kind or last.index_kind)
+                                 fingerprint=storefiles.empty_fingerprint(like.encoder), index_kind=like.index_kind or last.index_kind, checksums=())
         return store
 
     def save(self, complete: bool = True) -> None:

@@ -170,10 +170,10 @@ def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -
     report.skipped.extend(problems)
     paths = storefiles.decode_paths(old.column("path"))
     sizes, mtimes, hashes = (old.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256"))
-    finite = storefiles.finite_rows(old.vectors)
+    finite = ~storefiles.damaged_rows(old.vectors, old.manifest.checksums, old.directory / old.manifest.vectors)
     if not finite.all():
         report.notes.append(f"{len(finite) - finite.sum()} vectors in {old.directory / old.manifest.vectors} are damaged"
-                            " (not finite): their photos are embedded again")
+                            " (checksum, or not finite): their photos are embedded again")
     alive = np.ones(len(old), bool) if old.live is None else old.live
     live = np.flatnonzero(alive & finite).tolist()  # damaged rows are neither kept nor reused
     by_path = {paths[i]: i for i in live}
