@@ -58,6 +58,13 @@ def print_child_result(result: dict) -> None:
     print(json.dumps({**result, "maxrss_mib": self_maxrss_mib()}))
 
 
+def on_tensorflow(encoder):  # -> the same encoders.Encoder
+    """`encoder` running its Keras model on TensorFlow (Encoder.keras_function) instead of its ONNX
+    export: the package's inference before ONNX Runtime, for side-by-side runs."""
+    encoder._run = encoder.keras_function()
+    return encoder
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

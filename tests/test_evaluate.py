@@ -132,6 +132,21 @@ def test_recall_of_a_wrong_index_is_zero() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_image_search_on_all_pascal_photos_keeps_the_measured_precision(tmp_path: Path, pascal_dataset: Path, lite0) -> None:
+    """Lite0 on ONNX Runtime, the whole pipeline on the 1000 Pascal photos: leave-one-out P@10 and mAP of
+    image search are the figures measured with the Keras model (0.564 / 0.413, ENCODER_FIGURES)."""
+    from vector_search.imaging.encoders import ENCODER_FIGURES
+    from vector_search.store.spaces import ImageSpace
+    from vector_search.store.updates import update_store
+
+    store, report = update_store(pascal_dataset, tmp_path / "features", encoder=lite0)
+    assert len(store) == 1000 and not report.skipped
+    figures = ev.image_retrieval(ImageSpace.of(store).vectors, np.asarray(store.classes))
+    measured = ENCODER_FIGURES["efficientnet-lite0"]
+    assert abs(figures["precision_at_k"] - measured["p_at_10"]) < 0.0015 and abs(figures["map"] - measured["map"]) < 0.0015
+
+
 def test_evaluate_command_on_a_small_real_subset(tmp_path: Path, pascal_dataset: Path, capsys: pytest.CaptureFixture) -> None:
     from conftest import copy_subset
 

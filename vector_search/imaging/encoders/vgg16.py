@@ -65,17 +65,7 @@ class VGG16Encoder(Encoder):
         return keras.Model(full.input, full.get_layer("fc2").output, name="vgg16_fc2")
 
     def _load(self) -> Callable[[np.ndarray], np.ndarray]:
-        """On TensorFlow, the classic way: a traced tf.function with a free batch dimension."""
-        model = self.keras_model()  # first, so bad weights fail before the TF import
-        import tensorflow as tf
-
-        if self.threads:
-            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-        spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
-        # autograph=False: nothing to convert, and autograph writes the code it makes to /tmp (read-only mode writes nothing)
-        infer = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
-        infer.get_concrete_function()  # trace now, under the encoder's lock
-        return lambda batch: infer(batch).numpy()
+        return self.keras_function()  # the classic way, on TensorFlow (see the package's docstring)
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray]:
         self._model()  # builds the model, which sets the head
