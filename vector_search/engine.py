@@ -102,7 +102,7 @@ class Loaded:
         classifier = engine.encoder_named(encoder).classifier()
         if classifier is None:
             raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
-        return joint.conse_model(classifier, engine.words, encoder, sentences=engine.sentences)
+        return joint.conse_model(classifier, engine.words, encoder, sentences=engine.sentences if engine.text == "minilm" else None)
 
     @loaded_once
     def joint_space(self) -> JointSpace:
@@ -134,8 +134,8 @@ class Engine:
     `encoder_weights` and `model_path` (files; None: the defaults). `word_queries` is how many
     similar-words queries the engine will answer, when known (the CLI knows): a few are answered
     by an exact scan of the vocabulary, with no index to build or load; None (a server, the app:
-    many) uses the word index (see words.WordVectors.index_kind_for).
-    """
+    many) uses the word index (see words.WordVectors.index_kind_for). `text` is the text space of the
+    untrained model and of `train` ("minilm", the sentence encoder's; "glove")."""
 
     loaded_type: type[Loaded] = Loaded  # a subclass adds derived parts (see tests/test_engine.py)
 
@@ -147,6 +147,7 @@ class Engine:
         encoder_weights: str | os.PathLike | None = None,
         model_path: str | os.PathLike | None = None,
         word_queries: int | None = None,
+        text: str = "minilm",
     ) -> None:
         self.store_root = Path(store_root if store_root is not None else config.features_root())
         self.encoder_name = encoder_name
@@ -154,6 +155,7 @@ class Engine:
         self.encoder_weights = encoder_weights
         self.model_path = Path(model_path) if model_path else None  # None: models/joint-<encoder>.npz if trained
         self.word_queries = word_queries
+        self.text = text
         self._lock = threading.RLock()
         self._parts: dict[str, object] = {}  # what does not depend on the store: encoders, words
         self.loaded = self.loaded_type(self)
@@ -222,12 +224,12 @@ class Engine:
 
         return sentence_encoder()
 
-    def tag_vocabulary(self, text: str = "glove"):  # -> joint.TagVocabulary
-        """The tags of a text space ("minilm" or "glove"), built once (joint/tagging.py)."""
+    def tag_vocabulary(self, text: str = "glove", classes: Sequence[str] = ()):  # -> joint.TagVocabulary
+        """The tags of a text space ("minilm", with a model's `classes`; "glove"), built once (joint/tagging.py)."""
         from vector_search.joint import tagging
 
         if text == "minilm":
-            return self._once("tags:minilm", lambda: tagging.sentence_tag_vocabulary(self.words, self.sentences))
+            return self._once(f"tags:minilm:{sorted(classes)}", lambda: tagging.sentence_tag_vocabulary(self.words, self.sentences, classes))
         return self._once("tags:glove", lambda: tagging.tag_vocabulary(self.words))
 
     def joint_model_path(self) -> Path:
@@ -251,7 +253,7 @@ class Engine:
     def train(
         self, epochs: int = 50, holdout_classes: Sequence[str] = (), method: str | None = None, seed: int = 0,
         progress: Callable[[int, dict], None] | None = None, wait: bool = True, captions: str | os.PathLike | bool = True,
-        text: str = "minilm",
+        text: str | None = None,
     ):  # -> joint.JointModel
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
@@ -259,14 +261,14 @@ class Engine:
         held out as a stratified test split recorded in the model, with all its captions.
         `progress(epoch, logs)` is called after each epoch of the hybrid. Holds the model's writer
         lock (`wait` as in index()). `captions`: as datasets.store_captions. Without a `method`: for
-        `text` "minilm" "sentence" (joint/sentence.py: the sentence encoder's space, captions if any),
-        for "glove" "captions" (joint/captions.py) if there are captions, else the blend."""
+        `text` (default: the engine's) "minilm" "sentence" (joint/sentence.py, captions if any), for
+        "glove" "captions" (joint/captions.py) if there are captions, else the blend."""
         from vector_search import joint
         from vector_search.datasets.pascal import store_captions
 
         store = self.store
         found = store_captions(store, captions) if method in (None, "captions", "sentence") else None
-        method = method or joint.default_method(bool(found), text)
+        method = method or joint.default_method(bool(found), text or self.text)
         if unknown := sorted(set(holdout_classes) - set(store.classes)):
             raise EngineError(f"unknown class(es) to hold out: {', '.join(unknown)}; classes are {', '.join(sorted(set(store.classes)))}")
         path = self.joint_model_path()
@@ -367,7 +369,7 @@ class Engine:
 
         loaded = self.current()
         joint_vector = loaded.joint.tag_vectors(self.image_vector(image, loaded)[0][None])
-        return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary(loaded.joint.text), k)[0]]
+        return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary(loaded.joint.text, loaded.joint.classes), k)[0]]
 
     # --- word queries ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Hashable, MutableMapping, TypeVar
 
 from vector_search import config, serving
@@ -62,18 +63,24 @@ class Settings:
 
 
 class Engines:
-    """One engine per (store folder, encoder), shared by every visitor of a server."""
+    """One engine per (store folder, encoder, joint model file, text space), shared by every visitor of a server."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._engines: dict[tuple[str, str], Engine] = {}
+        self._engines: dict[tuple[str, str, str | None, str], Engine] = {}
 
-    def get(self, store_root: str, encoder: str) -> Engine:
+    def get(self, store_root: str, encoder: str, model_path: str | None = None, text: str = "minilm") -> Engine:
         with self._lock:
-            key = (store_root, encoder)
+            key = (store_root, encoder, model_path, text)
             if key not in self._engines:
-                self._engines[key] = Engine(store_root, encoder_name=encoder)
+                self._engines[key] = Engine(store_root, encoder_name=encoder, model_path=model_path, text=text)
             return self._engines[key]
+
+
+def glove_model_path(engine: Engine) -> Path:
+    """Where the page keeps the GloVe-space model it shows beside the default one: `joint-<encoder>-glove.npz`."""
+    path = engine.joint_model_path()
+    return path.with_name(f"{path.stem}-glove{path.suffix}")
 
 
 class IndexedFolders:

@@ -277,9 +277,9 @@ def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequenc
     zero_shot_vectors = zero_shot_model.transform(store.vectors)
     classes = sorted(set(labels.tolist()))
     holdout = zero_shot_model.meta["held_out_classes"]
-    reader = query_reader(engine, model.text, vectors, labels)
+    reader = query_reader(engine, model.text, vectors, labels, [line for photo in captions or () for line in photo])
 
-    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary(model.text), 5)]
+    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary(model.text, model.classes), 5)]
     zero_shot_reader = query_reader(engine, model.text, zero_shot_vectors, labels)
     zero_shot = text_to_image(class_queries(zero_shot_reader, holdout), holdout, zero_shot_vectors, labels, k)
     zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"
@@ -313,7 +313,7 @@ def flat_figures(engine, captions: Sequence[Sequence[str]] | None, k: int = 10) 
     for text in ("glove", "minilm"):
         model = conse_model(engine.encoder.classifier(), engine.words, store.encoder, engine.sentences if text == "minilm" else None)
         vectors = model.transform(store.vectors)
-        reader = query_reader(engine, text, vectors, [""] * len(labels))
+        reader = query_reader(engine, text, vectors, [""] * len(labels), [line for photo in captions or () for line in photo])
         row = {"class_words_all_photos": text_to_image(class_queries(reader, classes), classes, vectors, labels, k)["mean_precision_at_k"]}
         if captions:
             row["sentences"] = sentence_retrieval(vectors, labels, captions, everyone, reader, k)

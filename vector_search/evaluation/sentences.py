@@ -19,16 +19,26 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from vector_search.search.index import normalize
-from vector_search.text.query import QueryError, query_vector, sentence_query_vector
+from vector_search.text.query import QueryError, parse_query, query_vector, sentence_query_vector
 from vector_search.text.sentences import Collection
 
 Reader = Callable[[str], np.ndarray]  # a query's text -> its vector, as the engine reads it
 
 
-def query_reader(engine, text: str, joint_vectors: np.ndarray, labels: Sequence[str]) -> Reader:
+def _terms(query: str) -> list[tuple[float, str]]:
+    try:
+        return parse_query(query)
+    except QueryError:
+        return []
+
+
+def query_reader(engine, text: str, joint_vectors: np.ndarray, labels: Sequence[str], queries: Sequence[str] = ()) -> Reader:
     """How the engine reads a query for a model in the `text` space ("minilm": each term encoded
-    whole; "glove": weighed against the collection of these joint vectors and class labels)."""
+    whole; "glove": weighed against the collection of these joint vectors and class labels).
+    `queries` about to be read are embedded first in batches, through the encoder's bank."""
     if text == "minilm":
+        terms = [phrase for query in queries for _, phrase in _terms(query)]
+        engine.sentences.encode_cached(list(dict.fromkeys(terms)))
         return lambda query: sentence_query_vector(query, engine.sentences).vector
     collection = Collection.of(joint_vectors, list(labels), engine.words)
     return lambda query: query_vector(query, engine.words, collection).vector

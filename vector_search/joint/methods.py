@@ -42,7 +42,7 @@ METHODS_BY_NAME: dict[str, Method] = {
     "hybrid": Method(hybrid.transform, hybrid.fit),
     "conse": Method(conse.transform, None),
     "captions": Method(captions.transform, captions.fit, tags=blend.transform),
-    "sentence": Method(sentence.transform, sentence.fit, text="minilm"),
+    "sentence": Method(sentence.transform, sentence.fit, tags=sentence.tag_transform, text="minilm"),
 }
 METHODS = tuple(METHODS_BY_NAME)
 TRAINABLE = tuple(name for name, method in METHODS_BY_NAME.items() if method.fit is not None)

@@ -110,12 +110,18 @@ def fit(data: TrainingData, settings: SentenceSettings = SentenceSettings()) -> 
 
 def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.ndarray) -> np.ndarray:
     """A saved sentence model's joint vectors (module docstring)."""
-    s = meta["settings"]
-    probs = blend.classifier_probabilities(arrays, features)
-    joint = blend.blend_vectors(probs, arrays["class_vectors"], conse.transform(arrays, meta, features), s["top_classes"], s["alpha"], s["gamma"])
+    joint = tag_transform(arrays, meta, features)
     if "captions.w" not in arrays:
         return joint
-    return normalize(joint + s["caption_weight"] * normalize(blend.standardise(arrays, features) @ arrays["captions.w"]))
+    return normalize(joint + meta["settings"]["caption_weight"] * normalize(blend.standardise(arrays, features) @ arrays["captions.w"]))
+
+
+def tag_transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    """The vectors tags are read from: the blend part, without the captions' context (as the GloVe
+    captions method: with it, words like "flight" or "grass" push the photo's thing out of the top 5)."""
+    s = meta["settings"]
+    probs = blend.classifier_probabilities(arrays, features)
+    return blend.blend_vectors(probs, arrays["class_vectors"], conse.transform(arrays, meta, features), s["top_classes"], s["alpha"], s["gamma"])
 
 
 def _encoder(data: TrainingData) -> SentenceEncoder:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from vector_search.imaging.imagenet import class_synonyms
-from vector_search.joint.sentence import IMAGENET_SYNONYMS
+from vector_search.joint.sentence import IMAGENET_SYNONYMS, PROMPT
 from vector_search.search.index import normalize
 from vector_search.text.sentence_encoder import SentenceEncoder
 from vector_search.text.vocab import FREQUENT_WORDS, STOP_WORDS
@@ -21,6 +22,10 @@ MIN_TAG_LENGTH = 3
 # Words offered as tags in the sentence space (each is one text for the encoder to embed: fewer than
 # GloVe's 50,000; the 10,000 most frequent hold the gallery's and Pascal's words).
 SENTENCE_TAG_WORDS = 10_000
+# What a photo of anything says, and how much closeness to it costs a tag (0.3: 0.6 and 1.0 lost
+# Pascal's class words, bench/measure_gallery_tags.py; chosen on the figures it reports, not on a validation split).
+GENERIC = ("thing", "object", "")
+GENERIC_PENALTY = 0.3
 _LETTERS = re.compile(r"[^\W\d_]+")  # letters only (any script), no digits, punctuation or _
 
 
@@ -31,10 +36,12 @@ def is_tag_word(word: str) -> bool:
 
 @dataclass(frozen=True)
 class TagVocabulary:
-    """The words that can be tags (filtered once), with their unit vectors."""
+    """The words that can be tags (filtered once), with their unit vectors and, if any, a score
+    offset each (tags rank by cosine + offset)."""
 
     words: list[str]
     units: np.ndarray  # (m, dim) float32
+    offsets: np.ndarray | None = None  # (m,) float32
 
 
 def tag_vocabulary(words: WordVectors, size: int = FREQUENT_WORDS) -> TagVocabulary:
@@ -43,11 +50,20 @@ def tag_vocabulary(words: WordVectors, size: int = FREQUENT_WORDS) -> TagVocabul
     return TagVocabulary([words.words[i] for i in rows], normalize(np.asarray(words.vectors[rows])))
 
 
-def sentence_tag_vocabulary(words: WordVectors, encoder: SentenceEncoder, size: int = SENTENCE_TAG_WORDS) -> TagVocabulary:
+def sentence_tag_vocabulary(
+    words: WordVectors, encoder: SentenceEncoder, classes: Sequence[str] = (), size: int = SENTENCE_TAG_WORDS
+) -> TagVocabulary:
     """Tags in the sentence encoder's space: the `size` most frequent words that pass `is_tag_word`,
-    and ImageNet's class names of up to 3 words that all pass it ("coffee mug", "space shuttle"),
-    each embedded as a text of its own once (cached on disk by the encoder)."""
+    the words of the model's `classes` (`potted_plant`: potted, plant; a dataset's own names, often
+    rarer: aeroplane is GloVe's 42,581st word), and ImageNet's class names of up to 3 words that all
+    pass it ("coffee mug", "space shuttle"). Each is embedded as PROMPT ("a photo of a coffee mug"),
+    the form the photos' vectors are made of, once (cached on disk by the encoder). Entries close
+    to a photo of anything ("thing", "picture", "object") are offset by -GENERIC_PENALTY times their
+    cosine to GENERIC. Measured with `vector-search evaluate` and bench/measure_gallery_tags.py
+    (docs/sentence-encoder.md): tags top-5 0.555 (bare entries, no class words, from the vectors
+    with captions) -> 0.77 -> 0.775 with the offset, which also lifts "coffee" into the cup's tags."""
     entries = [w for w in words.words[:size] if is_tag_word(w)]
+    entries += sorted({w for name in classes for w in name.lower().split("_") if is_tag_word(w)} - set(entries))
     seen = set(entries)
     for names in class_synonyms():
         for name in names[:IMAGENET_SYNONYMS]:
@@ -55,13 +71,17 @@ def sentence_tag_vocabulary(words: WordVectors, encoder: SentenceEncoder, size: 
             if phrase not in seen and len(phrase.split()) <= 3 and all(is_tag_word(w) for w in phrase.split()):
                 seen.add(phrase)
                 entries.append(phrase)
-    return TagVocabulary(entries, encoder.encode_cached(entries))
+    units = encoder.encode_cached([PROMPT.format(e) for e in entries])
+    generic = normalize(encoder.encode_cached([PROMPT.format(g) for g in GENERIC]).mean(axis=0, keepdims=True))[0]
+    return TagVocabulary(entries, units, (-GENERIC_PENALTY * (units @ generic)).astype(np.float32))
 
 
 def tags(joint_vectors: np.ndarray, vocabulary: TagVocabulary, k: int = 5) -> list[list[tuple[str, float]]]:
-    """The k nearest tag words to each joint vector, as (word, cosine distance), nearest first."""
+    """The k nearest tag words to each joint vector (ranked with the vocabulary's offsets, if any),
+    as (word, cosine distance), nearest first."""
     sims = normalize(np.atleast_2d(joint_vectors)) @ vocabulary.units.T
+    scores = sims if vocabulary.offsets is None else sims + vocabulary.offsets
     k = min(k, sims.shape[1])
-    best = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(best, np.argsort(-np.take_along_axis(sims, best, 1), axis=1), 1)
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, 1), axis=1), 1)
     return [[(vocabulary.words[j], float(1.0 - s[j])) for j in row] for s, row in zip(sims, order)]

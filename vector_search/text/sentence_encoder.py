@@ -102,7 +102,8 @@ class SentenceEncoder:
         return out
 
     def _encode_one(self, text: str) -> np.ndarray:
-        vector = self._run([text])[0]
+        known = self._bank.get(text) if self._bank is not None else None  # embedded before by encode_cached
+        vector = self._run([text])[0] if known is None else known.copy()
         vector.flags.writeable = False
         return vector
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from vector_search import config
-from vector_search.app import widgets
+from vector_search.app import state, widgets
 from vector_search.app.state import METHOD_LABELS, TEXT_EXAMPLES, Source, as_query, message, once_per_tick, trainable_methods
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine
@@ -20,11 +20,14 @@ def joint_model_section(source: Source) -> None:
     st.header("5. The joint model")
     st.markdown(
         "Images and words live in different spaces. A **joint model** maps each photo's image vector into "
-        "the 50-d word space, so a photo can be described with words (tags) and found with words (text "
-        "search). Until one is trained, **ConSE** (Norouzi et al., 2014) does it with no training at all: "
-        "the word vectors of the photo's likely ImageNet classes.\n\n"
-        "The default trained model, **blend**, mixes a classifier of the dataset's classes with ConSE; "
-        "where the photos have captions, **captions** also learns from what people wrote about them. "
+        "a text space, so a photo can be described with words (tags) and found with words (text search). "
+        "The default text space is a pretrained **sentence encoder** (all-MiniLM-L6-v2, 384-d): it reads a "
+        "whole sentence, so in \"a dog playing on the beach\" the beach counts too. Until a model is trained, "
+        "**ConSE** (Norouzi et al., 2014) does it with no training at all: the sentence vectors of the "
+        "photo's likely ImageNet classes (\"a photo of a tabby cat\").\n\n"
+        "The default trained model, **sentence**, adds a classifier of the dataset's classes and, where the "
+        "photos have captions, a map onto what people wrote about them. In GloVe's 50-d word space, "
+        "**blend** mixes a classifier with ConSE and **captions** also learns from the captions. "
         "The classic **hybrid** (after DeViSE, Frome et al., 2013) is a small network trained to put each "
         "photo onto the word vector of its label: it snaps every photo onto one of its training classes, "
         "so words outside them find little."
@@ -67,11 +70,12 @@ def describe_model(engine: Engine) -> None:
     path = engine.joint_model_path()
     if model.method == "conse":
         train = "" if config.read_only() else " Tick the box to train one."
-        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE.{train}")
+        st.info(f"No trained model at `{path}` yet: tags and text search use ConSE in the sentence encoder's space.{train}")
         return
     held_out = meta.get("held_out_classes") or []
     st.markdown(
-        f"Using `{path}`: a **{model.method}** model of {meta['encoder']} features, trained on "
+        f"Using `{path}`: a **{model.method}** model of {meta['encoder']} features into "
+        f"{'the sentence encoder' if model.text == 'minilm' else 'GloVe'}'s space, trained on "
         f"**{len(model.classes)} classes** in {meta.get('train_seconds', '?')} s"
         + (f", holding out {', '.join(held_out)}" if held_out else "")
         + "."
@@ -121,10 +125,10 @@ def set_query(text: str) -> None:
 def text_search_section(source: Source, k: int) -> None:
     st.header("7. Text search")
     st.markdown(
-        "Type words or a sentence: its vector, in the shared space, is compared with every photo's. A "
-        "sentence is the weighted mean of its words: words that tell the photos apart count most, "
-        "\"the\" or \"in\" nothing; a synonym of a class name finds the class (plane: aeroplane). "
-        "Terms combine with weights: `cat + sofa - person`, `2:dog + grass`."
+        "Type words or a sentence: its vector, in the shared space, is compared with every photo's. The "
+        "sentence encoder reads a sentence whole; terms combine with weights: `cat + sofa - person`, "
+        "`2:dog + grass`. Tick the box below the photos to see GloVe's answer beside it: there a sentence "
+        "is a weighted mean of its words (\"the\" or \"in\" count nothing)."
     )
     with widgets.guard("Text search"):
         cols = st.columns(len(TEXT_EXAMPLES))
@@ -137,7 +141,38 @@ def text_search_section(source: Source, k: int) -> None:
         except VectorSearchError as err:  # QueryError: empty, malformed, or no known word
             st.warning(message(err))
             return
-        st.caption("Words that counted: " + word_shares(parsed.words, markdown=True))
-        if parsed.unknown:
-            st.caption("Skipped words not in the vocabulary: " + ", ".join(parsed.unknown))
+        counted_line(parsed)
         widgets.grid("text", found)
+        if st.checkbox("Show GloVe's answer beside the sentence encoder's", key="compare_glove"):
+            compare_with_glove(source, text, k, found, parsed)
+
+
+def counted_line(parsed) -> None:  # parsed: query.QueryVector
+    """Under a query: which terms (sentence encoder) or words (GloVe) counted, and the words skipped."""
+    st.caption("What counted: " + word_shares(parsed.words, markdown=True))
+    if parsed.unknown:
+        st.caption("Skipped words not in the vocabulary: " + ", ".join(parsed.unknown))
+
+
+def compare_with_glove(source: Source, text: str, k: int, found, parsed) -> None:
+    """The same query in the sentence encoder's space and in GloVe's, side by side: untrained, GloVe's
+    ConSE; trained, a GloVe model trained once beside the default one (state.glove_model_path) as
+    `train --text glove` trains it."""
+    engine = source.engine
+    trained = engine.joint.method != "conse"
+    path = state.glove_model_path(engine)
+    glove = widgets.engines().get(str(engine.store_root), engine.encoder_in_use(), str(path) if trained else None, text="glove")
+    if trained and not path.is_file():
+        if config.read_only():
+            st.info(f"No GloVe model at `{path}` to compare with.")
+            return
+        with st.spinner(f"Training the GloVe-space model once, into `{path}`…"):
+            glove.train(text="glove")
+    sentence_side, glove_side = st.columns(2)
+    glove_found, glove_parsed = glove.search_text(text, k)
+    for side, name, model, hits, query in ((sentence_side, "Sentence encoder", engine.joint, found, parsed),
+                                            (glove_side, "GloVe", glove.joint, glove_found, glove_parsed)):
+        with side:
+            st.subheader(f"{name} ({model.method})")
+            counted_line(query)
+            widgets.grid(f"compare-{name}", hits, width=110)
