@@ -63,13 +63,18 @@ def power_normalize(features: np.ndarray) -> np.ndarray:
 
 
 def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float, seed: int) -> dict[str, np.ndarray]:
-    """Multinomial logistic regression on power-normalised, standardised features; returns its arrays."""
+    """Multinomial logistic regression on power-normalised, standardised features; returns its arrays.
+
+    Fitted with one BLAS thread: on this shared 2-core machine two threads thrashed (1000 Pascal
+    photos: 58-84 s against 4.4 s, `python bench/bench_classifier_threads.py`)."""
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     x = power_normalize(features)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     model = LogisticRegression(C=c, max_iter=3000, random_state=seed)
-    model.fit((x - mean) / scale, labels)
+    with threadpool_limits(1, user_api="blas"):
+        model.fit((x - mean) / scale, labels)
     if len(model.classes_) != labels.max() + 1:
         raise TrainingError("every class needs training images")
     coef, intercept = model.coef_, model.intercept_

@@ -96,13 +96,15 @@ def fit(data: TrainingData, settings: SentenceSettings = SentenceSettings()) -> 
     encoder = _encoder(data)
     s = asdict(settings)
     arrays = conse_arrays(data.imagenet_classifier, encoder, data.features.shape[1])
-    arrays.update(blend.fit_classifier(data.features, data.labels, settings.classifier_c, data.seed))
     meta: dict[str, Any] = {"settings": s}
-    if data.captions is not None and any(data.captions):
+    captioned = data.captions is not None and any(data.captions)
+    if captioned:
         targets, has = caption_targets(data.captions, encoder)
         if has.sum() < 2:
             raise TrainingError(f"only {int(has.sum())} training photos have captions: too few to learn from")
         s["caption_weight"], meta["validation"] = _choose_caption_weight(data, arrays, encoder, settings)
+    arrays.update(blend.fit_classifier(data.features, data.labels, settings.classifier_c, data.seed))
+    if captioned:
         arrays["captions.w"] = ridge(blend.standardise(arrays, data.features[has]), targets[has], settings.ridge)
         meta["captions"] = {"photos": int(has.sum()), "captions": int(sum(len(c) for c in data.captions))}
     return arrays, meta
@@ -134,7 +136,8 @@ def _choose_caption_weight(
     data: TrainingData, arrays: dict[str, np.ndarray], encoder: SentenceEncoder, settings: SentenceSettings
 ) -> tuple[float, dict[str, Any]]:
     """The `settings.caption_weights` entry whose model, fitted on 80% of the training photos, best
-    finds the other 20% from their captions: mean of recall@5 of the own photo among them and class-P@10."""
+    finds the other 20% from their captions (mean of recall@5 of the own photo among them and
+    class-P@10), and the scores."""
     fit_pos, val_pos = split(data.labels, VALIDATION_SIZE, data.seed)
     part = dict(arrays, class_vectors=data.targets, **blend.fit_classifier(data.features[fit_pos], data.labels[fit_pos], settings.classifier_c, data.seed))
     captions = [data.captions[i] for i in fit_pos]  # type: ignore[index]
