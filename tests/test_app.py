@@ -337,7 +337,7 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
     at = start(monkeypatch, training_photos, features)
     assert "No trained model" in texts(sections(at)["5"], "info")  # ConSE until one is trained
 
-    assert at.selectbox(key="method").value == "blend"  # the CLI's default (these photos have no captions)
+    assert at.selectbox(key="method").value == "sentence"  # the CLI's default
     assert at.number_input(key="epochs").disabled  # epochs are the hybrid's
     at.selectbox(key="method").set_value("hybrid")
     ok(at.run())
@@ -347,7 +347,7 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
     s5 = sections(at)["5"]
     assert not at.error, [e.value for e in at.error]
     text = texts(s5)
-    assert "a **hybrid** model of efficientnet-lite0 features, trained on **3 classes**" in text, text
+    assert "a **hybrid** model of efficientnet-lite0 features into GloVe's space, trained on **3 classes**" in text, text
     assert "Trained **5 epochs**" in text and "final loss **-" in text and "final val_loss **-" in text
     assert any(n.type == "vega_lite_chart" for n in s5)  # the loss curve
     assert (models_dir / "joint-efficientnet-lite0.npz").is_file()

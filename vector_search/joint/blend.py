@@ -66,7 +66,7 @@ def fit_classifier(features: np.ndarray, labels: np.ndarray, c: float, seed: int
     """Multinomial logistic regression on power-normalised, standardised features; returns its arrays.
 
     Fitted with one BLAS thread: on this shared 2-core machine two threads thrashed (1000 Pascal
-    photos: 58-84 s against 4.4 s, `python bench/bench_classifier_threads.py`)."""
+    photos at load 17-19: 41 s against 3.6 s, `python bench/bench_classifier_threads.py`)."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
