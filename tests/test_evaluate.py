@@ -164,7 +164,10 @@ def test_evaluate_command_on_a_small_real_subset(tmp_path: Path, pascal_dataset:
     assert lite0["queries"] == 50 and lite0["precision_at_k"] >= 0.6 and lite0["map"] >= 0.6  # 5 classes: chance is 0.2
     # no VGG16 store was made under this store root, so VGG16 is reported, not measured
     assert set(figures["image_to_image"]["vgg16"]) == {"unavailable"}
-    assert set(figures["joint"]) == {"blend", "hybrid"}
+    assert set(figures["joint"]) == {"blend", "hybrid", "sentence"}  # no captions here: no captions method
+    sentence = figures["joint"]["sentence"]  # the sentence encoder's space (#22)
+    assert sentence["tags"]["photos"] == 10 and sentence["zero_shot"]["mean_precision_at_k"] >= 0.5
+    assert set(figures["flat"]) == {"glove", "minilm"} and figures["flat"]["minilm"]["class_words_all_photos"] >= 0.5
     for row in figures["joint"].values():
         assert set(row["text_to_image"]["per_class"]) == {"boat", "bus", "car", "cat", "horse"}
         assert row["text_to_image"]["items"] == 10
