@@ -14,13 +14,16 @@ from typing import Sequence
 
 @dataclass(frozen=True)
 class Result:
-    """One answer: an item (image path or word) and its cosine distance to the query."""
+    """One answer: an item (image path or word), its cosine distance to the query and, for photos,
+    a relevance score: the share of random pairs of the collection that are farther apart."""
 
     item: str
     distance: float
+    score: float | None = None  # relevance 0..1, calibrated per collection (search/calibration.py)
 
     def as_dict(self) -> dict:
-        return {"item": self.item, "distance": round(self.distance, 6)}
+        row = {"item": self.item, "distance": round(self.distance, 6)}
+        return row if self.score is None else {**row, "score": round(self.score, 4)}
 
 
 def answer_json(query: str, results: Sequence[Result], extra: dict | None = None) -> dict:

@@ -25,6 +25,7 @@ from vector_search.errors import VectorSearchError
 from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from vector_search.imaging.images import printable
 from vector_search.joint import DEFAULT_METHOD, METHODS
+from vector_search.store.metadata import Filters
 from vector_search.store.spaces import ANNOY_MAX, KINDS, index_kind
 from vector_search.text.query import QueryVector
 from vector_search.text.sentences import WordWeight, word_shares
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reweight", metavar="CLASS", help='re-weight features by an ImageNet class: a name ("siamese cat") or an id (517)'
     )
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k, reweight=a.reweight)))
+    _filter_options(p)
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k, reweight=a.reweight, filters=a.filters, min_score=a.min_score)))
 
     p = commands.add_parser("train", help="train the joint image-word model on the store's cached features")
     _store_options(p)
@@ -100,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     _query_options(p, "TEXT")
     _store_options(p)
     _model_option(p)
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k)), text=True))
+    _filter_options(p)
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: _with_words(*e.search_text(q, a.k, filters=a.filters, min_score=a.min_score)), text=True))
 
     _words_command(commands)
 
@@ -149,6 +152,16 @@ def _index_options(p: argparse.ArgumentParser) -> None:
         "at the same path (needs pip install -e .[ray])",
     )
     p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
+
+
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    """Which photos may answer (store/metadata.py), and how good an answer must be (search/calibration.py)."""
+    p.add_argument("--in", dest="folder", metavar="SUBFOLDER", help="only photos under this subfolder of the indexed folder")
+    p.add_argument("--after", metavar="DATE", help="only photos taken on or after DATE (EXIF date: 2024-07-14, 2024-07)")
+    p.add_argument("--before", metavar="DATE", help="only photos taken on or before DATE")
+    p.add_argument("--camera", metavar="TEXT", help='only photos whose camera ("Make Model") contains TEXT, any case')
+    p.add_argument("--min-score", type=float, metavar="S",
+                   help="drop answers scoring under S (0-1: the share of random photo pairs, or photo-word pairs, that are farther)")
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
@@ -336,6 +349,8 @@ def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer
     `text`: queries are words, never file names (a line that is not UTF-8 is refused)."""
     if args.k < 1:
         raise UsageError("-k must be at least 1")
+    if hasattr(args, "folder"):
+        args.filters = Filters.of(args.folder, args.after, args.before, args.camera)
     queries = read_queries(args)
     ahead = list(itertools.islice(queries, EXACT_SCAN_QUERIES_UNBUILT + 1))  # how many, when few (words.index_kind_for)
     if not ahead:
@@ -373,7 +388,9 @@ def _print_results(as_json: bool, query: str, results: list[Result], extra: dict
     if extra.get("words"):
         print("  words: " + word_shares([WordWeight(**w) for w in extra["words"]]))
     for rank, r in enumerate(results, 1):
-        print(f"  {rank:3d}. {r.distance:.4f}  {printable(r.item)}")
+        print(f"  {rank:3d}. {r.distance:.4f}  " + ("" if r.score is None else f"score {r.score:.3f}  ") + printable(r.item))
+    if not results:
+        print("  no good match")
 
 
 def _print_error(as_json: bool, query: str, message: str) -> None:

@@ -22,10 +22,13 @@ import numpy as np
 from vector_search import config, fileio
 from vector_search.answers import Result
 from vector_search.errors import VectorSearchError
-from vector_search.imaging.images import load_image, outside
+from vector_search.imaging.images import load_image
+from vector_search.search.calibration import Calibration
 from vector_search.store import locks
 from vector_search.store.folders import open_store, store_dir, store_encoders
+from vector_search.store.metadata import Filters
 from vector_search.store.projection import StoreMap, store_map
+from vector_search.store.ranking import STALE_MARGIN, ranked, results
 from vector_search.store.sampling import Overview
 from vector_search.store.spaces import ImageSpace, JointSpace
 from vector_search.store.store import Store
@@ -35,7 +38,6 @@ from vector_search.text.words import DEFAULT_INDEX_KIND
 
 T = TypeVar("T")
 _MISSING = object()
-STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
 
 
 class EngineError(VectorSearchError, ValueError):
@@ -107,6 +109,16 @@ class Loaded:
     @loaded_once
     def joint_space(self) -> JointSpace:
         return JointSpace.of(self.store, self.joint)
+
+    @loaded_once
+    def image_scores(self) -> Calibration:
+        """Distances of random photo pairs in the image space: what scores similar photos."""
+        return Calibration.of_rows(self.images.vectors, live=self.store.live)
+
+    @loaded_once
+    def text_scores(self) -> Calibration:
+        """Best-photo distances of random tag words (common words, in the joint model's text space): scores text search."""
+        return Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary(self.joint.text).units, live=self.store.live)
 
     @loaded_once
     def collection(self):  # -> sentences.Collection
@@ -329,39 +341,35 @@ class Engine:
         pixels = encoder.preprocess(load_image(image, min_side=encoder.decode_side))  # decoded as when indexing
         return encoder.embed(pixels[None])[0], position
 
-    def _results(self, store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None) -> list[Result]:
-        """The first k hits as Results, skipping `exclude`, deleted rows, files deleted (or, in server mode, led out of root) since."""
-        hits = (Result(store.path(i), float(d)) for i, d in zip(ids, distances) if i != exclude and store.is_live(i))
-        return [r for r in hits if os.path.exists(r.item) and not (config.serve_root() and outside(r.item, config.serve_root()))][:k]
-
-    def similar_images(self, image: ImageQuery, k: int = 10, reweight: ClassChoice | None = None) -> list[Result]:
-        """The k indexed images nearest to an image (the image itself excluded if indexed).
+    def similar_images(self, image: ImageQuery, k: int = 10, reweight: ClassChoice | None = None, filters: Filters | None = None,
+                       min_score: float | None = None) -> list[Result]:
+        """The k indexed images nearest to an image (the image itself excluded if indexed) that
+        pass `filters`, each with its score (ranking.py); `min_score` drops weaker ones.
 
         `reweight` picks an ImageNet class, by id (517) or by a name of one class ("siamese cat"):
         every feature is multiplied by that class's classifier weight first, so the search looks
-        at what makes that class.
+        at what makes that class (an exact scan of its own metric: no score).
         """
         loaded = self.current()
         vector, position = self.image_vector(image, loaded)
-        wanted = k + 1 + STALE_MARGIN
         if reweight is None:
-            ids, distances = loaded.images.index.search(loaded.images.project(vector), wanted)
-        else:
-            weights = self.class_weights(reweight, loaded.store.encoder)
-            ids, distances = query.reweighted_search(loaded.store.vectors, vector, weights, wanted)
-        return self._results(loaded.store, ids, distances, k, exclude=position)
+            return ranked(loaded.store, loaded.images, loaded.images.project(vector), k, filters, position, loaded.image_scores, min_score)
+        weights = self.class_weights(reweight, loaded.store.encoder)
+        allowed = None if filters is None else filters.allowed(loaded.store)
+        ids, distances = query.reweighted_search(loaded.store.vectors, vector, weights, k + 1 + STALE_MARGIN if allowed is None else len(allowed))
+        keep = slice(None) if allowed is None else allowed[ids]
+        return results(loaded.store, ids[keep], distances[keep], k, exclude=position)
 
     def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
-        """Per-feature weights of one ImageNet class, by id or name (see query.class_weights and
-        imagenet.class_id), for the encoder in use (or `encoder_name`)."""
+        """Per-feature weights of one ImageNet class, by id or name (query.class_weights, imagenet.class_id),
+        for the encoder in use (or `encoder_name`)."""
         from vector_search.imaging.imagenet import class_id
 
-        cid = class_id(choice)
         encoder = self.encoder_named(encoder_name or self.encoder_in_use())
         classifier = encoder.classifier()
         if classifier is None:
             raise EngineError(f"{encoder.name} has no ImageNet classifier to re-weight with")
-        return query.class_weights(classifier[0], cid)
+        return query.class_weights(classifier[0], class_id(choice))
 
     def tags(self, image: ImageQuery, k: int = 5) -> list[Result]:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
@@ -379,16 +387,15 @@ class Engine:
         kind = DEFAULT_INDEX_KIND if self.word_queries is None else words.index_kind_for(self.word_queries)
         return [Result(word, float(d)) for word, d in words.similar_words(text, k, kind=kind)]
 
-    def search_text(self, text: str, k: int = 10) -> tuple[list[Result], query.QueryVector]:
-        """Images for a text query, and the query as parsed: in the sentence space each term encoded
-        whole, in GloVe's its words weighed against this collection (query.py, sentences.py); which
-        terms or words counted and how much."""
+    def search_text(self, text: str, k: int = 10, filters: Filters | None = None, min_score: float | None = None) -> tuple[list[Result], query.QueryVector]:
+        """Images for a text query that pass `filters`, with scores (`min_score` drops weaker ones), and the query
+        as parsed: in the sentence space each term encoded whole, in GloVe's its words weighed against this
+        collection (query.py, sentences.py); which terms or words counted and how much."""
         loaded = self.current()
         minilm = loaded.joint.text == "minilm"
         parsed = query.sentence_query_vector(text, self.sentences) if minilm else query.query_vector(text, self.words, loaded.collection)
-        ids, distances = loaded.joint_space.index.search(parsed.vector, k + STALE_MARGIN)
-        return self._results(loaded.store, ids, distances, k), parsed
+        return ranked(loaded.store, loaded.joint_space, parsed.vector, k, filters, None, loaded.text_scores, min_score), parsed
 
-    def search(self, text: str, k: int = 10) -> list[Result]:
+    def search(self, text: str, k: int = 10, filters: Filters | None = None, min_score: float | None = None) -> list[Result]:
         """Images for a text query: a word, a phrase, a sentence or weighted terms (see query.py)."""
-        return self.search_text(text, k)[0]
+        return self.search_text(text, k, filters, min_score)[0]

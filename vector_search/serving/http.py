@@ -19,7 +19,7 @@ import io
 import os
 from typing import Annotated, Callable
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -29,11 +29,26 @@ from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import MAX_BYTES, ImageError
 from vector_search.serving.rules import PathNotAllowedError, check_allowed
+from vector_search.store.metadata import Filters
 
 K_MAX = 1000
 K = Annotated[int, Query(ge=1, le=K_MAX, description="number of results")]
 Text = Annotated[str, Query(min_length=1, max_length=1000)]
 PhotoPath = Annotated[str, Query(min_length=1, max_length=4096, description="a photo: relative to the indexed folder, or absolute")]
+
+
+def photo_filters(
+    folder: Annotated[str | None, Query(alias="in", description="only photos under this subfolder of the indexed folder")] = None,
+    after: Annotated[str | None, Query(description="only photos taken on or after this date (2024-07-14, 2024-07)")] = None,
+    before: Annotated[str | None, Query(description="only photos taken on or before this date")] = None,
+    camera: Annotated[str | None, Query(description='only photos whose camera ("Make Model") contains this, any case')] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1, description="drop answers scoring under this (0-1)")] = None,
+) -> dict:
+    """The filters and threshold of the CLI's --in/--after/--before/--camera/--min-score, as engine arguments."""
+    return {"filters": Filters.of(folder, after, before, camera), "min_score": min_score}
+
+
+PhotoFilters = Annotated[dict, Depends(photo_filters)]
 
 
 class UploadTooLargeError(ImageError):
@@ -69,8 +84,8 @@ def create_app(engine: Engine) -> FastAPI:
                 "read_only": config.read_only()}
 
     @app.get("/search", summary="photos for a text query (words, phrases, weighted terms 'cat + sofa - person')")
-    def search(q: Text, k: K = 10) -> dict:
-        results, parsed = engine.search_text(q, k)
+    def search(q: Text, options: PhotoFilters, k: K = 10) -> dict:
+        results, parsed = engine.search_text(q, k, **options)
         return answer_json(q, results, {"words": [w.as_dict() for w in parsed.words]})
 
     @app.get("/words", summary="words similar to a word or phrase")
@@ -78,12 +93,13 @@ def create_app(engine: Engine) -> FastAPI:
         return answer_json(q, engine.similar_words(q, k))
 
     @app.get("/similar", summary="photos similar to a photo on the server")
-    def similar(path: PhotoPath, k: K = 10) -> dict:
-        return answer_json(path, engine.similar_images(_photo(engine, path), k))
+    def similar(path: PhotoPath, options: PhotoFilters, k: K = 10) -> dict:
+        return answer_json(path, engine.similar_images(_photo(engine, path), k, **options))
 
     @app.post("/similar", summary="photos similar to an uploaded photo (decoded in memory, never written)")
-    def similar_upload(file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, HEIC, AVIF, ...")], k: K = 10) -> dict:
-        return answer_json(file.filename or "upload", engine.similar_images(_upload(file), k))
+    def similar_upload(file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, HEIC, AVIF, ...")], options: PhotoFilters,
+                       k: K = 10) -> dict:
+        return answer_json(file.filename or "upload", engine.similar_images(_upload(file), k, **options))
 
     @app.get("/tags", summary="word tags of a photo on the server")
     def tags(path: PhotoPath, k: K = 5) -> dict:

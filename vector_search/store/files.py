@@ -33,7 +33,13 @@ CHUNK_BYTES = 64 << 20  # vectors are copied in blocks of this size: a 5 GB comp
 VERIFY_AT_OPEN_BYTES = 256 << 20
 # Paths are bytes (UTF-8, undecodable names kept by surrogateescape, as os.fsencode does): a file
 # name need not be valid UTF-8, and Arrow strings must be.
-ITEM_SCHEMA = pa.schema([("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
+# What identifies a file's content, then what a photo says of itself (store/metadata.py; null when
+# unknown): the date taken (EXIF, seconds since 1970 read as UTC), the camera ("Make Model") and the
+# size as displayed. Tables written before the metadata columns (LEGACY_ITEM_SCHEMA) still open:
+# their rows read as null, and the next `index` fills them in (updates.py).
+LEGACY_ITEM_SCHEMA = pa.schema([("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())])
+METADATA_FIELDS = [("taken", pa.int64()), ("camera", pa.string()), ("width", pa.int32()), ("height", pa.int32())]
+ITEM_SCHEMA = pa.schema([*LEGACY_ITEM_SCHEMA, *METADATA_FIELDS])
 FILE_PATTERN = re.compile(r"(vectors-(\d+)\.f32|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)")
 TEMPORARY_PATTERN = re.compile(r"\.(store\.json|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)\..+\.tmp")  # (fileio.atomic_paths)
 
@@ -231,18 +237,20 @@ def append_vectors(path: Path, rows: int, dim: int, vectors: np.ndarray, keep: n
 # --- items -----------------------------------------------------------------------------------------
 
 
-def items_table(paths: Sequence[str], sizes: Sequence[int], mtimes: Sequence[int], hashes: Sequence[str]) -> pa.Table:
-    return pa.Table.from_arrays(
-        [pa.array([encode_path(p) for p in paths], pa.binary()), pa.array(sizes, pa.int64()), pa.array(mtimes, pa.int64()), pa.array(hashes, pa.string())],
-        schema=ITEM_SCHEMA,
-    )
+def items_table(paths: Sequence[str], *columns: Sequence) -> pa.Table:
+    """The item table of `paths` and the other ITEM_SCHEMA columns in order (size, mtime_ns, sha256,
+    then the metadata, which may be left out: null)."""
+    arrays = [pa.array([encode_path(p) for p in paths], pa.binary())]
+    arrays += [pa.array(values, field.type) for values, field in zip(columns, list(ITEM_SCHEMA)[1:])]
+    arrays += [pa.nulls(len(paths), field.type) for field in list(ITEM_SCHEMA)[len(arrays):]]
+    return pa.Table.from_arrays(arrays, schema=ITEM_SCHEMA)
 
 
 def table_of(items: Sequence) -> pa.Table:
-    """The table of store.Items (anything with path, size, mtime_ns and sha256)."""
+    """The table of store.Items (anything with an attribute per ITEM_SCHEMA column)."""
     if not items:  # (pa.array on a Python list imports pandas: 1 s and 40 MiB that opening a store never needs)
         return ITEM_SCHEMA.empty_table()
-    return items_table(*zip(*((i.path, i.size, i.mtime_ns, i.sha256) for i in items)))
+    return items_table(*zip(*(tuple(getattr(i, name) for name in ITEM_SCHEMA.names) for i in items)))
 
 
 def encode_path(path: str) -> bytes:
@@ -275,7 +283,7 @@ def open_table(path: Path, rows: int) -> pq.ParquetFile:
     """An item table, opened (memory-mapped: it stays readable even if a writer removes it) and
     checked against its row count; its rows are read only when asked for."""
     table = pq.ParquetFile(pa.memory_map(str(path)), page_checksum_verification=True)
-    if table.metadata.num_rows != rows or table.schema_arrow != ITEM_SCHEMA:
+    if table.metadata.num_rows != rows or table.schema_arrow not in (ITEM_SCHEMA, LEGACY_ITEM_SCHEMA):
         raise ValueError(f"{path.name} holds {table.metadata.num_rows} rows of {table.schema_arrow.names}, not {rows} items")
     return table
 

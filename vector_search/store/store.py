@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vector_search import fileio
 from vector_search.errors import VectorSearchError
@@ -51,6 +52,10 @@ class Item:
     size: int
     mtime_ns: int
     sha256: str
+    taken: int | None = None  # what the photo says of itself (metadata.PhotoInfo), None when unknown
+    camera: str | None = None
+    width: int | None = None
+    height: int | None = None
 
     def matches(self, st: os.stat_result) -> bool:
         """Whether a file's stat still says it is this item (same size and mtime): no need to hash it."""
@@ -121,7 +126,9 @@ class Store:
         """One item column of every row (path as bytes, size, mtime_ns, sha256), read on first use."""
         columns = self.__dict__.setdefault("columns", {})
         if name not in columns:
-            columns[name] = pa.chunked_array([self._read(i, name) for i in range(len(self._tables))], ITEM_SCHEMA.field(name).type) \
+            kind = ITEM_SCHEMA.field(name).type
+            columns[name] = pa.chunked_array([self._read(i, name) if name in t.schema_arrow.names
+                                              else pa.nulls(t.metadata.num_rows, kind) for i, t in enumerate(self._tables)], kind) \
                 if self._tables else self.table.column(name)
         return columns[name]
 
@@ -136,7 +143,7 @@ class Store:
     @property
     def items(self) -> list[Item]:
         if "items" not in self.__dict__:
-            columns = [storefiles.decode_paths(self.column("path"))] + [self.column(c).to_pylist() for c in ("size", "mtime_ns", "sha256")]
+            columns = [storefiles.decode_paths(self.column("path"))] + [self.column(c).to_pylist() for c in ITEM_SCHEMA.names[1:]]
             self.__dict__["items"] = [Item(*row) for row in zip(*columns)]
         return self.__dict__["items"]
 
@@ -153,7 +160,13 @@ class Store:
         """Row i's item, without building all of them."""
         if "items" in self.__dict__:
             return self.items[i]
-        return Item(self._rel(i), *(self.column(c)[i].as_py() for c in ("size", "mtime_ns", "sha256")))
+        return Item(self._rel(i), *(self.column(c)[i].as_py() for c in ITEM_SCHEMA.names[1:]))
+
+    def rows_without_metadata(self) -> np.ndarray:
+        """Live rows whose photo metadata was never read (indexed before the metadata columns, or
+        converted from format 1): every indexed photo decoded, so it has a width once read."""
+        unread = np.flatnonzero(np.asarray(pc.is_null(self.column("width")).combine_chunks().to_numpy(zero_copy_only=False), bool))
+        return unread if self.live is None else unread[self.live[unread]]
 
     def _rel(self, i: int) -> str:
         return self.column("path")[i].as_py().decode("utf-8", "surrogateescape")
@@ -351,12 +364,13 @@ class Store:
         table = self.table if live is None else self.table.filter(pa.array(live))
         return Store.next_generation(self.directory, self.manifest).append(table, self.vectors, keep=live, complete=complete)
 
-    def with_tables_merged(self) -> "Store":
+    def with_tables_merged(self, table: pa.Table | None = None) -> "Store":
         """The same rows with their item tables merged into one (one per checkpoint piles up on a
-        big store): the generation, the vectors and the fingerprint stay."""
+        big store), or replaced by `table` (the same paths and hashes, other metadata): the
+        generation, the vectors and the fingerprint stay."""
         m = self.manifest
         name = storefiles.table_name(m.generation, m.commit + 1)
-        storefiles.write_table(self.directory / name, self.table)
+        storefiles.write_table(self.directory / name, self.table if table is None else table)
         return self._commit(replace(m, tables=((name, m.rows),), commit=m.commit + 1))
 
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -22,6 +22,7 @@ from vector_search.imaging.images import ImageError, find_images, open_regular
 from vector_search.store import files as storefiles
 from vector_search.store.files import LEGACY_FILE, remove_unnamed
 from vector_search.store.folders import has_store, store_dir
+from vector_search.store.metadata import read_photo_info
 from vector_search.store.store import Item, Store, StoreError
 
 # A store whose vectors take less than this is rewritten (compacted) at the end of every update
@@ -150,7 +151,23 @@ def _load_for_update(directory: os.PathLike, encoder_name: str, dataset: str, re
     if not old.saved and len(old):  # a format-1 store, read in memory
         old.save()
         report.notes.append(f"converted the feature store {directory} to format 2 (same {len(old)} vectors; {LEGACY_FILE} removed)")
+    unread = old.rows_without_metadata() if old.saved else ()
+    if len(unread):
+        old = _with_metadata(old, dataset, unread)
+        report.notes.append(f"read the date taken, camera and size of {len(unread)} photos already indexed (nothing re-embedded)")
     return old
+
+
+def _with_metadata(store: Store, dataset: str, rows: np.ndarray) -> Store:
+    """`store` with the photo metadata of `rows` read from their files: one new item table, same
+    generation, vectors and fingerprint."""
+    table = store.table
+    paths = storefiles.decode_paths(table.column("path"))
+    columns = [table.column(name).to_pylist() for name in storefiles.ITEM_SCHEMA.names[1:]]
+    for row in rows.tolist():
+        for column, value in zip(columns[3:], astuple(read_photo_info(os.path.join(dataset, paths[row])))):
+            column[row] = value
+    return store.with_tables_merged(storefiles.items_table(paths, *columns))
 
 
 @dataclass
@@ -188,7 +205,7 @@ def _plan_update(dataset: str | os.PathLike, old: Store, report: UpdateReport) -
                 kept.add(j)
                 report.unchanged += 1
                 continue
-            item = Item(rel, st.st_size, st.st_mtime_ns, file_sha256(full))
+            item = Item(rel, st.st_size, st.st_mtime_ns, file_sha256(full), *astuple(read_photo_info(full)))
         except OSError as err:
             report.skipped.append((rel, f"cannot read file: {err.strerror or err}"))
             continue
