@@ -154,14 +154,12 @@ def _index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
 
 
-def _filter_options(p: argparse.ArgumentParser) -> None:
-    """Which photos may answer (store/metadata.py), and how good an answer must be (search/calibration.py)."""
+def _filter_options(p: argparse.ArgumentParser) -> None:  # which photos may answer (store/metadata.py), how good (search/calibration.py)
     p.add_argument("--in", dest="folder", metavar="SUBFOLDER", help="only photos under this subfolder of the indexed folder")
     p.add_argument("--after", metavar="DATE", help="only photos taken on or after DATE (EXIF date: 2024-07-14, 2024-07)")
     p.add_argument("--before", metavar="DATE", help="only photos taken on or before DATE")
     p.add_argument("--camera", metavar="TEXT", help='only photos whose camera ("Make Model") contains TEXT, any case')
-    p.add_argument("--min-score", type=float, metavar="S",
-                   help="drop answers scoring under S (0-1: the share of random photo pairs, or photo-word pairs, that are farther)")
+    p.add_argument("--min-score", type=float, metavar="S", help="drop answers scoring under S (0-1: the share of random pairs farther)")
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
@@ -288,9 +286,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from vector_search.serving.http import serve
 
-    engine = _engine(args)
-    print(f"loading the store {engine.store_root} ...", file=sys.stderr, flush=True)
-    serve(engine, args.host, args.port, ready=lambda url: print(f"serving on {url} (API docs: {url}/docs)", flush=True))
+    serve(_engine(args), args.host, args.port, ready=lambda url: print(f"serving on {url} (API docs: {url}/docs)", flush=True))
     return 0
 
 

@@ -16,6 +16,7 @@ a malformed parameter 422. Anything else is a bug and a 500.
 from __future__ import annotations
 
 import io
+import logging
 import os
 from typing import Annotated, Callable
 
@@ -31,6 +32,7 @@ from vector_search.imaging.images import MAX_BYTES, ImageError
 from vector_search.serving.rules import PathNotAllowedError, check_allowed
 from vector_search.store.metadata import Filters
 
+log = logging.getLogger(__name__)
 K_MAX = 1000
 K = Annotated[int, Query(ge=1, le=K_MAX, description="number of results")]
 Text = Annotated[str, Query(min_length=1, max_length=1000)]
@@ -156,6 +158,7 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8000, ready: Call
     """Load the engine, then answer HTTP on host:port until interrupted; `ready(url)` once loaded."""
     import uvicorn
 
+    log.info("loading the store %s ...", engine.store_root)
     warm(engine)
     if ready:
         ready(f"http://{host}:{port}")
