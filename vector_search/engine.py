@@ -99,7 +99,7 @@ class Loaded:
 
         engine, encoder = self.engine, self.store.encoder
         path = engine.joint_model_path()
-        if engine.model_path is not None or path.exists():
+        if engine.model_path is not None or path.exists() or joint.sidecar(path).exists():  # (a sidecar alone: its model went)
             return joint.JointModel.load(path, encoder=encoder, words=engine.words)
         classifier = engine.encoder_named(encoder).classifier()
         if classifier is None:

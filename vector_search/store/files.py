@@ -29,7 +29,7 @@ LEGACY_FILE = "features.npz"  # format 1: one npz, rewritten whole at every save
 FLOAT32 = np.dtype("<f4")
 CHUNK_BYTES = 64 << 20  # vectors are copied in blocks of this size: a 5 GB compaction never holds 5 GB
 # Stores with up to this many bytes of vectors (50k photos at 1280-d) have them checked against their
-# checksums at every open (~0.3 s at most, once per process); bigger ones at every `index` (updates.py).
+# checksums at every open (once per process; 265 MiB/s at load 17: bench/bench_verify.py); bigger ones at every `index` (updates.py).
 VERIFY_AT_OPEN_BYTES = 256 << 20
 # Paths are bytes (UTF-8, undecodable names kept by surrogateescape, as os.fsencode does): a file
 # name need not be valid UTF-8, and Arrow strings must be.
