@@ -59,6 +59,8 @@ def main() -> None:
     source = dataset_section(settings)
     usable = source is not None and indexing_section(source)
     if usable:
+        widgets.engines().warm(source.engine)  # sections 5-7's parts load while 3 and 4 render
+    if usable:
         image_search_section(source, settings.k)
     words_section(source.engine if source else widgets.engine(settings.features, settings.encoder), settings.k)
     if usable:

@@ -4,11 +4,15 @@ the joint methods offered, and which photos the pickers offer (on a real indexed
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import copy_subset
+from conftest import CAT, copy_subset
+from PIL import Image
 
 from vector_search import joint
 from vector_search.app.state import (
@@ -18,6 +22,7 @@ from vector_search.app.state import (
     ResultCache,
     Settings,
     Source,
+    Thumbnails,
     message,
     once_per_tick,
     trainable_methods,
@@ -90,6 +95,22 @@ def test_results_are_kept_for_their_time_to_live_and_the_least_recent_go_first()
     assert calls == ["a", "a", "b", "c", "b"]
 
 
+def test_photos_are_shown_from_thumbnails_made_once_per_file_version(tmp_path: Path) -> None:
+    photo = tmp_path / "cat.jpg"
+    shutil.copy2(CAT, photo)
+    thumbs = Thumbnails()
+    first = thumbs.of(str(photo), 100)
+    assert isinstance(first, bytes) and Image.open(io.BytesIO(first)).width == 100
+    assert thumbs.of(str(photo), 100) is first  # a rerun: not decoded again
+    assert Image.open(io.BytesIO(thumbs.of(str(photo), 60))).width == 60  # another width, another thumbnail
+    os.utime(photo, ns=(1, 1))  # the file changed since
+    assert thumbs.of(str(photo), 100) is not first
+    assert thumbs.of(b"an upload", 100) == b"an upload"  # uploads are shown as they are
+    (tmp_path / "bad.jpg").write_bytes(b"not a picture")
+    assert thumbs.of(str(tmp_path / "bad.jpg"), 100) == str(tmp_path / "bad.jpg")  # the page says what is wrong
+    assert thumbs.of(str(tmp_path / "gone.jpg"), 100) == str(tmp_path / "gone.jpg")
+
+
 def test_a_server_keeps_one_engine_per_store_and_encoder(tmp_path: Path) -> None:
     engines = Engines()
     got: list[Engine] = []
@@ -101,6 +122,20 @@ def test_a_server_keeps_one_engine_per_store_and_encoder(tmp_path: Path) -> None
     assert len({id(e) for e in got}) == 1  # visitors arriving together share one engine
     assert engines.get(str(tmp_path), "efficientnet-lite2") is not got[0]
     assert engines.get(str(tmp_path / "other"), "efficientnet-lite0") is not got[0]
+
+
+def test_the_apps_engines_scan_the_words_and_never_load_the_word_index(tmp_path: Path) -> None:
+    engine = Engines().get(str(tmp_path), "efficientnet-lite0")
+    found = engine.similar_words("ocean", 5)
+    assert [r.item for r in found] == [w for w, _ in engine.words.similar_words("ocean", 5, kind="exact")]
+    assert "sea" in [r.item for r in found]
+    assert set(engine.words._indexes) == {"exact"}  # the 400k-word HNSW index was never loaded
+
+
+def test_a_photo_is_labelled_by_its_path_in_the_folder(tmp_path: Path) -> None:
+    source = Source(str(tmp_path / "photos"), Engine(tmp_path / "features"))
+    assert source.label(str(tmp_path / "photos" / "cat" / "1.jpg")) == "cat/1.jpg"
+    assert source.label(str(tmp_path / "photos-2" / "cat" / "1.jpg")) == "../photos-2/cat/1.jpg"  # not a prefix match
 
 
 def test_a_folder_is_indexed_once_per_server_and_store() -> None:
@@ -171,3 +206,17 @@ def test_pickers_start_on_the_first_photo_without_the_noisy_bottle(tmp_path: Pat
     engine = Engine(tmp_path / "features")
     engine.index(dataset)
     assert Source(str(dataset), engine).default_photo() == engine.store.paths[0]
+
+
+@pytest.mark.slow
+def test_a_warm_up_loads_the_later_sections_parts_once_per_store_state(indexed: tuple[Path, Path]) -> None:
+    _, features = indexed
+    engines = Engines()
+    engine = engines.get(str(features), "efficientnet-lite0")
+    thread = engines.warm(engine)
+    assert thread is not None and engines.warm(engine) is None  # warming already: not twice
+    thread.join(600)
+    loaded = engine.current()
+    assert {"joint", "joint_space"} <= set(loaded._parts)
+    assert any(key.startswith(f"tags:{loaded.joint.text}") for key in engine._parts)
+    assert engines.warm(engine) is None  # this store state is warm

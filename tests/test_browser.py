@@ -57,10 +57,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """`streamlit run app.py` in its own process group; returns once its health check answers."""
+def start_server(port: int, log: Path, env: dict[str, str], script: Path = ROOT / "app.py") -> subprocess.Popen:
+    """`streamlit run app.py` (or another `script`) in its own process group; returns once its health check answers."""
     command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        sys.executable, "-m", "streamlit", "run", str(script),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip

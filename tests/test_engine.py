@@ -4,6 +4,7 @@ the model changes; re-weighting by ImageNet class id. Real photos, real weights.
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,32 @@ def test_the_map_of_a_store_bigger_than_its_sample_is_a_fixed_seeded_sample(inde
     recomputed = store_map(Engine(features).store, size=6)  # seeded: the same sample, the same t-SNE
     np.testing.assert_array_equal(recomputed.rows, shown.rows)
     np.testing.assert_allclose(recomputed.points, shown.points, atol=1e-4)
+
+
+def test_two_parts_load_side_by_side_and_each_only_once(tmp_path: Path) -> None:
+    """A thread loading one part never waits for another part's load (each waits here for the
+    other to have started: under one lock for all parts this would time out); a part asked for
+    by several threads at once is made once."""
+    started = {"a": threading.Event(), "b": threading.Event()}
+    made: list[str] = []
+
+    class Parts(Loaded):
+        @loaded_once
+        def a(self) -> str:
+            made.append("a")
+            started["a"].set()
+            return "A" if started["b"].wait(20) else "timed out"
+
+        @loaded_once
+        def b(self) -> str:
+            made.append("b")
+            started["b"].set()
+            return "B" if started["a"].wait(20) else "timed out"
+
+    loaded, got = Parts(Engine(tmp_path)), []
+    threads = [threading.Thread(target=lambda name=name: got.append(getattr(loaded, name))) for name in "aaab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == ["A", "A", "A", "B"] and sorted(made) == ["a", "b"]

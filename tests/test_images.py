@@ -12,7 +12,7 @@ import pytest
 from conftest import CAT, PHOTOS
 from PIL import Image
 
-from vector_search.imaging.images import ImageError, class_of, find_images, iter_batches, load_image
+from vector_search.imaging.images import ImageError, class_of, find_images, iter_batches, load_image, thumbnail
 
 
 def test_find_images_recursive_sorted_skips_hidden(tmp_path: Path) -> None:
@@ -145,3 +145,19 @@ def test_iter_batches_streams_and_reports(tmp_path: Path) -> None:
     assert [e for b in batches for e in b.errors] == [(1, "not an image (unrecognised or empty file)")]
     assert batches[0].array.shape == (1, 16, 16, 3)
     assert batches[1].array.shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("width", [60, 100])  # 60: the 256x170 photo is decoded at half scale first (draft)
+def test_a_thumbnail_is_the_photo_resized_to_the_width_shown(width: int) -> None:
+    small = Image.open(io.BytesIO(thumbnail(CAT, width)))
+    full = load_image(CAT)
+    assert small.format == "JPEG" and small.width == width and small.height == round(full.height * width / full.width)
+    resized = full.resize(small.size, Image.Resampling.BILINEAR)
+    assert np.abs(np.asarray(small, np.float32) - np.asarray(resized, np.float32)).mean() < 8  # the same picture
+    assert Image.open(io.BytesIO(thumbnail(CAT, 1000))).size == full.size  # never enlarged
+
+
+def test_a_thumbnail_of_a_bad_file_is_an_image_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"not a picture")
+    with pytest.raises(ImageError, match="not an image"):
+        thumbnail(tmp_path / "bad.jpg", 100)

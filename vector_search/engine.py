@@ -44,20 +44,29 @@ class EngineError(VectorSearchError, ValueError):
     """A request the engine cannot serve as asked (unknown class to hold out, no classifier, ...)."""
 
 
+def load_part(owner, name: str, make: Callable[[], T]) -> T:
+    """`owner._parts[name]`, made by `make()` on first use, once, under a lock of that part's own:
+    loads of different parts run side by side (a page's sections load theirs while another thread
+    loads the next ones), two threads never make one part twice, and reads of a loaded part take
+    no lock, so threads never queue behind a load."""
+    value = owner._parts.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    with owner._lock:
+        lock = owner._part_locks.setdefault(name, threading.RLock())
+    with lock:
+        if name not in owner._parts:
+            owner._parts[name] = make()
+        return owner._parts[name]
+
+
 def loaded_once(method: Callable[[object], T]) -> T:
-    """A read-only property computed on first use, once, under the owner's `_lock`, kept in its
-    `_parts` dict. Reads of a loaded part take no lock: threads never queue behind a load."""
+    """A read-only property computed on first use, once (load_part), kept in the owner's `_parts` dict."""
     name = method.__name__
 
     @functools.wraps(method)
     def getter(self) -> T:
-        value = self._parts.get(name, _MISSING)
-        if value is not _MISSING:
-            return value  # type: ignore[return-value]
-        with self._lock:
-            if name not in self._parts:
-                self._parts[name] = method(self)
-            return self._parts[name]  # type: ignore[return-value]
+        return load_part(self, name, lambda: method(self))
 
     return property(getter)  # type: ignore[return-value]
 
@@ -77,6 +86,7 @@ class Loaded:
     def __init__(self, engine: "Engine", store: Store | None = None) -> None:
         self.engine = engine
         self._lock = threading.RLock()
+        self._part_locks: dict[str, threading.RLock] = {}
         self._parts: dict[str, object] = {} if store is None else {"store": store}
 
     @loaded_once
@@ -147,7 +157,8 @@ class Engine:
     similar-words queries the engine will answer, when known (the CLI knows): a few are answered
     by an exact scan of the vocabulary, with no index to build or load; None (a server, the app:
     many) uses the word index (see words.WordVectors.index_kind_for). `text` is the text space of the
-    untrained model and of `train` ("minilm", the sentence encoder's; "glove")."""
+    untrained model and of `train` ("minilm", the sentence encoder's; "glove"). `word_index` names the word index kind outright ("exact": always a scan,
+    as the app's page does, so that it never waits for the 140 MB index)."""
 
     loaded_type: type[Loaded] = Loaded  # a subclass adds derived parts (see tests/test_engine.py)
 
@@ -160,6 +171,7 @@ class Engine:
         model_path: str | os.PathLike | None = None,
         word_queries: int | None = None,
         text: str = "minilm",
+        word_index: str | None = None,
     ) -> None:
         self.store_root = Path(store_root if store_root is not None else config.features_root())
         self.encoder_name = encoder_name
@@ -168,7 +180,9 @@ class Engine:
         self.model_path = Path(model_path) if model_path else None  # None: models/joint-<encoder>.npz if trained
         self.word_queries = word_queries
         self.text = text
+        self.word_index = word_index
         self._lock = threading.RLock()
+        self._part_locks: dict[str, threading.RLock] = {}
         self._parts: dict[str, object] = {}  # what does not depend on the store: encoders, words
         self.loaded = self.loaded_type(self)
 
@@ -208,21 +222,12 @@ class Engine:
     def encoder(self):  # -> encoders.Encoder
         return self.encoder_named(self.encoder_in_use())
 
-    def _once(self, key: str, make: Callable[[], T]) -> T:
-        """`self._parts[key]`, made by `make()` on first use, once (under the lock)."""
-        value = self._parts.get(key, _MISSING)
-        if value is _MISSING:
-            with self._lock:
-                if key not in self._parts:
-                    self._parts[key] = make()
-                value = self._parts[key]
-        return value  # type: ignore[return-value]
 
     def encoder_named(self, name: str):  # -> encoders.Encoder
         """The image encoder `name`, loaded once per engine (the weights take seconds to load)."""
         from vector_search.imaging.encoders import get_encoder
 
-        return self._once(f"encoder:{name}", lambda: get_encoder(name, weights=self.encoder_weights))
+        return load_part(self, f"encoder:{name}", lambda: get_encoder(name, weights=self.encoder_weights))
 
     @loaded_once
     def words(self):  # -> words.WordVectors
@@ -241,8 +246,8 @@ class Engine:
         from vector_search.joint import tagging
 
         if text == "minilm":
-            return self._once(f"tags:minilm:{sorted(classes)}", lambda: tagging.sentence_tag_vocabulary(self.words, self.sentences, classes))
-        return self._once("tags:glove", lambda: tagging.tag_vocabulary(self.words))
+            return load_part(self, f"tags:minilm:{sorted(classes)}", lambda: tagging.sentence_tag_vocabulary(self.words, self.sentences, classes))
+        return load_part(self, "tags:glove", lambda: tagging.tag_vocabulary(self.words))
 
     def joint_model_path(self) -> Path:
         """`model_path`, else models/joint-<encoder>.npz for the encoder in use."""
@@ -384,7 +389,7 @@ class Engine:
     def similar_words(self, text: str, k: int = 10) -> list[Result]:
         """The k words nearest to a word or phrase (its own words excluded)."""
         words = self.words
-        kind = DEFAULT_INDEX_KIND if self.word_queries is None else words.index_kind_for(self.word_queries)
+        kind = self.word_index or (DEFAULT_INDEX_KIND if self.word_queries is None else words.index_kind_for(self.word_queries))
         return [Result(word, float(d)) for word, d in words.similar_words(text, k, kind=kind)]
 
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None, min_score: float | None = None) -> tuple[list[Result], query.QueryVector]:

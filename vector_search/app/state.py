@@ -4,7 +4,7 @@
 - `Engines` and `IndexedFolders`: what one server keeps for all its visitors (the page holds one
   of each in `st.cache_resource`);
 - `ResultCache`: answers kept a short while (a minute), so a rerun that changes nothing does not
-  search again;
+  search again; `Thumbnails`: the photos shown, made small once per server;
 - `once_per_tick`: a ticked action box acts once, not on every rerun while it stays ticked;
 - `Source`: the photos the walkthrough runs on, and the sample of them pickers offer;
 - the joint methods the page trains (the CLI's, `joint.TRAINABLE`), and `message()`, an error as one line.
@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 import io
+import logging
+import math
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,10 +29,11 @@ from vector_search.datasets import gallery
 from vector_search.datasets.pascal import NOISY_EXAMPLE
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
-from vector_search.imaging.images import printable
+from vector_search.imaging.images import ImageError, printable, thumbnail
 from vector_search.store.updates import UpdateReport
 
 T = TypeVar("T")
+log = logging.getLogger("vector_search.app")
 
 TEXT_EXAMPLES = ("ocean", "street", "tree", "cat sofa", "cat + sofa - person", "2:dog + grass")
 METHOD_LABELS = {  # the joint methods the page offers to train (joint.TRAINABLE), as the menu shows them
@@ -63,18 +67,46 @@ class Settings:
 
 
 class Engines:
-    """One engine per (store folder, encoder, joint model file, text space), shared by every visitor of a server."""
+    """One engine per (store folder, encoder, joint model file, text space), shared by every visitor of a server.
+    Its similar-words queries (one per rerun of the words section) scan the 400k words (tens of ms)
+    rather than load the 140 MB word index (seconds, in the first page's way; bench/bench_word_scan.py)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engines: dict[tuple[str, str, str | None, str], Engine] = {}
+        self._warmed: weakref.WeakSet = weakref.WeakSet()  # the engines' states (engine.Loaded) warmed up
 
     def get(self, store_root: str, encoder: str, model_path: str | None = None, text: str = "minilm") -> Engine:
         with self._lock:
             key = (store_root, encoder, model_path, text)
             if key not in self._engines:
-                self._engines[key] = Engine(store_root, encoder_name=encoder, model_path=model_path, text=text)
+                self._engines[key] = Engine(store_root, encoder_name=encoder, model_path=model_path, text=text, word_index="exact")
             return self._engines[key]
+
+    def warm(self, engine: Engine) -> threading.Thread | None:
+        """Start `warm_up(engine)` in a background thread, once per store state the engine answers
+        from: the first page's later sections then find their parts loaded (or loading) while its
+        first sections render. The thread, or None when this state is warm or warming already."""
+        loaded = engine.current()
+        with self._lock:
+            if loaded in self._warmed:
+                return None
+            self._warmed.add(loaded)
+        thread = threading.Thread(target=warm_up, args=(engine,), name="vector_search-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+
+def warm_up(engine: Engine) -> None:
+    """Load what the sections below the first screen need (the joint model, with the word vectors
+    and the sentence encoder it uses, the joint index, the tag words), in the calling thread. A
+    failure is left for the section that needs the part to report."""
+    try:
+        loaded = engine.current()
+        _ = loaded.joint_space
+        engine.tag_vocabulary(loaded.joint.text, loaded.joint.classes)
+    except Exception:  # the section asking for it again shows the error on the page
+        log.debug("warm-up of %s stopped", engine.store_root, exc_info=True)
 
 
 def glove_model_path(engine: Engine) -> Path:
@@ -123,6 +155,25 @@ class ResultCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return value
+
+
+class Thumbnails:
+    """Small JPEGs of the photos a page shows, each made once per server (per file version and
+    width: images.thumbnail), so a rerun sends the browser a few KB per photo and decodes nothing."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._cache = ResultCache(max_entries, ttl=math.inf)
+
+    def of(self, photo: str | bytes, width: int) -> str | bytes:
+        """A photo's thumbnail `width` pixels wide; an upload (bytes) as it is, and a file that
+        cannot be read or decoded as its path (the page then says what is wrong with it)."""
+        if isinstance(photo, bytes):
+            return photo
+        try:
+            info = os.stat(photo)
+            return self._cache.get((photo, width, info.st_mtime_ns, info.st_size), lambda: thumbnail(photo, width))
+        except (OSError, ImageError):
+            return photo
 
 
 def once_per_tick(session: MutableMapping[str, object], ticked: bool, memo: str, run: tuple) -> bool:
@@ -185,5 +236,7 @@ class Source:
         return [store.paths[i] for i in sorted(rows)]
 
     def label(self, path: str) -> str:
-        """A photo's path under the folder, as a page can show it (undecodable bytes as \\xNN)."""
-        return printable(os.path.relpath(path, self.folder))
+        """A photo's path under the folder, as a page can show it (undecodable bytes as \\xNN): a cut,
+        not os.path.relpath, since pickers label a thousand photos on every rerun."""
+        prefix = os.path.join(self.folder, "")
+        return printable(path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, self.folder))

@@ -11,7 +11,7 @@ from typing import Iterator
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from vector_search.app.state import Engines, IndexedFolders, ResultCache, Source, message
+from vector_search.app.state import Engines, IndexedFolders, ResultCache, Source, Thumbnails, message
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine, Result
@@ -47,6 +47,16 @@ def results() -> ResultCache:
     """Image-search answers: a re-weighted search scans every vector (seconds at 200k photos); the
     minute they are kept drops photos deleted since from the answers soon enough."""
     return ResultCache(max_entries=32, ttl=60)
+
+
+@st.cache_resource(show_spinner=False)
+def thumbnails() -> Thumbnails:
+    return Thumbnails()
+
+
+def image(photo: str | bytes, caption: str, width: int, where: DeltaGenerator | None = None) -> None:
+    """One photo (a path or an upload's bytes), shown `width` pixels wide from its thumbnail."""
+    (where or st).image(thumbnails().of(photo, width), caption=caption, width=width)
 
 
 @st.cache_resource(show_spinner="Exporting the gallery photos…")
@@ -85,7 +95,7 @@ def guard(what: str) -> Iterator[None]:
 def photo_grid(key: str, paths: list[str], captions: list[str], width: int = 150) -> None:
     """Photos in rows of square crops, each with its caption."""
     with st.container(key=f"grid-{key}"):
-        st.image(paths, caption=captions, width=width)
+        st.image([thumbnails().of(p, width) for p in paths], caption=captions, width=width)
 
 
 def grid(key: str, found: list[Result], width: int = 150) -> None:
@@ -131,5 +141,5 @@ def picked_photo(source: Source, key: str, caption: str = "{}") -> tuple[str | b
         return None
     photo, label = picked
     left, right = st.columns([1, 2])
-    left.image(photo, caption=caption.format(label), width=220)
+    image(photo, caption.format(label), 220, left)
     return photo, right

@@ -66,7 +66,7 @@ def describe_dataset(summary: datasets.DatasetSummary) -> None:
     st.subheader("Labels are noisy")
     if os.path.isfile(noisy):
         left, right = st.columns([1, 2])
-        left.image(noisy, caption=f"labelled “{printable(class_of(noisy))}”", width=260)
+        widgets.image(noisy, f"labelled “{printable(class_of(noisy))}”", 260, left)
         right.markdown(
             "This photo sits in the **bottle** folder, yet it shows a cat in a sink. Many photos show "
             "several classes, and the labelled object is often small. Keep that in mind when a search "

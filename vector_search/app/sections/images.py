@@ -103,4 +103,4 @@ def map_section(source: Source) -> None:
         photos = dict(zip(frame["photo"], paths))  # (labels are printable: they need not be the paths' bytes)
         picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo") in photos]
         if picked:
-            st.image(photos[picked[0]], caption=picked[0], width=260)
+            widgets.image(photos[picked[0]], picked[0], 260)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from vector_search.app import widgets
@@ -29,9 +30,7 @@ def words_section(engine: Engine, k: int) -> None:
                 )
             else:
                 st.markdown(f"“{word}” is {len(vector)} numbers: " + ", ".join(f"{v:.2f}" for v in vector[:8]) + ", …")
-                import pandas as pd
-
-                st.bar_chart(pd.DataFrame({"value": vector}), height=160)
+                st.vega_lite_chart(bar_chart(vector), height=160)
         else:
             st.info("Type a word to see its vector.")
     with widgets.guard("Similar words"):
@@ -42,3 +41,13 @@ def words_section(engine: Engine, k: int) -> None:
             st.warning(message(err))
         else:
             st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in found))
+
+
+def bar_chart(vector: np.ndarray) -> dict:
+    """A Vega-Lite bar chart of a vector's numbers, its data inline: no altair to import (seconds,
+    on a busy machine) before the map needs it."""
+    return {
+        "data": {"values": [{"number": i, "value": float(v)} for i, v in enumerate(vector)]},
+        "mark": "bar",
+        "encoding": {"x": {"field": "number", "type": "ordinal"}, "y": {"field": "value", "type": "quantitative"}},
+    }
