@@ -170,3 +170,16 @@ def test_two_parts_load_side_by_side_and_each_only_once(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert sorted(got) == ["A", "A", "A", "B"] and sorted(made) == ["a", "b"]
+
+
+def test_index_trains_the_default_model_once_on_class_folders(fixture_dataset: Path, tmp_path: Path, pascal_dataset: Path) -> None:
+    """No train step: `index` on class folders with no joint model trains the default one (saying so);
+    a second index, train=False, or too few photos a class for its 80/20 split (4 of 3 classes) do not."""
+    engine = Engine(tmp_path / "features")
+    report = engine.index(copy_subset(tmp_path / "photos", {"cat": 5, "bus": 5}))
+    assert any(note.startswith("trained the default joint model") for note in report.notes)
+    assert engine.joint_model_path().is_file() and engine.joint.method != "conse"
+    assert not any("trained" in note for note in engine.index(tmp_path / "photos").notes)
+    for store, dataset, train in (("other", tmp_path / "photos", False), ("few", fixture_dataset, True)):
+        other = Engine(tmp_path / store, model_path=tmp_path / f"{store}.npz")
+        assert not any("trained" in note for note in other.index(dataset, train=train).notes)

@@ -209,8 +209,7 @@ class Engine:
         return self.current().image_map
 
     def encoder_in_use(self) -> str:
-        """The encoder's name: `encoder_name`, else that of the only store under store_root, else the
-        default. It depends on the folder only, never on what was loaded before."""
+        """`encoder_name`, else that of the only store under store_root, else the default (never what was loaded before)."""
         from vector_search.imaging.encoders import DEFAULT_ENCODER
 
         if self.encoder_name:
@@ -255,16 +254,19 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild=False, wait=True, index_kind: str | None = None, embedder=None):
-        """Index (or update; `rebuild`: redo) a folder and its image index (`index_kind`: recorded, see spaces.py)
-        with `embedder` (default: the local one; see embedding.py); returns the UpdateReport. Holds the store's
-        writer lock (locks.py); `wait=False` raises LockBusyError at once if another writer has it."""
+    def index(self, dataset: str | os.PathLike, progress=None, rebuild=False, wait=True, index_kind=None, embedder=None, train=True):
+        """Index (or update; `rebuild`: redo) a folder and its image index (`index_kind`: recorded, see spaces.py) with `embedder`
+        (default: local; embedding.py); returns the UpdateReport. Holds the store's writer lock (`wait=False`: LockBusyError at once
+        if taken). `train`: with class folders and no joint model yet, train the default one (seconds; said in the report's notes)."""
         name = self.encoder_in_use()
         directory = store_dir(self.store_root, name)
         with locks.writer_lock(directory, f"the feature store {directory}", wait):
             store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress,
                                          rebuild=rebuild, index_kind=index_kind, embedder=embedder)
             self._replace_loaded(store, build_index=True)
+        if train and not config.read_only() and not self.joint_model_path().exists() and 1 < len(set(store.classes)) <= len(store) / 5:
+            model = self.train(wait=wait)
+            report.notes.append(f"trained the default joint model ({model.method}) on the class folders in {model.meta['train_seconds']} s")
         return report
 
     def train(
@@ -302,8 +304,7 @@ class Engine:
         return model
 
     def _replace_loaded(self, store: Store, build_index: bool = False) -> None:
-        """Answer from `store` from now on, every derived part recomputed from it when first used.
-        `build_index`: build and save the image index now, not at the first query."""
+        """Answer from `store` from now on, its derived parts recomputed when first used (`build_index`: the image index now)."""
         loaded = self.loaded_type(self, store)
         if build_index:  # an IVF index also takes in its fresh rows (segments.py)
             loaded._parts["images"] = ImageSpace.of(store, merge=True)
@@ -348,8 +349,7 @@ class Engine:
 
     def similar_images(self, image: ImageQuery, k: int = 10, reweight: ClassChoice | None = None, filters: Filters | None = None,
                        min_score: float | None = None) -> list[Result]:
-        """The k indexed images nearest to an image (the image itself excluded if indexed) that
-        pass `filters`, each with its score (ranking.py); `min_score` drops weaker ones.
+        """The k indexed images nearest to an image (itself excluded) passing `filters`, scored (`min_score` drops weaker ones).
 
         `reweight` picks an ImageNet class, by id (517) or by a name of one class ("siamese cat"):
         every feature is multiplied by that class's classifier weight first, so the search looks
@@ -393,9 +393,8 @@ class Engine:
         return [Result(word, float(d)) for word, d in words.similar_words(text, k, kind=kind)]
 
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None, min_score: float | None = None) -> tuple[list[Result], query.QueryVector]:
-        """Images for a text query that pass `filters`, with scores (`min_score` drops weaker ones), and the query
-        as parsed: in the sentence space each term encoded whole, in GloVe's its words weighed against this
-        collection (query.py, sentences.py); which terms or words counted and how much."""
+        """Images for a text query that pass `filters`, with scores (`min_score` drops weaker ones), and the query as parsed:
+        in the sentence space each term encoded whole, in GloVe's its words weighed (query.py, sentences.py)."""
         loaded = self.current()
         minilm = loaded.joint.text == "minilm"
         parsed = query.sentence_query_vector(text, self.sentences) if minilm else query.query_vector(text, self.words, loaded.collection)

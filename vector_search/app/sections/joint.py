@@ -69,7 +69,7 @@ def describe_model(engine: Engine) -> None:
     meta = model.meta
     path = engine.joint_model_path()
     if model.method == "conse":
-        train = "" if config.read_only() else " Tick the box to train one."
+        train = " Run `vector-search train` on the server to train one." if config.read_only() else " Tick the box to train one."
         st.info(f"No trained model at `{path}` yet: tags and text search use ConSE in the sentence encoder's space.{train}")
         return
     held_out = meta.get("held_out_classes") or []
