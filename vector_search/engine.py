@@ -28,7 +28,7 @@ from vector_search.store import locks
 from vector_search.store.folders import open_store, store_dir, store_encoders
 from vector_search.store.metadata import Filters
 from vector_search.store.projection import StoreMap, store_map
-from vector_search.store.ranking import STALE_MARGIN, ranked, results
+from vector_search.store.ranking import ranked, reweighted
 from vector_search.store.sampling import Overview
 from vector_search.store.spaces import ImageSpace, JointSpace
 from vector_search.store.store import Store
@@ -121,13 +121,11 @@ class Loaded:
         return JointSpace.of(self.store, self.joint)
 
     @loaded_once
-    def image_scores(self) -> Calibration:
-        """Distances of random photo pairs in the image space: what scores similar photos."""
+    def image_scores(self) -> Calibration:  # distances of random photo pairs: what scores similar photos
         return Calibration.of_rows(self.images.vectors, live=self.store.live)
 
     @loaded_once
-    def text_scores(self) -> Calibration:
-        """Best-photo distances of random tag words (common words, in the joint model's text space): scores text search."""
+    def text_scores(self) -> Calibration:  # best-photo distances of random tag words (joint text space): scores text search
         return Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary(self.joint.text).units, live=self.store.live)
 
     @loaded_once
@@ -360,10 +358,7 @@ class Engine:
         if reweight is None:
             return ranked(loaded.store, loaded.images, loaded.images.project(vector), k, filters, position, loaded.image_scores, min_score)
         weights = self.class_weights(reweight, loaded.store.encoder)
-        allowed = None if filters is None else filters.allowed(loaded.store)
-        ids, distances = query.reweighted_search(loaded.store.vectors, vector, weights, k + 1 + STALE_MARGIN if allowed is None else len(allowed))
-        keep = slice(None) if allowed is None else allowed[ids]
-        return results(loaded.store, ids[keep], distances[keep], k, exclude=position)
+        return reweighted(loaded.store, vector, weights, k, filters, exclude=position)
 
     def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
         """Per-feature weights of one ImageNet class, by id or name (query.class_weights, imagenet.class_id),

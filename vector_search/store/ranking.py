@@ -38,6 +38,18 @@ def ranked(
     return results(store, ids, distances, k, exclude, calibration, min_score)
 
 
+def reweighted(store: Store, vector: np.ndarray, weights: np.ndarray, k: int, filters: Filters | None = None,
+               exclude: int | None = None) -> list[Result]:
+    """The k photos nearest to `vector` with every feature re-weighted (query.reweighted_search: an exact
+    scan, its own metric, so no score) that pass `filters`."""
+    from vector_search.text.query import reweighted_search
+
+    allowed = None if filters is None else filters.allowed(store)
+    ids, distances = reweighted_search(store.vectors, vector, weights, k + 1 + STALE_MARGIN if allowed is None else len(allowed))
+    keep = slice(None) if allowed is None else allowed[ids]
+    return results(store, ids[keep], distances[keep], k, exclude)
+
+
 def results(store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None,
             calibration: Calibration | None = None, min_score: float | None = None) -> list[Result]:
     """The first k hits as Results, skipping `exclude`, deleted rows, files deleted (or, in server mode,
