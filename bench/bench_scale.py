@@ -38,7 +38,7 @@ import numpy as np
 
 from vector_search import config
 from vector_search.imaging.embedding import Embedder
-from vector_search.search import index as nn
+from vector_search.search.index import build_index, normalize
 from vector_search.search.rows import SpaceRows, chunked_mean
 from vector_search.store.store import Item
 
@@ -100,11 +100,11 @@ def store_vectors(args) -> np.ndarray:
 
 def exact_top(source: np.ndarray, mean: np.ndarray | None, queries: np.ndarray, k: int = K) -> np.ndarray:
     """Exact top-k ids of each query in the space of `source` (normalised, minus `mean`), chunked."""
-    units = nn.normalize(queries if mean is None else nn.normalize(queries) - mean)
+    units = normalize(queries if mean is None else normalize(queries) - mean)
     best_d = np.full((len(units), 0), np.inf, np.float32)
     best_i = np.zeros((len(units), 0), np.int64)
     for first, rows in SpaceRows(source, mean).chunks():
-        d = np.float32(1) - units @ nn.normalize(rows).T
+        d = np.float32(1) - units @ normalize(rows).T
         top = np.argpartition(d, k - 1, axis=1)[:, :k]
         best_d = np.concatenate([best_d, np.take_along_axis(d, top, axis=1)], axis=1)
         best_i = np.concatenate([best_i, top + first], axis=1)
@@ -417,10 +417,10 @@ def stage_threshold(args) -> None:
         mean = chunked_mean(source)
         truth = exact_top(source, mean, queries)
         rows = SpaceRows(source, mean)
-        units = nn.normalize(nn.normalize(queries) - mean)
+        units = normalize(normalize(queries) - mean)
         for kind in ("annoy", "ivf"):
             t = time.perf_counter()
-            index = nn.build_index(rows[:], "annoy") if kind == "annoy" else build_ivf(rows)
+            index = build_index(rows[:], "annoy") if kind == "annoy" else build_ivf(rows)
             built = time.perf_counter() - t
             times, cpu, hits = [], [], []
             for q, want in zip(units, truth):

@@ -228,3 +228,18 @@ def test_short_approximate_results_fall_back_to_exact(glove_10k: np.ndarray) -> 
     assert ids.shape == (20, 500)
     np.testing.assert_allclose(dist, want_dist, atol=1e-5)
     assert all(sorted(row) == list(range(500)) for row in ids.tolist())
+
+
+def test_top_k_is_the_head_of_a_stable_sort() -> None:
+    """The one exact top-k: on a vector or per row, equal values by position (integer values: many ties)."""
+    from vector_search.search.index import top_k
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        matrix = rng.integers(0, 4, size=(int(rng.integers(1, 5)), int(rng.integers(1, 40)))).astype(np.float32)  # many ties
+        k = int(rng.integers(0, matrix.shape[1] + 3))
+        ids, values = top_k(matrix, k)
+        want = np.argsort(matrix, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(ids, want)
+        np.testing.assert_array_equal(values, np.take_along_axis(matrix, want, 1))
+        np.testing.assert_array_equal(top_k(matrix[0], k)[0], want[0])

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vector_search.search import index as nn
 from vector_search.search import segments
+from vector_search.search.index import exact_index, normalize
 from vector_search.search.ivf import build_ivf
 from vector_search.search.rows import SpaceRows, chunked_mean
 from vector_search.search.segments import SegmentedIndex, open_segmented
@@ -35,7 +35,7 @@ def pascal_vectors(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Pat
 @pytest.fixture(scope="module")
 def mixed(pascal_vectors: np.ndarray) -> np.ndarray:
     """4000 mixtures of 2-3 real vectors plus noise (bench_scale's recipe), as a memory-mapped-like array."""
-    return mixtures(nn.normalize(pascal_vectors), 4000, np.random.default_rng(7))
+    return mixtures(normalize(pascal_vectors), 4000, np.random.default_rng(7))
 
 
 def recall(got: np.ndarray, want: np.ndarray) -> float:
@@ -48,7 +48,7 @@ def test_ivf_recall_against_exact_in_the_centred_space(which: str, pascal_vector
     source = pascal_vectors if which == "pascal" else mixed
     rows = SpaceRows(source, chunked_mean(source))
     centred = rows[:]
-    index, exact = build_ivf(rows), nn.exact_index(centred)
+    index, exact = build_ivf(rows), exact_index(centred)
     queries = centred[::7]
     got, dist = index.search_many(queries, 10)
     want, want_dist = exact.search_many(queries, 10)
@@ -60,7 +60,7 @@ def test_ivf_recall_against_exact_in_the_centred_space(which: str, pascal_vector
 
 def test_fresh_rows_are_found_and_deleted_rows_never(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    source = nn.normalize(rng.normal(size=(3000, 64)).astype(np.float32))
+    source = normalize(rng.normal(size=(3000, 64)).astype(np.float32))
     path = tmp_path / "images.ivf"
     first = open_segmented(path, source[:2000], generation=1, centre=True)
     assert (first.covered, len(first)) == (2000, 2000)
@@ -74,14 +74,14 @@ def test_fresh_rows_are_found_and_deleted_rows_never(tmp_path: Path) -> None:
     assert ids[1, 0] == 2600 and dist[1, 0] < 1e-5  # a fresh row finds itself
     assert ids[3, 0] == 6
     assert not np.isin(ids, [5, 2500]).any()  # deleted rows, main or fresh, never come back
-    want = nn.exact_index(grown.rows[:][live]).search_many(queries, 5)[0]
+    want = exact_index(grown.rows[:][live]).search_many(queries, 5)[0]
     assert recall(np.flatnonzero(live)[want], ids) >= 0.9
 
 
 def test_many_fresh_rows_are_scanned_in_blocks_with_the_same_answers(tmp_path: Path, monkeypatch) -> None:
     """An index run killed before its merge leaves many fresh rows: they are scanned block by block
     from the store (bounded memory), answering as the in-memory segment does."""
-    source = nn.normalize(np.random.default_rng(4).normal(size=(3000, 64)).astype(np.float32))
+    source = normalize(np.random.default_rng(4).normal(size=(3000, 64)).astype(np.float32))
     path = tmp_path / "images.ivf"
     open_segmented(path, source[:1000], generation=1, centre=True)
     live = np.ones(3000, bool)
@@ -99,7 +99,7 @@ def test_many_fresh_rows_are_scanned_in_blocks_with_the_same_answers(tmp_path: P
 
 def test_merge_adds_fresh_rows_without_rebuilding_and_keeps_results(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    source = nn.normalize(rng.normal(size=(2000 + segments.MERGE_AT, 32)).astype(np.float32))
+    source = normalize(rng.normal(size=(2000 + segments.MERGE_AT, 32)).astype(np.float32))
     path = tmp_path / "images.ivf"
     open_segmented(path, source[:2000], generation=3, centre=True)
     mean = np.load(f"{path}.mean.npy")
@@ -117,7 +117,7 @@ def test_merge_adds_fresh_rows_without_rebuilding_and_keeps_results(tmp_path: Pa
 
 
 def test_a_new_generation_rebuilds(tmp_path: Path) -> None:
-    source = nn.normalize(np.random.default_rng(2).normal(size=(1500, 16)).astype(np.float32))
+    source = normalize(np.random.default_rng(2).normal(size=(1500, 16)).astype(np.float32))
     path = tmp_path / "images.ivf"
     open_segmented(path, source[:1000], generation=1)
     assert open_segmented(path, source, generation=1).covered == 1000
@@ -125,7 +125,7 @@ def test_a_new_generation_rebuilds(tmp_path: Path) -> None:
 
 
 def test_segmented_answers_like_an_index(tmp_path: Path) -> None:
-    source = nn.normalize(np.random.default_rng(3).normal(size=(600, 16)).astype(np.float32))
+    source = normalize(np.random.default_rng(3).normal(size=(600, 16)).astype(np.float32))
     index = SegmentedIndex(build_ivf(SpaceRows(source[:500])), SpaceRows(source))
     ids, dist = index.search(source[550], 600)
     assert sorted(ids) == list(range(600)) and ids[0] == 550  # k >= n: every row, itself first
@@ -210,9 +210,9 @@ def test_rerank_cosines_equal_those_of_the_materialised_rows(centred: bool) -> N
     source = np.abs(np.random.default_rng(4).normal(size=(300, 48))).astype(np.float32)
     source[7] = 0  # a zero row stays zero, as normalize leaves it
     rows = SpaceRows(source, chunked_mean(source) if centred else None)
-    unit = nn.normalize(np.random.default_rng(5).normal(size=48).astype(np.float32))
+    unit = normalize(np.random.default_rng(5).normal(size=48).astype(np.float32))
     ids = np.arange(0, 300, 3)
-    assert np.allclose(rows.cosines(ids, unit), nn.normalize(rows[ids]) @ unit, atol=1e-6)
+    assert np.allclose(rows.cosines(ids, unit), normalize(rows[ids]) @ unit, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -263,10 +263,10 @@ def test_a_failed_save_of_any_kind_leaves_the_files_and_no_temporary(tmp_path: P
 INDEX_SCRIPT = """
 import sys
 import numpy as np
-from vector_search.search import index as nn
+from vector_search.search.index import load_or_build
 vectors = np.load(sys.argv[1])[: int(sys.argv[3])]
 for kind in ("annoy", "hnsw"):
-    index = nn.load_or_build(f"{sys.argv[2]}/words.{kind}", vectors, f"first {len(vectors)}", kind)
+    index = load_or_build(f"{sys.argv[2]}/words.{kind}", vectors, f"first {len(vectors)}", kind)
     print(kind, index.search(vectors[7], 1)[0][0])
 """
 

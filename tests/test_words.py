@@ -12,7 +12,7 @@ from conftest import GLOVE_SLICE
 
 from vector_search import config
 from vector_search.errors import VectorSearchError
-from vector_search.search import index as nn
+from vector_search.search import index as search_index
 from vector_search.search.index import exact_index, recall_at_k
 from vector_search.text import words as words_module
 from vector_search.text.words import (
@@ -132,7 +132,7 @@ def test_word_index_saved_and_reloaded(glove: WordVectors, glove_cache: Path, mo
 
     before = inodes(glove_cache)
     with monkeypatch.context() as m:
-        m.setattr(nn, "build_index", refuse("building an index"))
+        m.setattr(search_index, "build_index", refuse("building an index"))
         again = load_words(cache_dir=glove_cache)
         index = again.index()
     assert inodes(glove_cache) == before  # loaded, not rebuilt

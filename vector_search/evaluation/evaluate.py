@@ -24,8 +24,7 @@ from vector_search import config
 from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
 from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, tags, train
-from vector_search.search import index as nn
-from vector_search.search.index import normalize
+from vector_search.search.index import build_index, exact_index, normalize, recall_at_k
 from vector_search.text.vocab import class_words
 
 
@@ -123,7 +122,7 @@ def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | 
     """
     vectors = np.asarray(vectors)
     rows = np.arange(len(vectors)) if queries is None else np.asarray(queries, np.int64)
-    return nn.recall_at_k(index, nn.exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
+    return recall_at_k(index, exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
 
 
 # --- the whole evaluation of an engine --------------------------------------------------------------
@@ -334,7 +333,7 @@ def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dic
         }
     }
     vectors = joint_model.transform(engine.store.vectors)
-    ann = nn.build_index(vectors, "annoy")
+    ann = build_index(vectors, "annoy")
     figures["joint"] = {
         "kind": ann.kind, "params": ann.params, "queries": len(vectors), f"recall_at_{k}": index_recall(ann, vectors, k),
         "note": f"built as JointSpace builds it, over the {joint_model.method} model's joint vectors",

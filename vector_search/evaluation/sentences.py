@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from vector_search.search.index import normalize
+from vector_search.search.index import normalize, top_k
 from vector_search.text.query import QueryError, parse_query, query_vector, sentence_query_vector
 from vector_search.text.sentences import Collection
 
@@ -69,7 +69,7 @@ def sentence_retrieval(
         return {"captions": 0}
     owners_arr, first_arr = np.asarray(owners), np.asarray(first)
     sims = normalize(np.asarray(queries, np.float32)) @ normalize(joint_vectors).T
-    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    top, _ = top_k(-sims, k)
     class_hits = (labels[top] == labels[owners_arr][:, None]).mean(axis=1)
     among = sims[:, np.asarray(test)]
     own = sims[np.arange(len(owners_arr)), owners_arr]

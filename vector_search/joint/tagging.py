@@ -13,7 +13,7 @@ import numpy as np
 
 from vector_search.imaging.imagenet import class_synonyms
 from vector_search.joint.sentence import IMAGENET_SYNONYMS, PROMPT
-from vector_search.search.index import normalize
+from vector_search.search.index import normalize, top_k
 from vector_search.text.sentence_encoder import SentenceEncoder
 from vector_search.text.vocab import FREQUENT_WORDS, STOP_WORDS
 from vector_search.text.words import WordVectors
@@ -82,6 +82,5 @@ def tags(joint_vectors: np.ndarray, vocabulary: TagVocabulary, k: int = 5) -> li
     sims = normalize(np.atleast_2d(joint_vectors)) @ vocabulary.units.T
     scores = sims if vocabulary.offsets is None else sims + vocabulary.offsets
     k = min(k, sims.shape[1])
-    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, 1), axis=1), 1)
+    order, _ = top_k(-scores, k)
     return [[(vocabulary.words[j], float(1.0 - s[j])) for j in row] for s, row in zip(sims, order)]

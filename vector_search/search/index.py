@@ -67,16 +67,26 @@ def vectors_fingerprint(vectors: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
-def _top_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and distances of the k smallest entries of each row of a (q, n) matrix, sorted."""
-    n = distances.shape[1]
+def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and values of the k smallest entries of a (n,) vector or of each row of a (q, n)
+    matrix, smallest first, equal values by position: the first k of a stable sort, in O(n) a row.
+    The one exact top-k of the package (negate similarities to get the largest)."""
+    v = np.asarray(values)
+    rows = np.atleast_2d(v)
+    n = rows.shape[1]
+    k = min(k, n)
     if k < n:
-        ids = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        ids = np.argpartition(rows, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(rows, ids, axis=1).max(axis=1, initial=-np.inf)[:, None] if k else None
+        if k and ((rows <= kth).sum(axis=1) > k).any():  # ties at the k-th value: keep the lowest positions
+            for r in np.flatnonzero((rows <= kth).sum(axis=1) > k):
+                ids[r] = np.argsort(rows[r], kind="stable")[:k]
     else:
-        ids = np.broadcast_to(np.arange(n), distances.shape)
-    d = np.take_along_axis(distances, ids, axis=1)
-    order = np.argsort(d, axis=1, kind="stable")
-    return np.take_along_axis(ids, order, axis=1).astype(np.int64), np.take_along_axis(d, order, axis=1)
+        ids = np.broadcast_to(np.arange(n), rows.shape)
+    found = np.take_along_axis(rows, ids, axis=1)
+    order = np.lexsort((ids, found), axis=-1)
+    ids, found = np.take_along_axis(ids, order, axis=1).astype(np.int64), np.take_along_axis(found, order, axis=1)
+    return (ids[0], found[0]) if v.ndim == 1 else (ids, found)
 
 
 def _annoy_to_cosine(angular: np.ndarray) -> np.ndarray:
@@ -174,7 +184,7 @@ class Index(ABC):
 def _exact_search(units: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-k of normalised `queries` against normalised `units`, in bounded blocks."""
     block = max(1, _EXACT_BLOCK // max(1, len(units)))
-    parts = [_top_k(np.float32(1) - queries[i : i + block] @ units.T, k) for i in range(0, len(queries), block)]
+    parts = [top_k(np.float32(1) - queries[i : i + block] @ units.T, k) for i in range(0, len(queries), block)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vector_search import config
-from vector_search.search import index as nn
+from vector_search.search.index import Index, IndexArgumentError, IndexFileError, normalize, top_k
 from vector_search.search.rows import CHUNK, SpaceRows
 
 config.passive_openmp()
@@ -53,11 +53,11 @@ def check_params(params: dict[str, Any], n: int, dim: int) -> dict[str, Any]:
     defaults = default_params(n, dim)
     unknown = set(params) - set(defaults)
     if unknown:
-        raise nn.IndexArgumentError(f"unknown {KIND} parameters {sorted(unknown)}; expected {sorted(defaults)}")
+        raise IndexArgumentError(f"unknown {KIND} parameters {sorted(unknown)}; expected {sorted(defaults)}")
     return {**defaults, **params}
 
 
-class IvfIndex(nn.Index):
+class IvfIndex(Index):
     """An IVF-PQ candidate search over rows [0, len) of `rows`, re-ranked exactly from `rows`.
 
     `rows` is anything indexable by an id array giving float32 vectors (a matrix, a SpaceRows).
@@ -84,21 +84,21 @@ class IvfIndex(nn.Index):
         for row, (unit, candidates) in enumerate(zip(units, found)):
             candidates = np.unique(candidates[candidates >= 0])  # sorted: sequential reads
             exact = np.float32(1) - self._cosines(candidates, unit)
-            best = np.argsort(exact, kind="stable")[:k]
-            ids[row], dist[row] = candidates[best], exact[best]
+            best, dist[row] = top_k(exact, k)
+            ids[row] = candidates[best]
         return ids, dist
 
     def _cosines(self, ids: np.ndarray, unit: np.ndarray) -> np.ndarray:
         if isinstance(self._vectors, SpaceRows):
             return self._vectors.cosines(ids, unit)
-        return nn.normalize(self._vectors[ids]) @ unit
+        return normalize(self._vectors[ids]) @ unit
 
     def extend(self, rows) -> None:
         """Add rows [len(self), len(rows)) of `rows` (a longer view of the same rows): no retraining."""
         start = len(self)
         ivf = self._faiss
         for first in range(start, len(rows), CHUNK):
-            ivf.add(np.ascontiguousarray(nn.normalize(rows[first : first + CHUNK])))
+            ivf.add(np.ascontiguousarray(normalize(rows[first : first + CHUNK])))
         self._vectors = rows
 
     def _save(self, path: Path) -> None:
@@ -106,7 +106,7 @@ class IvfIndex(nn.Index):
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         # PQ codes are lossy: the rows it was built from are checked by fingerprint (segments.py).
-        return nn.normalize(self._vectors[ids])
+        return normalize(self._vectors[ids])
 
 
 def build_ivf(rows, **params: Any) -> IvfIndex:
@@ -116,7 +116,7 @@ def build_ivf(rows, **params: Any) -> IvfIndex:
     sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, TRAIN_SAMPLE), replace=False))
     ivf = faiss.index_factory(dim, f"IVF{params['nlist']},PQ{params['m']}x{params['nbits']}")
     ivf.do_polysemous_training = False  # the factory's default: minutes of code reordering we never use
-    ivf.train(np.ascontiguousarray(nn.normalize(rows[sample])))
+    ivf.train(np.ascontiguousarray(normalize(rows[sample])))
     index = IvfIndex(rows[:0] if isinstance(rows, np.ndarray) else rows.view(0, 0), params, ivf)
     index.extend(rows)
     return index
@@ -127,6 +127,6 @@ def open_ivf(path: Path, rows, meta: dict[str, Any], writable: bool = False) -> 
     so serving it costs the pages queries touch; `writable` reads it into RAM to `extend` it."""
     ivf = faiss.read_index(str(path), 0 if writable else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     if ivf.ntotal != len(rows):
-        raise nn.IndexFileError(f"{path}: holds {ivf.ntotal} rows, expected {len(rows)}; rebuild the index")
+        raise IndexFileError(f"{path}: holds {ivf.ntotal} rows, expected {len(rows)}; rebuild the index")
     params = check_params(meta.get("params", {}), len(rows), rows.shape[1])
     return IvfIndex(rows, {**params, **search_params(params["nlist"], len(rows))}, ivf)

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vector_search.search import index as nn
+from vector_search.search.index import normalize
 
 CHUNK = 32_768  # rows per chunk when scanning a big store (~160 MB of 1280-d float32)
 
@@ -41,7 +41,7 @@ class SpaceRows:
         return SpaceRows(self.source[start:stop], self.mean)
 
     def __getitem__(self, key) -> np.ndarray:
-        units = nn.normalize(self.source[key])
+        units = normalize(self.source[key])
         return units if self.mean is None else units - self.mean
 
     def cosines(self, ids: np.ndarray, unit: np.ndarray) -> np.ndarray:

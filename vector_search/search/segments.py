@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vector_search.fileio import load_json, load_npy, save_npy
-from vector_search.search import index as nn
+from vector_search.search.index import Index, IndexFileError, exact_index, read_sidecar, top_k, vectors_fingerprint
 from vector_search.search.ivf import build_ivf, open_ivf
 from vector_search.search.rows import SpaceRows, chunked_mean
 
@@ -34,7 +34,7 @@ class SegmentedIndex:
     wraps an index over every row (m = n) just to drop the deleted ones (spaces.py).
     """
 
-    def __init__(self, main: nn.Index, rows: SpaceRows | np.ndarray, live: np.ndarray | None = None) -> None:
+    def __init__(self, main: Index, rows: SpaceRows | np.ndarray, live: np.ndarray | None = None) -> None:
         self.main, self.rows, self.live = main, rows, live
         self.kind, self.params = main.kind, main.params
         self.dim = rows.shape[1]
@@ -42,7 +42,7 @@ class SegmentedIndex:
         fresh = len(rows) - self.covered
         # The fresh rows are few (merged at MERGE_AT): held in RAM, normalised once. Many (an index run
         # killed before its merge) are scanned block by block instead, so memory stays bounded.
-        self.fresh = None if not fresh else nn.exact_index(rows[self.covered :]) if fresh <= FRESH_IN_MEMORY else _Scan(rows, self.covered)
+        self.fresh = None if not fresh else exact_index(rows[self.covered :]) if fresh <= FRESH_IN_MEMORY else _Scan(rows, self.covered)
         self.dead = 0 if live is None else int(len(live) - np.count_nonzero(live))
 
     def __len__(self) -> int:
@@ -76,8 +76,8 @@ class SegmentedIndex:
 def _best(ids: np.ndarray, dist: np.ndarray, more_ids: np.ndarray, more_dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest of two answers to the same queries (ids, distances per query row), nearest first."""
     ids, dist = np.concatenate([ids, more_ids], axis=1), np.concatenate([dist, more_dist], axis=1)
-    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
+    order, nearest = top_k(dist, k)
+    return np.take_along_axis(ids, order, axis=1), nearest
 
 
 class _Scan:
@@ -95,7 +95,7 @@ class _Scan:
         ids = np.zeros((len(vectors), 0), np.int64)
         dist = np.zeros((len(vectors), 0), np.float32)
         for first in range(self.start, len(self.rows), FRESH_IN_MEMORY):
-            block = nn.exact_index(self.rows[first : first + FRESH_IN_MEMORY])
+            block = exact_index(self.rows[first : first + FRESH_IN_MEMORY])
             more_ids, more_dist = block.search_many(vectors, min(k, len(block)))
             ids, dist = _best(ids, dist, more_ids + (first - self.start), more_dist, k)
         return ids, dist
@@ -103,7 +103,7 @@ class _Scan:
 
 def _fingerprint(source: np.ndarray, rows: int, generation: int, mean: np.ndarray | None) -> str:
     centre = "raw" if mean is None else hashlib.sha256(np.asarray(mean, np.float32).tobytes()).hexdigest()[:12]
-    return f"g{generation}-{nn.vectors_fingerprint(source[:rows])}-{centre}"
+    return f"g{generation}-{vectors_fingerprint(source[:rows])}-{centre}"
 
 
 def open_segmented(
@@ -119,8 +119,8 @@ def open_segmented(
         covered = int(load_json(f"{path}.json")["n"])
         mean = load_npy(f"{path}.mean.npy") if centre else None
         if not 0 < covered <= n:
-            raise nn.IndexFileError(f"{path}: covers {covered} rows of a store of {n}")
-        meta = nn.read_sidecar(path, (covered, source.shape[1]), _fingerprint(source, covered, generation, mean))
+            raise IndexFileError(f"{path}: covers {covered} rows of a store of {n}")
+        meta = read_sidecar(path, (covered, source.shape[1]), _fingerprint(source, covered, generation, mean))
         rows = SpaceRows(source, mean)
         main = open_ivf(path, rows.view(0, covered), meta, writable=merge and n - covered >= MERGE_AT)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
@@ -139,7 +139,7 @@ def open_segmented(
     return SegmentedIndex(main, rows, live)
 
 
-def _save(main: nn.Index, path: Path, source: np.ndarray, generation: int, mean: np.ndarray | None) -> None:
+def _save(main: Index, path: Path, source: np.ndarray, generation: int, mean: np.ndarray | None) -> None:
     """Save the mean (if any) and then the index, whose fingerprint covers the mean: a crash between
     the two leaves an index that does not match, rebuilt at the next open."""
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vector_search.search import index as nn
+from vector_search.search.index import KINDS, Index, load_or_build, normalize
 from vector_search.search.rows import CHUNK, SpaceRows
 from vector_search.search.segments import SegmentedIndex, open_segmented
 from vector_search.store.files import finite_rows
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # query, recall@10): 10k Annoy 4.0 ms 0.978 / IVF 5.7 ms 0.965; 30k Annoy 12.7 ms 0.999 / IVF
 # 6.1 ms 1.0; 100k Annoy 46 ms / IVF 6.3 ms (Annoy's search_k grows with n, and it rebuilds whole).
 ANNOY_MAX = 20_000
-KINDS = (*nn.KINDS, "ivf")
+KINDS = (*KINDS, "ivf")
 
 
 def index_kind(store: Store) -> str:
@@ -36,7 +36,7 @@ def index_kind(store: Store) -> str:
     return "exact" if kind == "ivf" and len(store) < 2 else kind
 
 
-def _live_only(index: nn.Index, vectors: np.ndarray, store: Store) -> nn.Index | SegmentedIndex:
+def _live_only(index: Index, vectors: np.ndarray, store: Store) -> Index | SegmentedIndex:
     """`index` (over every row), answering live rows only: a store too big to be compacted at every
     update (updates.COMPACT_BELOW_BYTES: 13k rows of 1280 floats) keeps deleted rows below ANNOY_MAX,
     and rows whose vectors are damaged (not finite) are never answered."""
@@ -68,10 +68,10 @@ class ImageSpace:
 
     mean: np.ndarray
     vectors: np.ndarray | SpaceRows
-    index: nn.Index | SegmentedIndex
+    index: Index | SegmentedIndex
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
-        return nn.normalize(vectors) - self.mean
+        return normalize(vectors) - self.mean
 
     @classmethod
     def of(cls, store: Store, merge: bool = False) -> "ImageSpace":
@@ -81,10 +81,10 @@ class ImageSpace:
         if kind == "ivf":
             index = _segmented(store, "images", store.vectors, centre=True, merge=merge)
             return cls(index.rows.mean, index.rows, index)
-        units = nn.normalize(store.vectors)
+        units = normalize(store.vectors)
         mean = units.mean(axis=0) if len(units) else np.zeros(units.shape[1], np.float32)
         vectors = units - mean
-        index = nn.load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred", kind=kind)
+        index = load_or_build(store.directory / "images.ann", vectors, f"{store.fingerprint}-centred", kind=kind)
         return cls(mean, vectors, _live_only(index, vectors, store))
 
 
@@ -93,21 +93,17 @@ class JointSpace:
     """The joint (word-space) vectors of a store's images under one joint model, and their index."""
 
     vectors: np.ndarray
-    index: nn.Index | SegmentedIndex
+    index: Index | SegmentedIndex
 
     @classmethod
     def of(cls, store: Store, model, merge: bool = False) -> "JointSpace":
-        """Cached in the store, keyed by the model; recomputed (numpy only, chunkwise) when either changes."""
+        """The joint vectors are cached in the store (`joint_rows`); the index over them is IVF with a
+        fresh segment on a big store, else rebuilt whenever the store or the model changes."""
         key = model.fingerprint
+        vectors = joint_rows(store, model)
         if index_kind(store) == "ivf":
-            vectors = _grown_joint_rows(store, model)
             return cls(vectors, _segmented(store, f"joint-{key}", vectors, centre=False, merge=merge))
-        vectors = store.load_array("joint", model=key)
-        if vectors is None:
-            vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32))
-            np.nan_to_num(vectors, copy=False, nan=0, posinf=0, neginf=0)  # of damaged rows, never answered (_live_only)
-            store.save_array("joint", vectors, model=key)
-        index = nn.load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store))
+        index = load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store))
         return cls(vectors, _live_only(index, vectors, store))
 
 
@@ -120,15 +116,17 @@ def _transform(model, source: np.ndarray, done: np.ndarray) -> np.ndarray:
     return vectors
 
 
-def _grown_joint_rows(store: Store, model) -> np.ndarray:
-    """The joint vectors of a big store, memory-mapped (200 MB at 1M x 50). Saved with the model and
-    the store generation they were made for: within a generation rows only get appended, so only
-    the rows added since are transformed (the store's fingerprint changes with every append)."""
+def joint_rows(store: Store, model) -> np.ndarray:
+    """The joint vectors of a store's rows under a model, memory-mapped (200 MB at 1M x 50): the one
+    cache of them. Saved with the model and the store generation they were made for: within a
+    generation rows only get appended, so only the rows added since are transformed (the store's
+    fingerprint changes with every append)."""
     key = model.fingerprint
     done = store.load_array("joint-rows", mmap=True, rows=True, model=key)
     if done is not None and len(done) == len(store):
         return done
     vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32) if done is None else done)
+    np.nan_to_num(vectors, copy=False, nan=0, posinf=0, neginf=0)  # of damaged rows, never answered (_live_only)
     store.save_array("joint-rows", vectors, rows=True, model=key)
     saved = store.load_array("joint-rows", mmap=True, rows=True, model=key)
     return vectors if saved is None or len(saved) != len(store) else saved

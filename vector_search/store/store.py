@@ -111,6 +111,11 @@ class Store:
         mask[self.deleted_rows] = False
         return mask
 
+    def _forget_derived(self) -> None:
+        """Drop what was computed from the rows (kept in __dict__ on first use), before they change."""
+        for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
+            self.__dict__.pop(cached, None)
+
     def is_live(self, i: int) -> bool:
         return self.live is None or bool(self.live[i])
 
@@ -150,8 +155,7 @@ class Store:
     @items.setter
     def items(self, items: list[Item]) -> None:
         """Replace the items of a store in memory (save() writes them)."""
-        for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
-            self.__dict__.pop(cached, None)
+        self._forget_derived()
         self.__dict__["items"] = items  # the table is made from them when asked for
         self._tables, self.deleted_rows, self.saved = [], np.zeros(0, np.int64), False
         self.manifest = replace(self.manifest, fingerprint="", rows=len(items), tables=(), deleted=None)
@@ -296,8 +300,7 @@ class Store:
             storefiles.check_vectors(directory / manifest.vectors, vectors, manifest.checksums)
         tables = [storefiles.open_table(directory / name, rows) for name, rows in manifest.tables]
         deleted = storefiles.load_deleted(directory / manifest.deleted, manifest.rows) if manifest.deleted else np.zeros(0, np.int64)
-        for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
-            self.__dict__.pop(cached, None)
+        self._forget_derived()
         self.manifest, self.stamp, self.vectors, self._tables, self.deleted_rows = manifest, stamp, vectors, tables, deleted
         self.saved = True
 
