@@ -14,7 +14,7 @@ import pytest
 
 from vector_search.fileio import checksum, save_json
 from vector_search.search.index import (
-    KINDS,
+    MATRIX_KINDS,
     Index,
     IndexFileError,
     build_index,
@@ -57,7 +57,7 @@ def glove_indexes(glove_10k: np.ndarray) -> dict[str, Index]:
 
 @pytest.fixture(scope="module")
 def image_indexes(images: np.ndarray) -> dict[str, Index]:
-    return {kind: build_index(images, kind) for kind in KINDS}
+    return {kind: build_index(images, kind) for kind in MATRIX_KINDS}
 
 
 def test_normalize_keeps_zero_rows_and_float32() -> None:
@@ -90,7 +90,7 @@ def test_recall_on_images(kind: str, image_indexes: dict[str, Index]) -> None:
     assert recall_at_k(image_indexes[kind], image_indexes["exact"], held_out, 10) >= 0.99
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
 def test_search_returns_cosine_distances_sorted_self_first(
     kind: str, images: np.ndarray, image_indexes: dict[str, Index]
 ) -> None:
@@ -105,7 +105,7 @@ def test_search_returns_cosine_distances_sorted_self_first(
     np.testing.assert_array_equal(many_ids[:, 0], np.arange(5))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
 def test_k_larger_than_n_returns_all(kind: str, glove_10k: np.ndarray) -> None:
     small = glove_10k[:40]
     ids, dist = build_index(small, kind).search(small[3], 100)
@@ -114,7 +114,7 @@ def test_k_larger_than_n_returns_all(kind: str, glove_10k: np.ndarray) -> None:
     assert build_index(small, kind).search_many(small[:2], 0)[0].shape == (2, 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
 def test_save_load_round_trip(kind: str, images: np.ndarray, image_indexes: dict[str, Index], tmp_path: Path) -> None:
     index = image_indexes[kind]
     path = tmp_path / f"images.{kind}"
@@ -130,7 +130,7 @@ def test_save_load_round_trip(kind: str, images: np.ndarray, image_indexes: dict
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
 def test_truncated_or_missing_file_is_refused(
     kind: str, images: np.ndarray, image_indexes: dict[str, Index], tmp_path: Path
 ) -> None:
@@ -152,7 +152,7 @@ def test_truncated_or_missing_file_is_refused(
         load_index(path, images, "fp")
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
 def test_mismatches_are_refused(kind: str, images: np.ndarray, image_indexes: dict[str, Index], tmp_path: Path) -> None:
     path = tmp_path / f"images.{kind}"
     image_indexes[kind].save(path, "fp")
@@ -195,7 +195,7 @@ def test_fingerprint_tracks_content(glove_10k: np.ndarray) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
 def test_eight_threads_share_one_loaded_index(
     kind: str, glove_10k: np.ndarray, glove_indexes: dict[str, Index], tmp_path: Path
 ) -> None:

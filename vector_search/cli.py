@@ -25,8 +25,9 @@ from vector_search.errors import VectorSearchError
 from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES
 from vector_search.imaging.images import printable
 from vector_search.joint import DEFAULT_METHOD, METHODS
+from vector_search.search.index import KINDS
 from vector_search.store.metadata import Filters
-from vector_search.store.spaces import ANNOY_MAX, KINDS, index_kind
+from vector_search.store.spaces import ANNOY_MAX, index_kind
 from vector_search.text.query import QueryVector
 from vector_search.text.sentences import WordWeight, word_shares
 from vector_search.text.words import DEFAULT_INDEX_KIND, EXACT_SCAN_QUERIES, EXACT_SCAN_QUERIES_UNBUILT

@@ -25,7 +25,10 @@ from vector_search.fileio import atomic_paths, checksum, load_json, load_npy, wr
 
 log = logging.getLogger(__name__)
 
-KINDS = ("exact", "annoy", "hnsw")
+# Every index kind: build_index makes the first three from a matrix; "ivf" (faiss IVF-PQ, ivf.py) is
+# built over a store's rows with a fresh segment (segments.open_segmented). A store records its kind.
+KINDS = ("exact", "annoy", "hnsw", "ivf")
+MATRIX_KINDS = KINDS[:3]  # the kinds build_index makes
 FORMAT = "vector_search.index"
 FORMAT_VERSION = 1  # (sidecars without the file's checksum are refused: rebuilt)
 
@@ -114,6 +117,8 @@ def default_params(kind: str, n: int, dim: int) -> dict[str, Any]:
         return {"n_trees": 20, "search_k": 20_000 if words else max(10_000, 2 * n)}
     if kind == "hnsw":
         return {"M": 16, "ef_construction": 200, "ef": 80 if words else 400}
+    if kind == "ivf":
+        raise IndexArgumentError("an ivf index is built over a store's rows (segments.open_segmented), not from a matrix")
     raise IndexArgumentError(f"unknown index kind {kind!r}; expected one of {KINDS}")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vector_search.search.index import KINDS, Index, load_or_build, normalize
+from vector_search.search.index import Index, load_or_build, normalize
 from vector_search.search.rows import CHUNK, SpaceRows
 from vector_search.search.segments import SegmentedIndex, open_segmented
 from vector_search.store.files import finite_rows
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 # query, recall@10): 10k Annoy 4.0 ms 0.978 / IVF 5.7 ms 0.965; 30k Annoy 12.7 ms 0.999 / IVF
 # 6.1 ms 1.0; 100k Annoy 46 ms / IVF 6.3 ms (Annoy's search_k grows with n, and it rebuilds whole).
 ANNOY_MAX = 20_000
-KINDS = (*KINDS, "ivf")
 
 
 def index_kind(store: Store) -> str:
