@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -10,8 +11,14 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vector_search import config
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from vector_search.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PASCAL = config.pascal_root() / "dataset"
@@ -81,10 +88,9 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def pascal_features(description: str):  # -> (store.Store, ImageNet head (W, b), parsed arguments)
+def pascal_features(description: str) -> tuple[Store, tuple[np.ndarray, np.ndarray], argparse.Namespace]:
     """Parse --dataset/--store, index the dataset (instant when cached) with Lite0, and return the
-    store and the encoder's ImageNet classifier: the start of the sentence and caption benches."""
-    import argparse
+    store, the encoder's ImageNet classifier (W, b) and the arguments: the start of the sentence and caption benches."""
 
     from vector_search.imaging.encoders import get_encoder
     from vector_search.store.updates import update_store

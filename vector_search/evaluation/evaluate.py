@@ -23,7 +23,7 @@ import numpy as np
 from vector_search import config
 from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
-from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, tags, train
+from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, JointModel, tags, train
 from vector_search.search.index import build_index, exact_index, normalize, recall_at_k
 from vector_search.text.vocab import class_words
 
@@ -250,7 +250,7 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
 
 def train_for_evaluation(
     engine, method: str, exclude: Sequence[str], seed: int = 0, epochs: int = 50, captions: Sequence[Sequence[str]] | None = None
-):  # -> joint.JointModel
+) -> JointModel:
     """A joint model of the engine's store, trained (never saved) as `vector-search train` would;
     `captions` (each photo's) reach only the methods that learn from them."""
     store = engine.store
