@@ -41,7 +41,7 @@ def main() -> None:
 
     exe = [sys.executable, "-m", "vector_search"]
     photo = str(sorted((PASCAL / "cat").iterdir())[0])
-    store = ["--store", args.store]
+    store = ["--features", args.store]
     commands = {
         "words cat": [*exe, "words", "cat", "--json"],
         "similar <photo>": [*exe, "similar", photo, *store, "--json"],

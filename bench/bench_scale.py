@@ -130,7 +130,7 @@ def stage_truth(args) -> None:
     print(f"truth: mean + exact top-{K} of {len(queries)} queries over {len(source)} rows in {time.perf_counter() - t:.0f} s")
 
 
-def store_root(args) -> Path:
+def features_root(args) -> Path:
     return args.dir / f"store-{args.n}"
 
 
@@ -143,7 +143,7 @@ def stage_store(args) -> None:
     from vector_search.store.folders import store_dir
     from vector_search.store.store import Store
 
-    directory = store_dir(store_root(args), ENCODER)
+    directory = store_dir(features_root(args), ENCODER)
     if directory.exists():
         print(f"store: {directory} exists")
         return
@@ -157,7 +157,7 @@ def stage_build(args) -> None:
     from vector_search.store.folders import open_store
     from vector_search.store.spaces import ImageSpace
 
-    store = open_store(store_root(args), ENCODER)
+    store = open_store(features_root(args), ENCODER)
     t = time.perf_counter()
     space = ImageSpace.of(store)
     took = time.perf_counter() - t
@@ -206,7 +206,7 @@ def stage_joint(args) -> None:
     from vector_search.store.folders import open_store
     from vector_search.store.spaces import JointSpace
 
-    store, model = open_store(store_root(args), ENCODER), conse()
+    store, model = open_store(features_root(args), ENCODER), conse()
     t = time.perf_counter()
     space = JointSpace.of(store, model)
     took = time.perf_counter() - t
@@ -232,7 +232,7 @@ def stage_serve_child(args) -> None:
         queries = np.load(args.dir / "queries.npy")
     before = memory()
     t = time.perf_counter()
-    store = Store.load(store_dir(store_root(args), ENCODER))
+    store = Store.load(store_dir(features_root(args), ENCODER))
     opened = time.perf_counter() - t
     if args.space == "image":  # the store's own size: before or after `add`
         truth = np.load(args.dir / f"truth-{len(store)}.npz")["truth"]
@@ -268,7 +268,7 @@ def stage_add(args) -> None:
     from vector_search.store.folders import open_store
     from vector_search.store.spaces import ImageSpace
 
-    store = open_store(store_root(args), ENCODER)
+    store = open_store(features_root(args), ENCODER)
     if len(store) != args.n:
         print(f"add: the store has {len(store)} rows, not {args.n}: already added")
         return
@@ -339,7 +339,7 @@ def stage_library(args) -> None:
     linked = time.perf_counter() - t
     Store(directory, ENCODER, str(folder), items, np.load(args.dir / "vectors.npy", mmap_mode="r")[:rows]).save()
     written = time.perf_counter() - t - linked
-    source = store_dir(store_root(args), ENCODER)
+    source = store_dir(features_root(args), ENCODER)
     covered = json.loads((source / "images.ivf.json").read_text())["n"] if (source / "images.ivf.json").exists() else 0
     if covered == rows:  # same vectors, generation 0, same mean: the fingerprint matches
         for f in source.glob("images.ivf*"):

@@ -47,14 +47,14 @@ from vector_search.text.words import WordVectors, load_words  # noqa: E402
 BARS = {"text_to_image": 0.70, "tags_top5": 0.75, "zero_shot": 0.50}
 
 
-def load_features(dataset: Path, store_root: Path, encoder: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str, list]:
+def load_features(dataset: Path, features_root: Path, encoder: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], str, list]:
     """Features (from the feature store, embedding only what is missing), class labels, ImageNet head,
     the name of the encoder that made the features, and each photo's captions (none: [])."""
     from vector_search.datasets.pascal import default_captions_dir, read_captions
     from vector_search.imaging.encoders import get_encoder
     from vector_search.store.updates import update_store
 
-    store, _ = update_store(dataset, store_root, encoder)
+    store, _ = update_store(dataset, features_root, encoder)
     folder = default_captions_dir(dataset)
     captions = read_captions(folder, [item.path for item in store.items])[0] if folder else []
     return store.vectors, np.array(store.classes), get_encoder(store.encoder).classifier(), store.encoder, captions

@@ -42,7 +42,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> t
     base = tmp_path_factory.mktemp("cli")
     dataset = copy_subset(base / "photos", {"cat": 4, "bus": 4, "boat": 4})
     store = base / "features"
-    code, out = run_captured("index", str(dataset), "--store", str(store))
+    code, out = run_captured("index", str(dataset), "--features", str(store))
     assert code == 0 and "added 12, changed 0" in out
     assert "photo/s" in out  # the progress bar's rate counts photos
     return dataset, store
@@ -58,7 +58,7 @@ def test_index_similar_json(indexed: tuple[Path, Path], capsys: pytest.CaptureFi
         f.write(b"\0")  # different bytes, same picture
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a photo")
-    code, rows, _ = run(capsys, "similar", str(cats[0]), str(bad), str(outside), "-k", "3", "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "similar", str(cats[0]), str(bad), str(outside), "-k", "3", "--features", str(store), "--json")
     assert code == 1  # one query failed, the others still answered
     assert [r["query"] for r in rows] == [str(cats[0]), str(bad), str(outside)]
     first, failed, new = rows
@@ -70,7 +70,7 @@ def test_index_similar_json(indexed: tuple[Path, Path], capsys: pytest.CaptureFi
     distances = [r["distance"] for r in new["results"]]
     assert distances == sorted(distances)
 
-    code, _, out = run(capsys, "index", str(dataset), "--store", str(store))
+    code, _, out = run(capsys, "index", str(dataset), "--features", str(store))
     assert code == 0 and "unchanged 12" in out
 
 
@@ -80,7 +80,7 @@ def test_queries_file_and_plain_output(indexed: tuple[Path, Path], capsys: pytes
     buses = sorted((dataset / "bus").iterdir())
     queries = tmp_path / "queries.txt"
     queries.write_text(f"{buses[0]}\n{buses[1]}\n")
-    code, _, out = run(capsys, "similar", "--queries-file", str(queries), "-k", "2", "--store", str(store))
+    code, _, out = run(capsys, "similar", "--queries-file", str(queries), "-k", "2", "--features", str(store))
     assert code == 0
     assert out.count("  1. ") == 2 and f"{buses[0]}:" in out
 
@@ -94,14 +94,26 @@ def test_words_json(capsys: pytest.CaptureFixture) -> None:
     assert "qqqzzzx" in unknown["error"]
 
 
+def test_the_feature_store_folder_is_features_and_store_is_its_old_name(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """One name for the folder: --features (as VECTOR_SEARCH_FEATURES, config.features_root, Engine's
+    features_root); --store, its name before, still works."""
+    from vector_search.cli import build_parser
+
+    for command in (["index", "photos"], ["similar", "x.jpg"], ["search", "cat"], ["tag", "x.jpg"], ["train"], ["serve"], ["evaluate"]):
+        for flag in ("--features", "--features"):
+            assert build_parser().parse_args([*command, flag, str(tmp_path)]).features == str(tmp_path)
+    code, rows, _ = run(capsys, "similar", "x.jpg", "--features", str(tmp_path), "--json")
+    assert code == 1 and f"no feature store under {tmp_path}" in rows[0]["error"]
+
+
 def test_no_query_and_missing_store(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     assert main(["words"]) == 2
     assert capsys.readouterr().err == "error: no query given: pass queries as arguments or with --queries-file\n"
     assert main(["words", "cat", "-k", "0"]) == 2
     assert capsys.readouterr().err == "error: -k must be at least 1\n"
-    assert main(["index", str(tmp_path / "nowhere"), "--store", str(tmp_path / "features")]) == 2
+    assert main(["index", str(tmp_path / "nowhere"), "--features", str(tmp_path / "features")]) == 2
     assert capsys.readouterr().err.startswith("error: dataset folder not found")
-    code, rows, _ = run(capsys, "similar", "x.jpg", "--store", str(tmp_path), "--json")
+    code, rows, _ = run(capsys, "similar", "x.jpg", "--features", str(tmp_path), "--json")
     assert code == 1 and "vector-search index" in rows[0]["error"]
 
 
@@ -128,10 +140,10 @@ def test_indexing_and_queries_never_import_tensorflow(tmp_path: Path, lite0) -> 
     store, cat, outside = tmp_path / "features", sorted((dataset / "cat").iterdir())[0], tmp_path / "outside.jpg"
     shutil.copy(sorted((dataset / "bus").iterdir())[0], outside)
     commands = [
-        ["index", str(dataset), "--store", str(store)],
-        ["similar", str(cat), str(outside), "-k", "3", "--store", str(store)],
-        ["tag", str(outside), "--store", str(store)],
-        ["search", "cat", "--store", str(store), "-k", "3"],
+        ["index", str(dataset), "--features", str(store)],
+        ["similar", str(cat), str(outside), "-k", "3", "--features", str(store)],
+        ["tag", str(outside), "--features", str(store)],
+        ["search", "cat", "--features", str(store), "-k", "3"],
         ["words", "ocean", "-k", "3"],
     ]
     code = (
@@ -155,13 +167,13 @@ def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     cat = sorted((dataset / "cat").iterdir())[0]
 
     # Before any training, ConSE answers: open vocabulary from the encoder's own ImageNet classifier.
-    code, rows, _ = run(capsys, "tag", str(cat), "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "tag", str(cat), "--features", str(store), "--json")
     assert code == 0 and "cat" in [r["item"] for r in rows[0]["results"]]
 
-    code, _, out = run(capsys, "train", "--store", str(store), "--model", str(model), "--holdout-classes", "boat")
+    code, _, out = run(capsys, "train", "--features", str(store), "--model", str(model), "--holdout-classes", "boat")
     assert code == 0 and "trained blend on 2 classes" in out and model.is_file()
     code, rows, _ = run(
-        capsys, "search", "bus", "cat + 2:sofa", "", "x:dog", "qqqzzzx", "--store", str(store), "--model", str(model), "-k", "4", "--json"
+        capsys, "search", "bus", "cat + 2:sofa", "", "x:dog", "qqqzzzx", "--features", str(store), "--model", str(model), "-k", "4", "--json"
     )
     assert code == 1
     bus, cat_sofa, empty, malformed, unknown = rows
@@ -169,7 +181,7 @@ def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert len(cat_sofa["results"]) == 4
     assert "empty query" in empty["error"] and "malformed weight" in malformed["error"] and "qqqzzzx" in unknown["error"]
 
-    code, rows, _ = run(capsys, "search", "A big yellow bus parked in the street.", "--store", str(store), "--model", str(model),
+    code, rows, _ = run(capsys, "search", "A big yellow bus parked in the street.", "--features", str(store), "--model", str(model),
                         "-k", "4", "--json")
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]].count("bus") >= 3
     counted = {w["word"]: w["weight"] for w in rows[0]["words"]}  # which words counted, and how much
@@ -177,10 +189,10 @@ def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert counted["a"] == counted["in"] == counted["the"] == 0 and max(counted, key=counted.get) == "bus"
     assert sum(counted.values()) == pytest.approx(1.0, abs=1e-3)
 
-    code, rows, _ = run(capsys, "search", "boat", "--store", str(store), "--model", str(model), "-k", "4", "--json")
+    code, rows, _ = run(capsys, "search", "boat", "--features", str(store), "--model", str(model), "-k", "4", "--json")
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]].count("boat") >= 3  # never trained on
 
-    code, rows, _ = run(capsys, "tag", str(cat), "--store", str(store), "--model", str(tmp_path / "none.npz"), "--json")
+    code, rows, _ = run(capsys, "tag", str(cat), "--features", str(store), "--model", str(tmp_path / "none.npz"), "--json")
     assert code == 1 and "no joint model" in rows[0]["error"]
 
 
@@ -188,13 +200,13 @@ def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
 def test_similar_reweight(indexed: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
     dataset, store = indexed
     cat = str(sorted((dataset / "cat").iterdir())[0])
-    code, rows, _ = run(capsys, "similar", cat, "--reweight", "siamese cat", "-k", "3", "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "siamese cat", "-k", "3", "--features", str(store), "--json")
     assert code == 0 and [Path(r["item"]).parent.name for r in rows[0]["results"]] == ["cat"] * 3
-    code, rows, _ = run(capsys, "similar", cat, "--reweight", "no such class", "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "no such class", "--features", str(store), "--json")
     assert code == 1 and "no such class" in rows[0]["error"]
-    code, rows, _ = run(capsys, "similar", cat, "--reweight", "crane", "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "crane", "--features", str(store), "--json")
     assert code == 1 and "ambiguous" in rows[0]["error"] and "134 (crane)" in rows[0]["error"] and "517 (crane)" in rows[0]["error"]
-    code, rows, _ = run(capsys, "similar", cat, "--reweight", "517", "-k", "3", "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "similar", cat, "--reweight", "517", "-k", "3", "--features", str(store), "--json")
     assert code == 0 and len(rows[0]["results"]) == 3
 
 
@@ -215,20 +227,20 @@ def test_similar_finds_a_photo_whose_name_is_not_utf8(capsys: pytest.CaptureFixt
     latin1 = os.fsencode(dataset / "cat") + b"/caf\xe9.jpg"  # "café" in Latin-1: not UTF-8
     shutil.copyfile(original, latin1)
     store = tmp_path / "features"
-    code, _, out = run(capsys, "index", str(dataset), "--store", str(store))
+    code, _, out = run(capsys, "index", str(dataset), "--features", str(store))
     assert code == 0 and "added 7" in out
     name = os.fsdecode(latin1)  # how Python hands such a name over (argv, os.listdir, json.loads)
 
-    code, rows, _ = run(capsys, "similar", str(original), "-k", "2", "--store", str(store), "--json")
+    code, rows, _ = run(capsys, "similar", str(original), "-k", "2", "--features", str(store), "--json")
     assert code == 0 and rows[0]["results"][0]["item"] == name and rows[0]["results"][0]["distance"] < 0.01
 
-    code, _, out = run(capsys, "similar", str(original), "-k", "1", "--store", str(store))
+    code, _, out = run(capsys, "similar", str(original), "-k", "1", "--features", str(store))
     assert code == 0 and f"{dataset / 'cat'}/caf\\xe9.jpg" in out  # plain output: the byte as \xe9
 
     queries = tmp_path / "queries.txt"
     queries.write_bytes(latin1 + b"\n" + os.fsencode(original) + b"\n")
     for argv in (["--queries-file", str(queries)], [name]):  # from a file (bytes) and as an argument
-        code, rows, _ = run(capsys, "similar", *argv, "-k", "2", "--store", str(store), "--json")
+        code, rows, _ = run(capsys, "similar", *argv, "-k", "2", "--features", str(store), "--json")
         assert code == 0, rows
         assert rows[0]["query"] == name
         assert rows[0]["results"][0]["item"] == str(original) and set(rows[0]["results"][0]) == {"item", "distance", "score"}

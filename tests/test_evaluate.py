@@ -154,7 +154,7 @@ def test_evaluate_command_on_a_small_real_subset(tmp_path: Path, pascal_dataset:
 
     dataset = copy_subset(tmp_path / "photos", {"cat": 10, "bus": 10, "boat": 10, "horse": 10, "car": 10})
     store = tmp_path / "features"
-    code = main(["evaluate", str(dataset), "--store", str(store), "--holdout-classes", "cat,bus", "--json"])
+    code = main(["evaluate", str(dataset), "--features", str(store), "--holdout-classes", "cat,bus", "--json"])
     out = capsys.readouterr().out
     assert code == 0
     figures = json.loads(out)

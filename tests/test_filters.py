@@ -119,7 +119,7 @@ def test_metadata_kept_and_filters_narrow_every_search(library: tuple[Path, Path
     assert set(classes(engine.similar_images(cat, 5, filters=Filters.of(after="2023-03-15", before="2023-03-15")))) == {"boat"}
 
     # the CLI and the API take the same filters
-    assert main(["search", "boat", "--in", "cat", "--camera", "canon", "-k", "3", "--json", "--store", str(features)]) == 0
+    assert main(["search", "boat", "--in", "cat", "--camera", "canon", "-k", "3", "--json", "--features", str(features)]) == 0
     body = json.loads(capsys.readouterr().out)
     assert [class_of(r["item"]) for r in body["results"]] == ["cat"] * 3 and all(0 <= r["score"] <= 1 for r in body["results"])
     from test_http import get, running
@@ -147,7 +147,7 @@ def test_scores_and_min_score(library: tuple[Path, Path], capsys: pytest.Capture
         assert engine.search(word, 10, min_score=0.9) == []
     kept = engine.search("bus", 20, min_score=0.9)
     assert [class_of(r.item) for r in kept[:5]] == ["bus"] * 5 and min(r.score for r in kept) >= 0.9
-    assert main(["search", "piano", "--min-score", "0.9", "--store", str(library[1])]) == 0
+    assert main(["search", "piano", "--min-score", "0.9", "--features", str(library[1])]) == 0
     assert "no good match" in capsys.readouterr().out
     similar = engine.similar_images(str(library[0] / "boat" / sorted((library[0] / "boat").iterdir())[0].name), 4)
     assert all(r.score is not None and 0 <= r.score <= 1 for r in similar)

@@ -92,7 +92,7 @@ def server(indexed: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory)
     """`vector-search serve` as a subprocess on a free port; its base URL once it says it is serving."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VECTOR_SEARCH_MODELS": str(tmp_path_factory.mktemp("models"))}
-    proc = subprocess.Popen([sys.executable, "-m", "vector_search", "serve", "--store", str(indexed[1]), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "vector_search", "serve", "--features", str(indexed[1]), "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()  # printed once loaded; uvicorn binds right after
@@ -119,7 +119,7 @@ def test_routes_answer_like_the_cli(server: str, indexed: tuple[Path, Path], cap
     status, body = get(server, "/search", q="cat", k=4)
     assert status == 200 and body["query"] == "cat" and len(body["results"]) == 4
     assert class_of(body["results"][0]["item"]) == "cat"
-    assert main(["search", "cat", "-k", "4", "--json", "--store", str(store)]) == 0
+    assert main(["search", "cat", "-k", "4", "--json", "--features", str(store)]) == 0
     assert json.loads(capsys.readouterr().out) == body  # the CLI's --json, field for field
 
     status, body = get(server, "/similar", path=CAT, k=3)

@@ -70,7 +70,7 @@ def assert_same_store(store: Store, reference: Store) -> None:
 def test_ray_index_gives_the_local_store(ray_local, photos, local_store, tmp_path, capsys):
     reference, local_report = local_store
     root = tmp_path / "features"
-    assert cli.main(["index", str(photos), "--store", str(root), "--encoder", ENCODER, "--ray"]) == 0
+    assert cli.main(["index", str(photos), "--features", str(root), "--encoder", ENCODER, "--ray"]) == 0
     out = capsys.readouterr().out
     store = Store.load(store_dir(root, ENCODER))
 
@@ -131,7 +131,7 @@ def test_ray_index_resumes_and_embeds_only_new_photos(ray_local, photos, local_s
 
 def test_ray_not_installed_is_one_line(monkeypatch, fixture_dataset, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does without the extra
-    assert cli.main(["index", str(fixture_dataset), "--store", str(tmp_path / "features"), "--ray"]) == 2
+    assert cli.main(["index", str(fixture_dataset), "--features", str(tmp_path / "features"), "--ray"]) == 2
     assert capsys.readouterr().err == "error: Ray is not installed: pip install -e .[ray]\n"
     assert not (tmp_path / "features").exists()
 
@@ -147,7 +147,7 @@ def test_ray_worker_error_is_one_line(ray_local, small_dataset, tmp_path, capsys
     """An actor that cannot load its encoder (here: weights missing on the workers) fails the run
     with the worker's own error, on one line."""
     missing = tmp_path / "missing.pth"
-    argv = ["index", str(small_dataset), "--store", str(tmp_path / "features"), "--ray", "--weights", str(missing)]
+    argv = ["index", str(small_dataset), "--features", str(tmp_path / "features"), "--ray", "--weights", str(missing)]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the Ray pipeline failed: ") and err.count("\n") == 1

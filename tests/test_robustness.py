@@ -171,7 +171,7 @@ def test_bad_files_in_dataset_and_as_queries(tmp_path: Path) -> None:
     dataset, store = tmp_path / "photos", tmp_path / "features"
     sources = make_messy_dataset(dataset)
     try:
-        result = cli("index", dataset, "--store", store, unprivileged=True, timeout=240)
+        result = cli("index", dataset, "--features", store, unprivileged=True, timeout=240)
     except subprocess.TimeoutExpired:
         pytest.fail("`index` hung on a bad file (a named pipe or a device read as an image?)")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -200,7 +200,7 @@ def test_bad_files_in_dataset_and_as_queries(tmp_path: Path) -> None:
         dataset / "bad": "folder",
     }
     queries = [*bad_queries, *good_queries]
-    result = cli("similar", *queries, "-k", "3", "--json", "--store", store, unprivileged=True, timeout=300)
+    result = cli("similar", *queries, "-k", "3", "--json", "--features", store, unprivileged=True, timeout=300)
     assert result.returncode == 1, result.stderr[-3000:]  # some queries failed, the rest answered
     rows = json_rows(result.stdout)
     assert [os.fsencode(r["query"]) for r in rows] == [os.fsencode(q) for q in queries]
@@ -259,7 +259,7 @@ class Run:
 
     def __init__(self, dataset: Path, store: Path) -> None:
         self.proc = subprocess.Popen(
-            cli_args("index", dataset, "--store", store),
+            cli_args("index", dataset, "--features", store),
             cwd=ROOT,
             env=cli_env(VECTOR_SEARCH_CHECKPOINT_SECONDS="0"),  # checkpoint after every batch
             stdout=subprocess.PIPE,
@@ -313,7 +313,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     dataset = copy_subset(tmp_path / "photos", {c: 20 for c in sorted(p.name for p in DATASET.iterdir())})
     n = 400
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
-    reference = cli("index", dataset, "--store", clean)
+    reference = cli("index", dataset, "--features", clean)
     assert reference.returncode == 0 and summary(reference.stdout)["added"] == n, reference.stderr[-2000:]
 
     seed = 0  # kill moments drawn from a fixed seed: every run tries the same moments
@@ -357,7 +357,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     for tmp in leftovers:
         os.utime(tmp, (time.time() - 7200,) * 2)
 
-    final = cli("index", dataset, "--store", resumed)
+    final = cli("index", dataset, "--features", resumed)
     assert final.returncode == 0, final.stderr[-2000:]
     counts = summary(final.stdout)
     context = f"seed {seed}, runs {history}, final {counts}, leftover temp files {[p.name for p in leftovers]}"
@@ -374,7 +374,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     ann = resumed / ENCODER / "images.ann"
     ann_written = ann.stat().st_mtime_ns
     queries = [got.paths[i] for i in range(0, n, 40)]
-    answers = [json_rows(cli("similar", *queries, "-k", "5", "--json", "--store", s).stdout) for s in (clean, resumed)]
+    answers = [json_rows(cli("similar", *queries, "-k", "5", "--json", "--features", s).stdout) for s in (clean, resumed)]
     assert ann.stat().st_mtime_ns == ann_written, "the index written by the resumed run was not usable"
     for a, b in zip(*answers):
         assert [r["item"] for r in a["results"]] == [r["item"] for r in b["results"]], context
@@ -458,12 +458,12 @@ def test_damaged_or_foreign_store_is_rebuilt(small_dataset: Path, tmp_path: Path
 
     # The same through the command line, in fresh processes.
     rewrite_manifest(file, version=manifest["version"] + 1)
-    result = cli("similar", query, "--json", "--store", store)
+    result = cli("similar", query, "--json", "--features", store)
     (row,) = json_rows(result.stdout)
     assert result.returncode == 1 and "has format" in row.get("error", ""), row
-    result = cli("index", dataset, "--store", store)
+    result = cli("index", dataset, "--features", store)
     assert result.returncode == 0 and "rebuilding" in result.stdout and summary(result.stdout)["added"] == 12, result.stdout
-    assert [r["item"] for r in json_rows(cli("similar", query, "-k", "5", "--json", "--store", store).stdout)[0]["results"]] == before
+    assert [r["item"] for r in json_rows(cli("similar", query, "-k", "5", "--json", "--features", store).stdout)[0]["results"]] == before
 
 
 @pytest.mark.slow
@@ -564,14 +564,14 @@ def test_damaged_or_foreign_word_cache_is_rebuilt(tmp_path: Path) -> None:
 
 
 def all_similar(store: Path, queries: list[str], k: int) -> dict[str, list[str]]:
-    result = cli("similar", *queries, "-k", str(k), "--json", "--store", store)
+    result = cli("similar", *queries, "-k", str(k), "--json", "--features", store)
     return {r["query"]: [x["item"] for x in r.get("results", [])] or r.get("error") for r in json_rows(result.stdout)}
 
 
 @pytest.mark.slow
 def test_folder_changes_between_runs_cli(small_dataset: Path, tmp_path: Path) -> None:
     store = tmp_path / "features"
-    assert summary(cli("index", small_dataset, "--store", store).stdout)["added"] == 12
+    assert summary(cli("index", small_dataset, "--features", store).stdout)["added"] == 12
     cats, buses, boats = (sorted((small_dataset / c).iterdir()) for c in ("cat", "bus", "boat"))
     deleted, renamed_from, modified = cats[0], boats[0], buses[0]
     renamed_to = small_dataset / "boat" / "renamed photo é.jpg"
@@ -584,7 +584,7 @@ def test_folder_changes_between_runs_cli(small_dataset: Path, tmp_path: Path) ->
     added = small_dataset / "dog" / "new.jpg"
     shutil.copyfile(photos("dog", 1)[0], added)  # the same dog: both are embedded, to the same vector
 
-    result = cli("index", small_dataset, "--store", store)
+    result = cli("index", small_dataset, "--features", store)
     counts = summary(result.stdout)
     assert counts == {"added": 1, "changed": 1, "renamed": 1, "unchanged": 9, "removed": 1, "skipped": 0}, result.stdout
     now = sorted(str(p) for p in small_dataset.rglob("*.jpg"))
@@ -600,7 +600,7 @@ def test_folder_changes_between_runs_cli(small_dataset: Path, tmp_path: Path) ->
     # Nothing changed: nothing embedded, the index is reused as is.
     ann = store / ENCODER / "images.ann"
     mtime = ann.stat().st_mtime_ns
-    result = cli("index", small_dataset, "--store", store)
+    result = cli("index", small_dataset, "--features", store)
     assert summary(result.stdout) == {"added": 0, "changed": 0, "renamed": 0, "unchanged": 12, "removed": 0, "skipped": 0}
     assert ann.stat().st_mtime_ns == mtime and "embedding" not in result.stderr
 

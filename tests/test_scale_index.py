@@ -156,13 +156,13 @@ def test_an_ivf_store_down_to_one_photo_still_indexes_and_answers(tmp_path: Path
     from vector_search.cli import main
     from vector_search.engine import Engine
 
-    store_root = tmp_path / "features"
-    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
+    features_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--features", str(features_root), "--index", "ivf"]) == 0
     photos = sorted(small_dataset.rglob("*.jpg"))
     for gone in photos[1:]:
         gone.unlink()
-    assert main(["index", str(small_dataset), "--store", str(store_root)]) == 0  # faiss cannot train on 1 row
-    engine = Engine(store_root)
+    assert main(["index", str(small_dataset), "--features", str(features_root)]) == 0  # faiss cannot train on 1 row
+    engine = Engine(features_root)
     assert engine.store.index_kind == "ivf" and len(engine.store) == 1
     assert [h.item for h in engine.similar_images(photos[0], k=3)] == []  # the only photo is the query
 
@@ -172,19 +172,19 @@ def test_index_override_is_recorded_and_used(tmp_path: Path, small_dataset: Path
     from vector_search.cli import main
     from vector_search.store.folders import open_store
 
-    store_root = tmp_path / "features"
-    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "ivf"]) == 0
-    store = open_store(store_root)
+    features_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--features", str(features_root), "--index", "ivf"]) == 0
+    store = open_store(features_root)
     assert store.index_kind == "ivf" and (store.directory / "images.ivf").is_file()
     assert not (store.directory / "images.ann").exists()  # 12 photos would be Annoy by size
     cats = sorted((small_dataset / "cat").iterdir())
     (cats[0].parent / "extra.jpg").write_bytes(cats[0].read_bytes()[:-1] + b"\0")  # one more photo, then again
-    assert main(["index", str(small_dataset), "--store", str(store_root)]) == 0  # no --index: the record stays
-    engine_store = open_store(store_root)
+    assert main(["index", str(small_dataset), "--features", str(features_root)]) == 0  # no --index: the record stays
+    engine_store = open_store(features_root)
     assert engine_store.index_kind == "ivf"
     from vector_search.engine import Engine
 
-    engine = Engine(store_root)
+    engine = Engine(features_root)
     assert engine.images.index.kind == "ivf" and len(engine.images.index) == len(engine_store)
     hits = engine.similar_images(cats[1], k=3)
     assert len(hits) == 3 and all("/cat/" in h.item for h in hits[:2])
@@ -196,11 +196,11 @@ def test_a_rebuild_keeps_the_recorded_index_kind(tmp_path: Path, small_dataset: 
     from vector_search.engine import Engine
     from vector_search.store.folders import open_store
 
-    store_root = tmp_path / "features"
-    assert main(["index", str(small_dataset), "--store", str(store_root), "--index", "hnsw"]) == 0
-    before = open_store(store_root)
-    Engine(store_root).index(small_dataset, rebuild=True)  # the app's "Regenerate the features"
-    after = open_store(store_root)
+    features_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--features", str(features_root), "--index", "hnsw"]) == 0
+    before = open_store(features_root)
+    Engine(features_root).index(small_dataset, rebuild=True)  # the app's "Regenerate the features"
+    after = open_store(features_root)
     assert after.generation > before.generation and len(after) == len(before) == 12
     assert after.index_kind == "hnsw"  # None keeps the saved kind, a rebuild too
 
@@ -255,12 +255,12 @@ def test_an_annoy_store_that_keeps_deleted_rows_still_answers_k_live_photos(tmp_
     monkeypatch.setattr(updates, "COMPACT_BELOW_BYTES", 0)
     monkeypatch.setattr(updates, "COMPACT_DELETED_SHARE", 1.0)
     photos = copy_subset(tmp_path / "photos", {"cat": 20, "bus": 10, "boat": 10})
-    store_root = tmp_path / "features"
-    Engine(store_root).index(photos)
+    features_root = tmp_path / "features"
+    Engine(features_root).index(photos)
     cats = sorted((photos / "cat").iterdir())
     for gone in cats[5:]:  # 15 cats, the query's nearest neighbours, deleted
         gone.unlink()
-    engine = Engine(store_root)
+    engine = Engine(features_root)
     engine.index(photos)
     assert engine.store.live is not None and (~engine.store.live).sum() == 15 and spaces.index_kind(engine.store) == "annoy"
     hits = engine.similar_images(cats[0], k=10)

@@ -105,7 +105,7 @@ def test_cli_no_wait_fails_fast_on_a_busy_store(small_dataset: Path, tmp_path: P
     store = tmp_path / "features"
     child = hold_in_child(store / ENCODER)
     try:
-        result = cli("index", small_dataset, "--store", store, "--no-wait")
+        result = cli("index", small_dataset, "--features", store, "--no-wait")
     finally:
         child.kill()
         child.wait()
@@ -122,7 +122,7 @@ def test_two_concurrent_index_runs_end_with_one_complete_store(small_dataset: Pa
     store = tmp_path / "features"
     holder = hold_in_child(store / ENCODER)
     runs = [
-        subprocess.Popen(cli_args("index", small_dataset, "--store", store), cwd=ROOT, env=cli_env(),
+        subprocess.Popen(cli_args("index", small_dataset, "--features", store), cwd=ROOT, env=cli_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
@@ -137,7 +137,7 @@ def test_two_concurrent_index_runs_end_with_one_complete_store(small_dataset: Pa
     loaded = Store.load(store / ENCODER)
     assert len(loaded) == 12 and loaded.vectors.shape == (12, 1280)
     first = loaded.paths[0]
-    result = cli("similar", first, "--store", store, "-k", "11", "--json")
+    result = cli("similar", first, "--features", store, "-k", "11", "--json")
     assert result.returncode == 0 and len(json_rows(result.stdout)[0]["results"]) == 11
     assert "rebuilding" not in result.stderr and "building" not in result.stderr  # the saved index matches the store
     assert list((store / ENCODER).glob(".*.tmp")) == []
@@ -222,23 +222,23 @@ FULL = f"({os.strerror(errno.ENOSPC).lower()}|{os.strerror(errno.EFBIG).lower()}
 def test_a_full_disk_during_a_checkpoint_loses_nothing(tmp_path: Path, small_disk: SmallDisk, pascal_dataset: Path) -> None:
     dataset = copy_subset(tmp_path / "photos", {"cat": 3, "bus": 3})
     store = small_disk.folder / "features"
-    assert small_disk.cli("index", dataset, "--store", store).returncode == 0
+    assert small_disk.cli("index", dataset, "--features", store).returncode == 0
     before = snapshot(store)
     assert set(before) >= {f"{ENCODER}/{MANIFEST_FILE}", f"{ENCODER}/images.ann", f"{ENCODER}/images.ann.json"}
     copy_subset(dataset, {"boat": 6})  # 6 more photos; their first checkpoint (6 x 5 KiB of vectors) does not fit
     small_disk.limit(8192)
 
-    result = small_disk.cli("index", dataset, "--store", store, VECTOR_SEARCH_CHECKPOINT_SECONDS="0")  # a checkpoint per batch
+    result = small_disk.cli("index", dataset, "--features", store, VECTOR_SEARCH_CHECKPOINT_SECONDS="0")  # a checkpoint per batch
     assert result.returncode == 2, result.stderr
     error = error_line(result.stderr)
     assert error.startswith(f"error: cannot save {store / ENCODER / 'vectors-'}"), error
     assert re.search(FULL, error), error
     assert snapshot(store) == before  # byte-identical, no temporary left
-    served = small_disk.cli("similar", sorted((dataset / "cat").iterdir())[0], "--store", store, "-k", "5", "--json")
+    served = small_disk.cli("similar", sorted((dataset / "cat").iterdir())[0], "--features", store, "-k", "5", "--json")
     assert served.returncode == 0 and len(json_rows(served.stdout)[0]["results"]) == 5  # the old store, still served
 
     small_disk.unlimit()  # space again: the next run completes
-    assert summary(small_disk.cli("index", dataset, "--store", store).stdout)["added"] == 6
+    assert summary(small_disk.cli("index", dataset, "--features", store).stdout)["added"] == 6
     assert len(Store.load(store / ENCODER)) == 12
 
 
@@ -295,20 +295,20 @@ def test_a_full_disk_during_an_index_save_keeps_the_saved_index(tmp_path: Path, 
 def test_a_full_disk_during_a_model_save_loses_nothing(tmp_path: Path, model_disk: SmallDisk, pascal_dataset: Path) -> None:
     dataset = copy_subset(tmp_path / "photos", {"cat": 4, "bus": 4, "boat": 4})
     store, model = tmp_path / "features", model_disk.folder / "joint.npz"
-    assert cli("index", dataset, "--store", store).returncode == 0
-    trained = model_disk.cli("train", "--store", store, "--model", model, "--method", "blend")
+    assert cli("index", dataset, "--features", store).returncode == 0
+    trained = model_disk.cli("train", "--features", store, "--model", model, "--method", "blend")
     assert trained.returncode == 0, trained.stderr
     before = snapshot(model.parent)
     assert set(before) == {"joint.npz", "joint.json"}
     model_disk.limit(4096)  # too little for the model file
 
-    result = model_disk.cli("train", "--store", store, "--model", model, "--method", "hybrid", "--epochs", "2")
+    result = model_disk.cli("train", "--features", store, "--model", model, "--method", "hybrid", "--epochs", "2")
     assert result.returncode == 2, result.stderr
     error = error_line(result.stderr)
     assert error.startswith(f"error: cannot save {model}: ") and re.search(FULL, error), error
     assert snapshot(model.parent) == before
     assert JointModel.load(model).method == "blend"  # the previous model, whole and loadable
-    tags = model_disk.cli("tag", sorted((dataset / "cat").iterdir())[0], "--store", store, "--model", model, "--json")
+    tags = model_disk.cli("tag", sorted((dataset / "cat").iterdir())[0], "--features", store, "--model", model, "--json")
     assert tags.returncode == 0 and json_rows(tags.stdout)[0]["results"]
 
 
@@ -333,7 +333,7 @@ def test_searches_answer_while_another_process_indexes(tmp_path: Path, pascal_da
     old = answers()
     assert len(old[0]) == 11 and len(old[1]) == 12
     copy_subset(dataset, {"dog": 6, "sofa": 6})  # 12 more: one batch, so no in-between checkpoint
-    indexer = subprocess.Popen(cli_args("index", dataset, "--store", store), cwd=ROOT, env=cli_env(),
+    indexer = subprocess.Popen(cli_args("index", dataset, "--features", store), cwd=ROOT, env=cli_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     while True:

@@ -256,7 +256,7 @@ def test_a_format_1_store_is_converted_once(small_dataset: Path, tmp_path: Path,
     # Through the CLI: a writable format-1 store is converted, and the CLI says so.
     write_v1(tmp_path / "cli" / ENCODER, real)
     query = real.paths[0]
-    result = cli("similar", query, "-k", "3", "--json", "--store", tmp_path / "cli")
+    result = cli("similar", query, "-k", "3", "--json", "--features", tmp_path / "cli")
     assert result.returncode == 0 and "converted the feature store" in result.stderr, result.stderr
     assert (tmp_path / "cli" / ENCODER / MANIFEST_FILE).is_file() and not (tmp_path / "cli" / ENCODER / LEGACY_FILE).exists()
     answer = json_rows(result.stdout)[0]["results"]
@@ -267,7 +267,7 @@ def test_a_format_1_store_is_converted_once(small_dataset: Path, tmp_path: Path,
         path.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
     try:
         before = sorted(str(p) for p in (tmp_path / "ro").rglob("*"))
-        result = cli("similar", query, "-k", "3", "--json", "--store", tmp_path / "ro", unprivileged=True)
+        result = cli("similar", query, "-k", "3", "--json", "--features", tmp_path / "ro", unprivileged=True)
         assert result.returncode == 0 and "read whole into memory" in result.stderr, result.stderr
         assert json_rows(result.stdout)[0]["results"] == answer
         assert sorted(str(p) for p in (tmp_path / "ro").rglob("*")) == before

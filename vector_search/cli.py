@@ -140,7 +140,8 @@ def _words_command(commands) -> None:  # commands: argparse's _SubParsersAction
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="feature store folder (default: $VECTOR_SEARCH_FEATURES, else features/)")
+    p.add_argument("--features", "--store", dest="features", metavar="DIR",
+                   help="feature store folder, one store per encoder inside (default: $VECTOR_SEARCH_FEATURES, else features/)")
     p.add_argument("--encoder", choices=ENCODER_NAMES, help=f"image encoder (default: {DEFAULT_ENCODER})")
 
 
@@ -186,7 +187,7 @@ def _engine(args: argparse.Namespace, queries: int | None = None) -> Engine:
     """The engine the options ask for; `queries` (how many this process answers) lets similar
     words skip the word index for a few queries."""
     return Engine(
-        getattr(args, "store", None),
+        getattr(args, "features", None),
         encoder_name=getattr(args, "encoder", None),
         words_path=getattr(args, "glove", None),
         encoder_weights=getattr(args, "weights", None),

@@ -91,7 +91,7 @@ class Loaded:
 
     @loaded_once
     def store(self) -> Store:
-        return open_store(self.engine.store_root, self.engine.encoder_name)
+        return open_store(self.engine.features_root, self.engine.encoder_name)
 
     def saved_since(self) -> bool:
         """Whether another process saved the store since it was loaded here."""
@@ -150,7 +150,7 @@ class Engine:
     """Similar images, similar words, tags and text search over one feature store.
 
     Arguments name what they hold: `encoder_name` (None: the encoder of the only store under
-    `store_root`, else the default), `words_path` (a glove.*.txt; None: the packaged GloVe),
+    `features_root`, else the default), `words_path` (a glove.*.txt; None: the packaged GloVe),
     `encoder_weights` and `model_path` (files; None: the defaults). `word_queries` is how many
     similar-words queries the engine will answer, when known (the CLI knows): a few are answered
     by an exact scan of the vocabulary, with no index to build or load; None (a server, the app:
@@ -162,7 +162,7 @@ class Engine:
 
     def __init__(
         self,
-        store_root: str | os.PathLike | None = None,
+        features_root: str | os.PathLike | None = None,
         encoder_name: str | None = None,
         words_path: str | os.PathLike | None = None,
         encoder_weights: str | os.PathLike | None = None,
@@ -171,7 +171,7 @@ class Engine:
         text: str = "minilm",
         word_index: str | None = None,
     ) -> None:
-        self.store_root = Path(store_root if store_root is not None else config.features_root())
+        self.features_root = Path(features_root if features_root is not None else config.features_root())
         self.encoder_name = encoder_name
         self.words_path = words_path
         self.encoder_weights = encoder_weights
@@ -207,12 +207,12 @@ class Engine:
         return self.current().image_map
 
     def encoder_in_use(self) -> str:
-        """`encoder_name`, else that of the only store under store_root, else the default (never what was loaded before)."""
+        """`encoder_name`, else that of the only store under features_root, else the default (never what was loaded before)."""
         from vector_search.imaging.encoders import DEFAULT_ENCODER
 
         if self.encoder_name:
             return self.encoder_name
-        found = store_encoders(self.store_root)
+        found = store_encoders(self.features_root)
         return found[0] if len(found) == 1 else DEFAULT_ENCODER
 
     @property
@@ -257,9 +257,9 @@ class Engine:
         (default: local; embedding.py); returns the UpdateReport. Holds the store's writer lock (`wait=False`: LockBusyError at once
         if taken). `train`: with class folders and no joint model yet, train the default one (seconds; said in the report's notes)."""
         name = self.encoder_in_use()
-        directory = store_dir(self.store_root, name)
+        directory = store_dir(self.features_root, name)
         with locks.writer_lock(directory, f"the feature store {directory}", wait):
-            store, report = update_store(dataset, self.store_root, name, self.encoder_named(name), progress,
+            store, report = update_store(dataset, self.features_root, name, self.encoder_named(name), progress,
                                          rebuild=rebuild, index_kind=index_kind, embedder=embedder)
             self._replace_loaded(store, build_index=True)
         if train and not config.read_only() and not self.joint_model_path().exists() and 1 < len(set(store.classes)) <= len(store) / 5:

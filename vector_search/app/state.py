@@ -76,11 +76,11 @@ class Engines:
         self._engines: dict[tuple[str, str, str | None, str], Engine] = {}
         self._warmed: weakref.WeakSet = weakref.WeakSet()  # the engines' states (engine.Loaded) warmed up
 
-    def get(self, store_root: str, encoder: str, model_path: str | None = None, text: str = "minilm") -> Engine:
+    def get(self, features_root: str, encoder: str, model_path: str | None = None, text: str = "minilm") -> Engine:
         with self._lock:
-            key = (store_root, encoder, model_path, text)
+            key = (features_root, encoder, model_path, text)
             if key not in self._engines:
-                self._engines[key] = Engine(store_root, encoder_name=encoder, model_path=model_path, text=text, word_index="exact")
+                self._engines[key] = Engine(features_root, encoder_name=encoder, model_path=model_path, text=text, word_index="exact")
             return self._engines[key]
 
     def warm(self, engine: Engine) -> threading.Thread | None:
@@ -106,7 +106,7 @@ def warm_up(engine: Engine) -> None:
         _ = loaded.joint_space
         engine.tag_vocabulary(loaded.joint.text, loaded.joint.classes)
     except Exception:  # the section asking for it again shows the error on the page
-        log.debug("warm-up of %s stopped", engine.store_root, exc_info=True)
+        log.debug("warm-up of %s stopped", engine.features_root, exc_info=True)
 
 
 def glove_model_path(engine: Engine) -> Path:
@@ -123,13 +123,13 @@ class IndexedFolders:
         self._lock = threading.Lock()
         self._reports: dict[tuple[str, str, str], UpdateReport] = {}
 
-    def report(self, store_root: str, encoder: str, folder: str) -> UpdateReport | None:
+    def report(self, features_root: str, encoder: str, folder: str) -> UpdateReport | None:
         with self._lock:
-            return self._reports.get((store_root, encoder, folder))
+            return self._reports.get((features_root, encoder, folder))
 
-    def record(self, store_root: str, encoder: str, folder: str, report: UpdateReport) -> None:
+    def record(self, features_root: str, encoder: str, folder: str, report: UpdateReport) -> None:
         with self._lock:
-            self._reports[(store_root, encoder, folder)] = report
+            self._reports[(features_root, encoder, folder)] = report
 
 
 class ResultCache:
@@ -218,7 +218,7 @@ class Source:
     @property
     def key(self) -> tuple[str, str, str | None]:
         """What the source is, for caches and one-shot actions: (folder, store folder, encoder)."""
-        return self.folder, str(self.engine.store_root), self.engine.encoder_name
+        return self.folder, str(self.engine.features_root), self.engine.encoder_name
 
     def default_photo(self) -> str:
         """The photo pickers start on: the noisy bottle of Pascal Sentences, the gallery's cat, else the first."""

@@ -33,8 +33,8 @@ def engines() -> Engines:
     return Engines()
 
 
-def engine(store_root: str, encoder: str) -> Engine:
-    return engines().get(store_root, encoder)
+def engine(features_root: str, encoder: str) -> Engine:
+    return engines().get(features_root, encoder)
 
 
 @st.cache_resource(show_spinner=False)
@@ -60,8 +60,8 @@ def image(photo: str | bytes, caption: str, width: int, where: DeltaGenerator | 
 
 
 @st.cache_resource(show_spinner="Exporting the gallery photos…")
-def export_gallery(store_root: str) -> str:
-    return str(gallery.export_gallery(gallery.gallery_photos_dir(store_root)))
+def export_gallery(features_root: str) -> str:
+    return str(gallery.export_gallery(gallery.gallery_photos_dir(features_root)))
 
 
 @st.cache_resource(show_spinner=False, ttl=30)

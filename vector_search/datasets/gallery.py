@@ -2,8 +2,8 @@
 
 The photos are the sample images scikit-image ships (`skimage.data`: Chelsea the cat, a cup of
 coffee, an astronaut, a rocket...). `export_gallery` writes them once as
-`<store_root>/gallery/photos/<label>/<name>.png`, a folder laid out like any dataset, which is then
-indexed like one into its own store root, `<store_root>/gallery`.
+`<features_root>/gallery/photos/<label>/<name>.png`, a folder laid out like any dataset, which is then
+indexed like one into its own store root, `<features_root>/gallery`.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ PHOTOS = (
 )
 
 
-def gallery_store_root(store_root: str | os.PathLike) -> Path:
+def gallery_features_root(features_root: str | os.PathLike) -> Path:
     """The store root of the gallery: its own, beside the dataset's stores."""
-    return Path(store_root) / "gallery"
+    return Path(features_root) / "gallery"
 
 
-def gallery_photos_dir(store_root: str | os.PathLike) -> Path:
+def gallery_photos_dir(features_root: str | os.PathLike) -> Path:
     """The dataset folder the gallery photos are exported to."""
-    return gallery_store_root(store_root) / "photos"
+    return gallery_features_root(features_root) / "photos"
 
 
 def photo_path(folder: str | os.PathLike, photo: Photo) -> Path:

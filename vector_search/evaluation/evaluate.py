@@ -236,12 +236,12 @@ def image_figures(engine, k: int = 10) -> dict[str, Any]:
     for name in ENCODER_NAMES:
         if name == store.encoder:
             space, labels = engine.images, np.asarray(store.classes)
-        elif has_store(store_dir(engine.store_root, name)):
-            other = open_store(engine.store_root, name)
+        elif has_store(store_dir(engine.features_root, name)):
+            other = open_store(engine.features_root, name)
             space, labels = ImageSpace.of(other), np.asarray(other.classes)
         else:
             reason = vgg16_unavailable_reason() if name == "vgg16" else None
-            hint = f"not indexed under {engine.store_root} (`vector-search index DATASET --encoder {name}`)"
+            hint = f"not indexed under {engine.features_root} (`vector-search index DATASET --encoder {name}`)"
             figures[name] = {"unavailable": reason or hint}
             continue
         figures[name] = dict(image_retrieval(space.vectors, labels, k), space="normalised, centred (ImageSpace)")

@@ -144,7 +144,7 @@ def warm(engine: Engine) -> None:
     """Load what every route needs before the first request: the store, its image index, the joint
     model and its index, the tag words, the word vectors and their index, the image encoder (for
     uploads); a request then never waits for a load."""
-    check_allowed(engine.store_root, "feature store folder")  # server mode: the store under the root
+    check_allowed(engine.features_root, "feature store folder")  # server mode: the store under the root
     from PIL import Image
 
     loaded = engine.current()
@@ -158,7 +158,7 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8000, ready: Call
     """Load the engine, then answer HTTP on host:port until interrupted; `ready(url)` once loaded."""
     import uvicorn
 
-    log.info("loading the store %s ...", engine.store_root)
+    log.info("loading the store %s ...", engine.features_root)
     warm(engine)
     if ready:
         ready(f"http://{host}:{port}")

@@ -67,7 +67,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 def update_store(
     dataset: str | os.PathLike,
-    root: str | os.PathLike | None = None,
+    features_root: str | os.PathLike | None = None,
     encoder_name: str | None = None,
     encoder: object | None = None,
     progress: Progress | None = None,
@@ -95,7 +95,7 @@ def update_store(
     if checkpoint_seconds is None:
         checkpoint_seconds = config.checkpoint_seconds()
     report = UpdateReport()
-    old = _load_for_update(store_dir(root, encoder_name), encoder_name, str(dataset), rebuild, report)
+    old = _load_for_update(store_dir(features_root, encoder_name), encoder_name, str(dataset), rebuild, report)
     plan = _plan_update(dataset, old, report)
 
     writer = _Appender(old if old.saved else Store.next_generation(old.directory, replace(old.manifest, dataset=str(dataset))))

@@ -37,7 +37,7 @@ def dataset_section(settings: Settings) -> Source | None:
             st.warning("The built-in gallery is not set up on this server.")
             return None
         describe_gallery(widgets.summarize(folder))
-        return Source(folder, widgets.engine(str(gallery.gallery_store_root(settings.features)), settings.encoder))
+        return Source(folder, widgets.engine(str(gallery.gallery_features_root(settings.features)), settings.encoder))
     return None
 
 

@@ -161,7 +161,7 @@ def compare_with_glove(source: Source, text: str, k: int, found, parsed) -> None
     engine = source.engine
     trained = engine.joint.method != "conse"
     path = state.glove_model_path(engine)
-    glove = widgets.engines().get(str(engine.store_root), engine.encoder_in_use(), str(path) if trained else None, text="glove")
+    glove = widgets.engines().get(str(engine.features_root), engine.encoder_in_use(), str(path) if trained else None, text="glove")
     if trained and not path.is_file():
         if config.read_only():
             st.info(f"No GloVe model at `{path}` to compare with.")
