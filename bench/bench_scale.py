@@ -38,8 +38,9 @@ import numpy as np
 
 from vector_search import config
 from vector_search.imaging.embedding import Embedder
-from vector_search.search.index import build_index, normalize
+from vector_search.search.index import build_index
 from vector_search.search.rows import SpaceRows, chunked_mean
+from vector_search.search.vectors import normalize
 from vector_search.store.store import Item
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -18,14 +18,12 @@ from vector_search.search.index import (
     Index,
     IndexFileError,
     build_index,
-    cosine_distances,
     default_params,
     exact_index,
     load_index,
-    normalize,
     recall_at_k,
-    vectors_fingerprint,
 )
+from vector_search.search.vectors import cosine_distances, normalize, vectors_fingerprint
 
 APPROX = ("annoy", "hnsw")
 
@@ -232,7 +230,7 @@ def test_short_approximate_results_fall_back_to_exact(glove_10k: np.ndarray) -> 
 
 def test_top_k_is_the_head_of_a_stable_sort() -> None:
     """The one exact top-k: on a vector or per row, equal values by position (integer values: many ties)."""
-    from vector_search.search.index import top_k
+    from vector_search.search.vectors import top_k
 
     rng = np.random.default_rng(0)
     for _ in range(200):

@@ -13,7 +13,7 @@ from vector_search.evaluation.evaluate import text_to_image
 from vector_search.imaging.imagenet import find_class
 from vector_search.imaging.images import find_images, load_image
 from vector_search.joint.conse import convex_combination
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.vocab import FREQUENT_WORDS, class_vectors
 from vector_search.text.words import WordVectors
 

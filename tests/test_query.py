@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vector_search.imaging.imagenet import find_class
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.query import QueryError, class_weights, parse_query, query_vector, reweight
 from vector_search.text.sentences import sif_weights
 from vector_search.text.words import WordVectors

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from vector_search.search import segments
-from vector_search.search.index import exact_index, normalize
+from vector_search.search.index import exact_index
 from vector_search.search.ivf import build_ivf
 from vector_search.search.rows import SpaceRows, chunked_mean
 from vector_search.search.segments import SegmentedIndex, open_segmented
+from vector_search.search.vectors import normalize
 from vector_search.store import spaces
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

@@ -24,7 +24,8 @@ from vector_search import config
 from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
 from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, JointModel, tags, train
-from vector_search.search.index import build_index, exact_index, normalize, recall_at_k
+from vector_search.search.index import build_index, exact_index, recall_at_k
+from vector_search.search.vectors import normalize
 from vector_search.text.vocab import class_words
 
 

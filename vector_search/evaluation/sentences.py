@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from vector_search.search.index import normalize, top_k
+from vector_search.search.vectors import normalize, top_k
 from vector_search.text.query import QueryError, parse_query, query_vector, sentence_query_vector
 from vector_search.text.sentences import Collection
 

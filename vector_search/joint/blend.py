@@ -18,7 +18,7 @@ import numpy as np
 from vector_search.joint import conse
 from vector_search.joint.data import TrainingData
 from vector_search.joint.errors import TrainingError
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 from vector_search.joint import blend
 from vector_search.joint.data import TrainingData
 from vector_search.joint.errors import TrainingError
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.sentences import weigh_term
 from vector_search.text.tokens import known_words
 from vector_search.text.words import WordVectors

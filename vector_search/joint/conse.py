@@ -15,7 +15,7 @@ import numpy as np
 
 from vector_search.joint.errors import TrainingError
 from vector_search.joint.targets import imagenet_label_vectors
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.words import WordVectors
 
 # How many ImageNet classes an image's vector mixes (measured 10 vs 20: equal).

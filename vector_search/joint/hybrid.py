@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vector_search.joint.data import Progress, TrainingData, split
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 
 
 @dataclass(frozen=True)

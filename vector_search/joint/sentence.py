@@ -29,7 +29,7 @@ from vector_search.joint import blend, conse
 from vector_search.joint.captions import ridge
 from vector_search.joint.data import TrainingData, split
 from vector_search.joint.errors import TrainingError
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.sentence_encoder import SentenceEncoder
 
 PROMPT = "a photo of a {}"

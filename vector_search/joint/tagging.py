@@ -13,7 +13,7 @@ import numpy as np
 
 from vector_search.imaging.imagenet import class_synonyms
 from vector_search.joint.sentence import IMAGENET_SYNONYMS, PROMPT
-from vector_search.search.index import normalize, top_k
+from vector_search.search.vectors import normalize, top_k
 from vector_search.text.sentence_encoder import SentenceEncoder
 from vector_search.text.vocab import FREQUENT_WORDS, STOP_WORDS
 from vector_search.text.words import WordVectors

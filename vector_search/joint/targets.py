@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from vector_search.imaging.imagenet import class_ancestors, class_synonyms
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.vocab import FREQUENT_WORDS
 from vector_search.text.words import WordVectors, cached_per_words
 

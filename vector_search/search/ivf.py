@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from vector_search import config
-from vector_search.search.index import Index, IndexArgumentError, IndexFileError, normalize, top_k
+from vector_search.search.index import Index, IndexArgumentError, IndexFileError
 from vector_search.search.rows import CHUNK, SpaceRows
+from vector_search.search.vectors import normalize, top_k
 
 config.passive_openmp()
 import faiss  # noqa: E402  (after its OpenMP is told not to spin)

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 
 CHUNK = 32_768  # rows per chunk when scanning a big store (~160 MB of 1280-d float32)
 

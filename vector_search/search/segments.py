@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from vector_search.fileio import load_json, load_npy, save_npy
-from vector_search.search.index import Index, IndexFileError, exact_index, read_sidecar, top_k, vectors_fingerprint
+from vector_search.search.index import Index, IndexFileError, exact_index, read_sidecar
 from vector_search.search.ivf import build_ivf, open_ivf
 from vector_search.search.rows import SpaceRows, chunked_mean
+from vector_search.search.vectors import top_k, vectors_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Routes map to engine calls and nothing else; every answer has the CLI's `--json` shape
 (answers.answer_json). One Engine, loaded before the first request, answers every request:
 FastAPI runs these (synchronous) routes on its thread pool, and the engine is safe to share
-between threads (engine.py). The server-mode rules apply (rules.py): with $VECTOR_SEARCH_ROOT
+between threads (engine/). The server-mode rules apply (rules.py): with $VECTOR_SEARCH_ROOT
 set, the store and every photo a request names must lie under it; uploads over
 images.MAX_BYTES are refused before they are decoded. The API never writes: it serves what is
 indexed, read-only or not.

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vector_search.search.index import Index, load_or_build, normalize
+from vector_search.search.index import Index, load_or_build
 from vector_search.search.rows import CHUNK, SpaceRows
 from vector_search.search.segments import SegmentedIndex, open_segmented
+from vector_search.search.vectors import normalize
 from vector_search.store.files import finite_rows
 from vector_search.store.store import Store
 

@@ -178,7 +178,7 @@ def reweighted_search(vectors: np.ndarray, vector: np.ndarray, weights: np.ndarr
     """Ids and cosine distances of the k rows of `vectors` nearest to `vector`, both re-weighted:
     an exact scan (the weights change the metric, so no saved index applies) in blocks of rows,
     never a re-weighted copy of the whole matrix (1 GB at 200k x 1280; `vectors` may be a memmap)."""
-    from vector_search.search.index import cosine_distances, top_k
+    from vector_search.search.vectors import cosine_distances, top_k
 
     target = reweight(vector, weights)
     parts = [cosine_distances(reweight(vectors[i : i + block], weights), target) for i in range(0, len(vectors), block)]

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.synonyms import class_name_synonyms, reached_class
 from vector_search.text.vocab import STOP_WORDS, class_vectors, class_words
 from vector_search.text.words import WordVectors

@@ -24,7 +24,7 @@ import functools
 import numpy as np
 
 from vector_search.imaging.imagenet import wordnet_synsets
-from vector_search.search.index import normalize
+from vector_search.search.vectors import normalize
 from vector_search.text.vocab import FREQUENT_WORDS, class_words
 from vector_search.text.words import WordVectors, cached_per_words
 

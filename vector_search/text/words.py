@@ -26,7 +26,8 @@ import numpy as np
 from vector_search import config
 from vector_search.errors import VectorSearchError
 from vector_search.fileio import atomic_path, checksum, load_json, load_npy, save_json, save_npy, verify
-from vector_search.search.index import Index, build_index, exact_index, load_or_build, vectors_fingerprint
+from vector_search.search.index import Index, build_index, exact_index, load_or_build
+from vector_search.search.vectors import vectors_fingerprint
 from vector_search.text.tokens import known_words
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The engine: the one object the CLI, the app and the evaluation ask for answers.
+"""The engine: the one object the CLI, the app, the HTTP API and the evaluation ask for answers.
 
 It loads lazily (no TensorFlow until a model must run), caches what it loaded, and is safe to
 share read-only between threads once loaded.
@@ -11,139 +11,44 @@ what does not depend on the store (encoders, word vectors) stays on the engine.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from pathlib import Path
-from typing import IO, Callable, Sequence, TypeVar
+from typing import IO, TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from vector_search import config, fileio
 from vector_search.answers import Result
+from vector_search.engine.loaded import Loaded, load_part, loaded_once
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import load_image
-from vector_search.search.calibration import Calibration
 from vector_search.store import locks
-from vector_search.store.folders import open_store, store_dir, store_encoders
+from vector_search.store.folders import store_dir, store_encoders
 from vector_search.store.metadata import Filters
-from vector_search.store.projection import StoreMap, store_map
+from vector_search.store.projection import StoreMap
 from vector_search.store.ranking import ranked, reweighted
-from vector_search.store.sampling import Overview
 from vector_search.store.spaces import ImageSpace, JointSpace
 from vector_search.store.store import Store
-from vector_search.store.updates import file_sha256, update_store
+from vector_search.store.updates import Progress, UpdateReport, file_sha256, update_store
 from vector_search.text import query
 from vector_search.text.words import DEFAULT_INDEX_KIND
 
+if TYPE_CHECKING:  # imported where used: a query that needs no model loads none
+    from vector_search.imaging.embedding import Embedder
+    from vector_search.imaging.encoders import Encoder
+    from vector_search.joint import JointModel, TagVocabulary
+    from vector_search.text.sentence_encoder import SentenceEncoder
+    from vector_search.text.words import WordVectors
+
+
 T = TypeVar("T")
-_MISSING = object()
-
-
 class EngineError(VectorSearchError, ValueError):
     """A request the engine cannot serve as asked (unknown class to hold out, no classifier, ...)."""
 
 
-def load_part(owner, name: str, make: Callable[[], T]) -> T:
-    """`owner._parts[name]`, made by `make()` on first use, once, under a lock of that part's own:
-    loads of different parts run side by side (a page's sections load theirs while another thread
-    loads the next ones), two threads never make one part twice, and reads of a loaded part take
-    no lock, so threads never queue behind a load."""
-    value = owner._parts.get(name, _MISSING)
-    if value is not _MISSING:
-        return value
-    with owner._lock:
-        lock = owner._part_locks.setdefault(name, threading.RLock())
-    with lock:
-        if name not in owner._parts:
-            owner._parts[name] = make()
-        return owner._parts[name]
-
-
-def loaded_once(method: Callable[[object], T]) -> T:
-    """A read-only property computed on first use, once (load_part), kept in the owner's `_parts` dict."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    def getter(self) -> T:
-        return load_part(self, name, lambda: method(self))
-
-    return property(getter)  # type: ignore[return-value]
-
-
 ImageQuery = str | os.PathLike | IO[bytes]
 ClassChoice = int | str  # an ImageNet class id (0-999), or a name that must name one class
-
-
-class Loaded:
-    """The store an engine answers from, and every part derived from it, each loaded on first use.
-
-    Never patched: when the store or the joint model changes the engine makes a new one, so a part
-    added here (a `loaded_once` property) is refreshed with the store without anyone listing it.
-    A query reads one `Loaded` throughout, so a re-index in another thread never mixes two stores.
-    """
-
-    def __init__(self, engine: "Engine", store: Store | None = None) -> None:
-        self.engine = engine
-        self._lock = threading.RLock()
-        self._part_locks: dict[str, threading.RLock] = {}
-        self._parts: dict[str, object] = {} if store is None else {"store": store}
-
-    @loaded_once
-    def store(self) -> Store:
-        return open_store(self.engine.features_root, self.engine.encoder_name)
-
-    def saved_since(self) -> bool:
-        """Whether another process saved the store since it was loaded here."""
-        store = self._parts.get("store")
-        return isinstance(store, Store) and store.changed_on_disk()
-
-    @loaded_once
-    def images(self) -> ImageSpace:
-        return ImageSpace.of(self.store)
-
-    @loaded_once
-    def joint(self):  # -> joint.JointModel
-        """The trained joint model if there is one, else ConSE in the sentence space (open vocabulary, no training)."""
-        from vector_search import joint
-
-        engine, encoder = self.engine, self.store.encoder
-        path = engine.joint_model_path()
-        if engine.model_path is not None or path.exists() or joint.sidecar(path).exists():  # (a sidecar alone: its model went)
-            return joint.JointModel.load(path, encoder=encoder, words=engine.words)
-        classifier = engine.encoder_named(encoder).classifier()
-        if classifier is None:
-            raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
-        return joint.conse_model(classifier, engine.words, encoder, sentences=engine.sentences if engine.text == "minilm" else None)
-
-    @loaded_once
-    def joint_space(self) -> JointSpace:
-        return JointSpace.of(self.store, self.joint)
-
-    @loaded_once
-    def image_scores(self) -> Calibration:  # distances of random photo pairs: what scores similar photos
-        return Calibration.of_rows(self.images.vectors, live=self.store.live)
-
-    @loaded_once
-    def text_scores(self) -> Calibration:  # best-photo distances of random tag words (joint text space): scores text search
-        return Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary(self.joint.text).units, live=self.store.live)
-
-    @loaded_once
-    def collection(self):  # -> sentences.Collection
-        """What text queries are weighed against: the photos' joint vectors and the class names."""
-        from vector_search.text.sentences import Collection
-
-        return Collection.of(self.joint_space.vectors, self.store.classes, self.engine.words)
-
-    @loaded_once
-    def image_map(self) -> StoreMap:
-        """A 2-D map (t-SNE) of a sample of the image vectors (projection.store_map); saved in the store."""
-        return store_map(self.store)
-
-    @loaded_once
-    def overview(self) -> Overview:
-        """The store's classes and a sample of its photos, for pages (never all N per rerun)."""
-        return Overview.of(self.store)
 
 
 class Engine:
@@ -195,7 +100,7 @@ class Engine:
         return self.current().images
 
     @property
-    def joint(self):  # -> joint.JointModel
+    def joint(self) -> JointModel:
         return self.current().joint
 
     @property
@@ -216,29 +121,29 @@ class Engine:
         return found[0] if len(found) == 1 else DEFAULT_ENCODER
 
     @property
-    def encoder(self):  # -> encoders.Encoder
+    def encoder(self) -> Encoder:
         return self.encoder_named(self.encoder_in_use())
 
 
-    def encoder_named(self, name: str):  # -> encoders.Encoder
+    def encoder_named(self, name: str) -> Encoder:
         """The image encoder `name`, loaded once per engine (the weights take seconds to load)."""
         from vector_search.imaging.encoders import get_encoder
 
         return load_part(self, f"encoder:{name}", lambda: get_encoder(name, weights=self.encoder_weights))
 
     @loaded_once
-    def words(self):  # -> words.WordVectors
+    def words(self) -> WordVectors:
         from vector_search.text.words import load_words
 
         return load_words(self.words_path)
 
     @loaded_once
-    def sentences(self):  # -> sentence_encoder.SentenceEncoder
+    def sentences(self) -> SentenceEncoder:
         from vector_search.text.sentence_encoder import sentence_encoder
 
         return sentence_encoder()
 
-    def tag_vocabulary(self, text: str = "glove", classes: Sequence[str] = ()):  # -> joint.TagVocabulary
+    def tag_vocabulary(self, text: str = "glove", classes: Sequence[str] = ()) -> TagVocabulary:
         """The tags of a text space ("minilm", with a model's `classes`; "glove"), built once (joint/tagging.py)."""
         from vector_search.joint import tagging
 
@@ -252,7 +157,10 @@ class Engine:
 
     # --- indexing --------------------------------------------------------------------------------
 
-    def index(self, dataset: str | os.PathLike, progress=None, rebuild=False, wait=True, index_kind=None, embedder=None, train=True):
+    def index(
+        self, dataset: str | os.PathLike, progress: Progress | None = None, rebuild: bool = False, wait: bool = True,
+        index_kind: str | None = None, embedder: Embedder | None = None, train: bool = True,
+    ) -> UpdateReport:
         """Index (or update; `rebuild`: redo) a folder and its image index (`index_kind`: recorded, see spaces.py) with `embedder`
         (default: local; embedding.py); returns the UpdateReport. Holds the store's writer lock (`wait=False`: LockBusyError at once
         if taken). `train`: with class folders and no joint model yet, train the default one (seconds; said in the report's notes)."""
@@ -271,7 +179,7 @@ class Engine:
         self, epochs: int = 50, holdout_classes: Sequence[str] = (), method: str | None = None, seed: int = 0,
         progress: Callable[[int, dict], None] | None = None, wait: bool = True, captions: str | os.PathLike | bool = True,
         text: str | None = None,
-    ):  # -> joint.JointModel
+    ) -> JointModel:
         """Train a joint model on the store's cached features, save it, and use it from now on.
 
         `holdout_classes` are left out entirely (for zero-shot evaluation); 20% of the rest is

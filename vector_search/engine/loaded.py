@@ -1,0 +1,148 @@
+"""What an engine loaded from a store: ONE object, `Loaded`, holding the store and every part derived
+from it (image index, joint model and its index, the 2-D map), each loaded on first use by a
+`loaded_once` property (load_part). Indexing, training or a store saved by another process replaces
+it whole, so a part added there never outlives its store.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
+
+from vector_search.search.calibration import Calibration
+from vector_search.store.folders import open_store
+from vector_search.store.projection import StoreMap, store_map
+from vector_search.store.sampling import Overview
+from vector_search.store.spaces import ImageSpace, JointSpace
+from vector_search.store.store import Store
+
+if TYPE_CHECKING:  # imported where used: a query that needs no model loads none
+    from vector_search.imaging.encoders import Encoder
+    from vector_search.joint import JointModel, TagVocabulary
+    from vector_search.text.sentence_encoder import SentenceEncoder
+    from vector_search.text.sentences import Collection
+    from vector_search.text.words import WordVectors
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+def load_part(owner, name: str, make: Callable[[], T]) -> T:
+    """`owner._parts[name]`, made by `make()` on first use, once, under a lock of that part's own:
+    loads of different parts run side by side (a page's sections load theirs while another thread
+    loads the next ones), two threads never make one part twice, and reads of a loaded part take
+    no lock, so threads never queue behind a load."""
+    value = owner._parts.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    with owner._lock:
+        lock = owner._part_locks.setdefault(name, threading.RLock())
+    with lock:
+        if name not in owner._parts:
+            owner._parts[name] = make()
+        return owner._parts[name]
+
+
+def loaded_once(method: Callable[[object], T]) -> T:
+    """A read-only property computed on first use, once (load_part), kept in the owner's `_parts` dict."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def getter(self) -> T:
+        return load_part(self, name, lambda: method(self))
+
+    return property(getter)  # type: ignore[return-value]
+
+
+class Owner(Protocol):
+    """What a `Loaded` asks of the engine that made it (vector_search.engine.Engine)."""
+
+    features_root: Path
+    encoder_name: str | None
+    model_path: Path | None
+    text: str
+
+    @property
+    def words(self) -> WordVectors: ...
+
+    @property
+    def sentences(self) -> SentenceEncoder: ...
+
+    def joint_model_path(self) -> Path: ...
+
+    def encoder_named(self, name: str) -> Encoder: ...
+
+    def tag_vocabulary(self, text: str = "glove", classes: Sequence[str] = ()) -> TagVocabulary: ...
+
+
+class Loaded:
+    """The store an engine answers from, and every part derived from it, each loaded on first use.
+
+    Never patched: when the store or the joint model changes the engine makes a new one, so a part
+    added here (a `loaded_once` property) is refreshed with the store without anyone listing it.
+    A query reads one `Loaded` throughout, so a re-index in another thread never mixes two stores.
+    """
+
+    def __init__(self, engine: Owner, store: Store | None = None) -> None:
+        self.engine = engine
+        self._lock = threading.RLock()
+        self._part_locks: dict[str, threading.RLock] = {}
+        self._parts: dict[str, object] = {} if store is None else {"store": store}
+
+    @loaded_once
+    def store(self) -> Store:
+        return open_store(self.engine.features_root, self.engine.encoder_name)
+
+    def saved_since(self) -> bool:
+        """Whether another process saved the store since it was loaded here."""
+        store = self._parts.get("store")
+        return isinstance(store, Store) and store.changed_on_disk()
+
+    @loaded_once
+    def images(self) -> ImageSpace:
+        return ImageSpace.of(self.store)
+
+    @loaded_once
+    def joint(self) -> JointModel:
+        """The trained joint model if there is one, else ConSE in the sentence space (open vocabulary, no training)."""
+        from vector_search import joint
+
+        engine, encoder = self.engine, self.store.encoder
+        path = engine.joint_model_path()
+        if engine.model_path is not None or path.exists() or joint.sidecar(path).exists():  # (a sidecar alone: its model went)
+            return joint.JointModel.load(path, encoder=encoder, words=engine.words)
+        classifier = engine.encoder_named(encoder).classifier()
+        if classifier is None:
+            raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
+        return joint.conse_model(classifier, engine.words, encoder, sentences=engine.sentences if engine.text == "minilm" else None)
+
+    @loaded_once
+    def joint_space(self) -> JointSpace:
+        return JointSpace.of(self.store, self.joint)
+
+    @loaded_once
+    def image_scores(self) -> Calibration:  # distances of random photo pairs: what scores similar photos
+        return Calibration.of_rows(self.images.vectors, live=self.store.live)
+
+    @loaded_once
+    def text_scores(self) -> Calibration:  # best-photo distances of random tag words (joint text space): scores text search
+        return Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary(self.joint.text).units, live=self.store.live)
+
+    @loaded_once
+    def collection(self) -> Collection:
+        """What text queries are weighed against: the photos' joint vectors and the class names."""
+        from vector_search.text.sentences import Collection
+
+        return Collection.of(self.joint_space.vectors, self.store.classes, self.engine.words)
+
+    @loaded_once
+    def image_map(self) -> StoreMap:
+        """A 2-D map (t-SNE) of a sample of the image vectors (projection.store_map); saved in the store."""
+        return store_map(self.store)
+
+    @loaded_once
+    def overview(self) -> Overview:
+        """The store's classes and a sample of its photos, for pages (never all N per rerun)."""
+        return Overview.of(self.store)
