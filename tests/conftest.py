@@ -48,7 +48,7 @@ def pascal_dataset() -> Path:
 def copy_subset(dst: Path, classes: dict[str, int], source: Path | None = None) -> Path:
     """Copy the first n photos of each class of `source` (default: Pascal Sentences, which the test
     must need: see `pascal_dataset`) into dst/<class>/; returns dst."""
-    source = source or DATASET
+    source = source or need_pascal()
     for name, n in classes.items():
         (dst / name).mkdir(parents=True, exist_ok=True)
         photos = sorted((source / name).iterdir())

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import DATASET, ROOT
+from conftest import ROOT, need_pascal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -152,7 +152,7 @@ def test_text_query_shows_photos_in_chromium(tmp_path: Path) -> None:
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    env = dict(os.environ, VECTOR_SEARCH_DATASET=str(DATASET), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, VECTOR_SEARCH_DATASET=str(need_pascal()), PYTHONUNBUFFERED="1")
     env.pop("VECTOR_SEARCH_FEATURES", None)  # the project's own store: features/
     port = free_port()
     log = tmp_path / "streamlit.log"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATASET, ROOT, copy_subset
+from conftest import ROOT, copy_subset
 
 from vector_search import cli
 from vector_search.engine import Engine
@@ -40,10 +40,10 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def photos(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> Path:
     """200 real photos (10 per class), a truncated JPEG and a text file named .png."""
-    root = copy_subset(tmp_path_factory.mktemp("ray") / "photos", {c.name: PER_CLASS for c in DATASET.iterdir()})
-    first = sorted((DATASET / "cat").iterdir())[0]
+    root = copy_subset(tmp_path_factory.mktemp("ray") / "photos", {c.name: PER_CLASS for c in pascal_dataset.iterdir()})
+    first = sorted((pascal_dataset / "cat").iterdir())[0]
     (root / "cat" / "truncated.jpg").write_bytes(first.read_bytes()[:3000])
     (root / "bus" / "notes.png").write_text("not a picture\n")
     return root

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CAT, DATASET, GLOVE_SLICE, ROOT, copy_subset
+from conftest import CAT, GLOVE_SLICE, ROOT, copy_subset, need_pascal
 from PIL import Image
 
 from vector_search.engine import Engine
@@ -94,7 +94,7 @@ def skipped_lines(stdout: str) -> dict[str, str]:
 
 
 def photos(cls: str, n: int, start: int = 0) -> list[Path]:
-    return sorted((DATASET / cls).iterdir())[start : start + n]
+    return sorted((need_pascal() / cls).iterdir())[start : start + n]
 
 
 # --- 1. bad files in a dataset, and as queries ----------------------------------------------------------
@@ -310,7 +310,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     One function over 60 lines: each kill starts from the state the previous one left."""
     # 400 photos, 13 batches: enough that no kill below can land after the run has finished, even
     # on an idle machine (decoding one batch ahead, it embeds ~50 photos/s).
-    dataset = copy_subset(tmp_path / "photos", {c: 20 for c in sorted(p.name for p in DATASET.iterdir())})
+    dataset = copy_subset(tmp_path / "photos", {c: 20 for c in sorted(p.name for p in need_pascal().iterdir())})
     n = 400
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     reference = cli("index", dataset, "--features", clean)
