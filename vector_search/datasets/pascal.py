@@ -27,12 +27,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 from vector_search import fileio
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import IMAGE_EXTENSIONS, class_of, find_images, load_image
+
+if TYPE_CHECKING:
+    from vector_search.store.store import Store
 
 log = logging.getLogger(__name__)
 PASCAL_URL = "http://vision.cs.uiuc.edu/pascal-sentences/"
@@ -141,7 +144,7 @@ def default_captions_dir(dataset: str | os.PathLike) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def store_captions(store, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:  # store: store.Store
+def store_captions(store: Store, folder: str | os.PathLike | bool = True) -> list[list[str]] | None:
     """Each photo of a feature store's captions, from `folder` (True: `<dataset>/../sentence` if it
     exists, False: none); None when there is no folder or no photo has a caption. An unreadable
     caption file is logged and costs its photo's captions only."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
 from vector_search.imaging.images import iter_batches
+
+if TYPE_CHECKING:
+    from vector_search.imaging.encoders import Encoder
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Embedded:
 Embedder = Callable[[list[str]], Iterator[Embedded]]
 
 
-def local_embedder(encoder, batch_size: int = 32) -> Embedder:  # encoder: encoders.Encoder
+def local_embedder(encoder: Encoder, batch_size: int = 32) -> Embedder:
     """Decode in threads, one batch ahead, while `encoder` embeds the batch before (see iter_batches);
     the model loads while the first batch decodes."""
 

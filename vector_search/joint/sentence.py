@@ -29,7 +29,7 @@ from vector_search.joint import blend, conse
 from vector_search.joint.captions import ridge
 from vector_search.joint.data import TrainingData, split
 from vector_search.joint.errors import TrainingError
-from vector_search.search.vectors import normalize
+from vector_search.search.vectors import normalize, top_k
 from vector_search.text.sentence_encoder import SentenceEncoder
 
 PROMPT = "a photo of a {}"
@@ -155,7 +155,7 @@ def _choose_caption_weight(
         sims = queries @ transform(part, meta, data.features[val_pos]).T
         own = sims[np.arange(len(owner)), owner]
         recall5 = np.mean(1 + np.count_nonzero(sims > own[:, None], axis=1) <= 5)
-        top = np.argsort(-sims, axis=1)[:, :10]
+        top, _ = top_k(-sims, 10)
         class_p10 = np.mean(labels[top] == labels[owner][:, None])
         scores[weight] = round(float(recall5 + class_p10) / 2, 4)
     best = max(scores, key=scores.__getitem__)

@@ -10,12 +10,15 @@ five-thousand-photo one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vector_search.errors import VectorSearchError
 from vector_search.store.sampling import sample_rows
+
+if TYPE_CHECKING:
+    from vector_search.store.store import Store
 
 
 class ProjectionError(VectorSearchError, ValueError):
@@ -73,7 +76,7 @@ class StoreMap:
     total: int  # photos in the store
 
 
-def store_map(store, size: int | None = None, seed: int = 0) -> StoreMap:  # store: store.Store
+def store_map(store: Store, size: int | None = None, seed: int = 0) -> StoreMap:
     """t-SNE of a seeded sample of at most `size` (None: MAP_SAMPLE) photos, stratified by class
     (sampling.py), saved in the store with its fingerprint: computed once per store, the same in
     every process. Saved row-aligned like every derived array (NaN for rows not on the map:

@@ -9,9 +9,12 @@ and returned in row order. A store no bigger than the sample size is taken whole
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vector_search.store.store import Store
 
 PICKER_SAMPLE = 1000  # photos offered in a page's photo pickers
 
@@ -59,7 +62,7 @@ class Overview:
     photos: np.ndarray
 
     @classmethod
-    def of(cls, store, size: int | None = None) -> "Overview":  # store: store.Store
+    def of(cls, store: Store, size: int | None = None) -> Overview:
         """`size` photos at most (None: PICKER_SAMPLE); rows marked deleted (a sharded store's
         `live`) are never offered."""
         classes = store.classes

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from vector_search.errors import VectorSearchError
 from vector_search.text.sentences import Collection, WordWeight, weigh_term
 from vector_search.text.tokens import known_words
 from vector_search.text.words import WordVectors
+
+if TYPE_CHECKING:
+    from vector_search.text.sentence_encoder import SentenceEncoder
 
 _WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 MAX_WEIGHT = 1e6  # only ratios of weights matter; bigger ones would overflow float32 vectors
@@ -131,7 +134,7 @@ def query_vector(text: str, words: WordVectors, collection: Collection | None = 
 
 
 
-def sentence_query_vector(text: str, encoder) -> QueryVector:  # encoder: sentence_encoder.SentenceEncoder
+def sentence_query_vector(text: str, encoder: SentenceEncoder) -> QueryVector:
     """The vector of a query in the sentence encoder's space: each term is encoded whole (a sentence
     stays a sentence: "a dog on the beach" is one term) and the terms combine by the grammar as in
     query_vector (`cat + sofa - person`, `2:dog`); each term counts as one entry of `words`."""
