@@ -1,6 +1,5 @@
-"""The feature store: image vectors on disk, keyed by file, growing by appends (format 2).
-
-One store per encoder lives in `<root>/<encoder>/`:
+"""The feature store: image vectors on disk, keyed by file, growing by appends (format 2), one store per
+encoder in `<features_root>/<encoder>/`:
 
     store.json               the manifest, replaced atomically: the commit point of every write
     vectors-<g>.f32          the rows of generation g, raw float32, append-only; readers map them
@@ -8,12 +7,11 @@ One store per encoder lives in `<root>/<encoder>/`:
     deleted-<g>-<c>.npy      the rows marked deleted (sorted int64), if any
     <name>.npy/.json         derived arrays (indexes, joint vectors) saved with the fingerprint they were made from
 
-A write adds rows at the end of the vector file and an item table, then commits a new manifest
-naming them; a file is never changed once a manifest names it (the vector file only grows past
-the committed rows). Opening a store maps it and reads nothing else row by row, so a million
-photos open in well under a second. `generation` changes only when rows are rewritten (compaction,
-a rebuild (`update_store(rebuild=True)`: the app's "Regenerate"), migration of a format-1 `features.npz`): within a generation rows are only appended
-or marked deleted, so a derived index over rows [0, m) stays valid. Updates: updates.py.
+A write adds rows at the end of the vector file and an item table, then commits a new manifest naming them; a file is
+never changed once a manifest names it (the vector file only grows past the committed rows). Opening a store maps it and
+reads nothing else row by row, so a million photos open in well under a second. `generation` changes only when rows are
+rewritten (compaction, a rebuild: the app's "Regenerate", migration of a format-1 `features.npz`): within a generation
+rows are only appended or marked deleted, so a derived index over rows [0, m) stays valid. Updates: updates.py.
 """
 
 from __future__ import annotations
@@ -111,8 +109,7 @@ class Store:
         mask[self.deleted_rows] = False
         return mask
 
-    def _forget_derived(self) -> None:
-        """Drop what was computed from the rows (kept in __dict__ on first use), before they change."""
+    def _forget_derived(self) -> None:  # what was computed from the rows (kept in __dict__ on first use)
         for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
             self.__dict__.pop(cached, None)
 
