@@ -100,9 +100,9 @@ def test_the_feature_store_folder_is_features_and_store_is_its_old_name(capsys: 
     from vector_search.cli import build_parser
 
     for command in (["index", "photos"], ["similar", "x.jpg"], ["search", "cat"], ["tag", "x.jpg"], ["train"], ["serve"], ["evaluate"]):
-        for flag in ("--features", "--features"):
+        for flag in ("--features", "--store"):
             assert build_parser().parse_args([*command, flag, str(tmp_path)]).features == str(tmp_path)
-    code, rows, _ = run(capsys, "similar", "x.jpg", "--features", str(tmp_path), "--json")
+    code, rows, _ = run(capsys, "similar", "x.jpg", "--store", str(tmp_path), "--json")
     assert code == 1 and f"no feature store under {tmp_path}" in rows[0]["error"]
 
 
