@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vector_search.search import index as nn
+from vector_search.search.vectors import cosine_distances
 
 SAMPLE_ROWS = 2_000
 SAMPLE_QUERIES = 200
@@ -47,7 +47,7 @@ class Calibration:
         ids = np.arange(len(rows)) if live is None else np.flatnonzero(live)
         picked = np.sort(rng.choice(ids, min(SAMPLE_ROWS, len(ids)), replace=False)) if len(ids) else ids
         chosen = queries[np.sort(rng.choice(len(queries), min(SAMPLE_QUERIES, len(queries)), replace=False))]
-        distances = nn.cosine_distances(np.asarray(rows[picked], np.float32), np.asarray(chosen, np.float32)).ravel()
+        distances = cosine_distances(np.asarray(rows[picked], np.float32), np.asarray(chosen, np.float32)).ravel()
         distances = distances[distances > 1e-6]  # a row paired with itself
         if not len(distances):
             return cls(np.ones(1, np.float32))
@@ -67,7 +67,7 @@ class Calibration:
         best = np.full(len(chosen), 2.0, np.float32)
         for start in range(0, len(ids), 8192):
             block = np.asarray(rows[ids[start : start + 8192]], np.float32)
-            best = np.minimum(best, nn.cosine_distances(block, chosen).min(axis=1))
+            best = np.minimum(best, cosine_distances(block, chosen).min(axis=1))
         return cls(np.sort(best))
 
     @classmethod
