@@ -17,9 +17,10 @@ from PIL import Image
 from vector_search.cli import main
 from vector_search.engine import Engine
 from vector_search.imaging.images import class_of
-from vector_search.search import index as nn
 from vector_search.search.calibration import Calibration
 from vector_search.search.filtered import filtered_search
+from vector_search.search.index import exact_index
+from vector_search.search.vectors import cosine_distances
 from vector_search.store.metadata import FilterError, Filters, parse_date, read_photo_info
 
 # class -> (date taken, make, model) written into the copies' EXIF
@@ -79,10 +80,10 @@ def test_filtered_search_returns_k_allowed_rows_exactly(share: float) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((30_000, 32)).astype(np.float32)
     allowed = rng.random(len(vectors)) < share
-    index = nn.exact_index(vectors)
+    index = exact_index(vectors)
     query = rng.standard_normal(32).astype(np.float32)
     ids, distances = filtered_search(index, vectors, query, 10, allowed)
-    want = np.flatnonzero(allowed)[np.argsort(nn.cosine_distances(vectors[allowed], query), kind="stable")[:10]]
+    want = np.flatnonzero(allowed)[np.argsort(cosine_distances(vectors[allowed], query), kind="stable")[:10]]
     assert len(ids) == min(10, allowed.sum()) and allowed[ids].all()
     assert list(ids) == list(want) and np.all(np.diff(distances) >= 0)
 
