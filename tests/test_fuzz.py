@@ -68,9 +68,10 @@ def clear(err: Exception) -> bool:
 
 
 def no_known_word(glove: WordVectors, text: str) -> bool:
-    """Why a phrase may be refused: neither the text nor any of its parts is a vocabulary word."""
+    """Why a phrase may be refused: neither the text nor any of its words (runs of letters and digits,
+    whole or split at hyphens; punctuation is no word) is a vocabulary word."""
     key = text.strip().lower()
-    return key not in glove and not any(t in glove for t in re.split(r"[\s_\-]+", key) if t)
+    return key not in glove and not any(t in glove for t in re.findall(r"[^\W_]+(?:-[^\W_]+)*|[^\W_]+", key))
 
 
 def examples(*values: str, **fixed: object):
