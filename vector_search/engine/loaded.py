@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
-from vector_search.search.calibration import Calibration
+from vector_search.search.calibration import Calibration, sample_words
 from vector_search.store.folders import open_store
 from vector_search.store.projection import StoreMap, store_map
 from vector_search.store.sampling import Overview
@@ -127,8 +127,13 @@ class Loaded:
         return Calibration.of_rows(self.images.vectors, live=self.store.live)
 
     @loaded_once
-    def text_scores(self) -> Calibration:  # best-photo distances of random tag words (joint text space): scores text search
-        return Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary(self.joint.text).units, live=self.store.live)
+    def text_scores(self) -> Calibration:  # best-photo distances of random tag words, encoded as queries are: scores text search
+        vocabulary = self.engine.tag_vocabulary(self.joint.text)
+        if self.joint.text != "minilm":  # GloVe: a tag word's vector is the query's
+            return Calibration.of_best(self.joint_space.vectors, vocabulary.units, live=self.store.live)
+        # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat").
+        words = sample_words(vocabulary.words)
+        return Calibration.of_best(self.joint_space.vectors, self.engine.sentences.encode_cached(words), live=self.store.live)
 
     @loaded_once
     def collection(self) -> Collection:

@@ -28,6 +28,12 @@ BEST_ROWS = 50_000  # rows a random word's best photo is sought among (all of a 
 KEPT = 4_096  # quantiles of the null distances kept: scores to 1/4096
 
 
+def sample_words(words: list[str], seed: int = 0) -> list[str]:
+    """SAMPLE_WORDS of `words` drawn at random (seeded: the same calibration in every process), in their order."""
+    rng = np.random.default_rng(seed)
+    return [words[i] for i in np.sort(rng.choice(len(words), min(SAMPLE_WORDS, len(words)), replace=False))]
+
+
 @dataclass(frozen=True)
 class Calibration:
     """The sorted distances of random pairs (quantiles)."""
