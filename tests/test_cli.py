@@ -170,7 +170,7 @@ def test_train_tag_search(indexed: tuple[Path, Path], capsys: pytest.CaptureFixt
     code, rows, _ = run(capsys, "tag", str(cat), "--features", str(store), "--json")
     assert code == 0 and "cat" in [r["item"] for r in rows[0]["results"]]
 
-    code, _, out = run(capsys, "train", "--features", str(store), "--model", str(model), "--holdout-classes", "boat")
+    code, _, out = run(capsys, "train", "--features", str(store), "--model", str(model), "--holdout-classes", "boat", "--text", "glove")
     assert code == 0 and "trained blend on 2 classes" in out and model.is_file()
     code, rows, _ = run(
         capsys, "search", "bus", "cat + 2:sofa", "", "x:dog", "qqqzzzx", "--features", str(store), "--model", str(model), "-k", "4", "--json"
