@@ -104,8 +104,9 @@ def make_queries(engine, dataset: Path, scratch: Path, per_kind: int = 6) -> lis
         queries += [Query("tags", p, "tags") for p in picked[:3]]
         queries += [Query("tags", str(scratch / "mirrored 0.jpg"), "tags of a photo not indexed")]
     if hasattr(engine, "search"):
-        texts = ["dog", "cat on a sofa", "dog + grass - person", "train station", "2:boat + water", "qqzzxqq"]
+        texts = ["dog", "cat on a sofa", "dog + grass - person", "train station", "2:boat + water"]
         queries += [Query("search", t, "text search") for t in texts]
+        queries.append(Query("search", "dog - dog", "bad text search (terms that cancel out)"))  # the sentence encoder reads any text
     return queries
 
 
