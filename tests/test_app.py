@@ -335,7 +335,8 @@ def test_retrain_hybrid_model_shows_epochs_and_losses(
 ) -> None:
     features = tmp_path / "features"
     at = start(monkeypatch, training_photos, features)
-    assert "No trained model" in texts(sections(at)["5"], "info")  # ConSE until one is trained
+    # Indexing a folder of class folders trained the default model on its own (#21): no ConSE notice.
+    assert "a **sentence** model of efficientnet-lite0 features into the sentence encoder's space" in texts(sections(at)["5"])
 
     assert at.selectbox(key="method").value == "sentence"  # the CLI's default
     assert at.number_input(key="epochs").disabled  # epochs are the hybrid's
