@@ -72,9 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("similar", help="images similar to image files (indexed or not)")
     _query_options(p, "IMAGE")
     _store_options(p)
-    p.add_argument(
-        "--reweight", metavar="CLASS", help='re-weight features by an ImageNet class: a name ("siamese cat") or an id (517)'
-    )
+    p.add_argument("--reweight", metavar="CLASS", help='re-weight features by an ImageNet class: a name ("siamese cat") or an id (517)')
     _filter_options(p)
     p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.similar_images(q, a.k, reweight=a.reweight, filters=a.filters, min_score=a.min_score)))
 
@@ -225,8 +223,7 @@ def run_index(args: argparse.Namespace) -> int:
     )
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
-    store = engine.store
-    print(f"image index: {index_kind(store)} ({'recorded in the store' if store.index_kind else 'chosen by size'})")
+    print(f"image index: {index_kind(engine.store)} ({'recorded in the store' if engine.store.index_kind else 'chosen by size'})")
     return 0
 
 

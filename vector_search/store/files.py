@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vector_search import fileio
+from vector_search.errors import VectorSearchError
 
 FORMAT_VERSION = 2
 MANIFEST_FILE = "store.json"
@@ -42,6 +43,28 @@ METADATA_FIELDS = [("taken", pa.int64()), ("camera", pa.string()), ("width", pa.
 ITEM_SCHEMA = pa.schema([*LEGACY_ITEM_SCHEMA, *METADATA_FIELDS])
 FILE_PATTERN = re.compile(r"(vectors-(\d+)\.f32|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)")
 TEMPORARY_PATTERN = re.compile(r"\.(store\.json|items-\d+-\d+\.parquet|deleted-\d+-\d+\.npy)\..+\.tmp")  # (fileio.atomic_paths)
+
+
+class StoreError(VectorSearchError, RuntimeError):
+    """A store that is missing, unreadable or was written by another version."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed file: its path relative to the dataset folder and what identifies its content."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    taken: int | None = None  # what the photo says of itself (metadata.PhotoInfo), None when unknown
+    camera: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def matches(self, st: os.stat_result) -> bool:
+        """Whether a file's stat still says it is this item (same size and mtime): no need to hash it."""
+        return (self.size, self.mtime_ns) == (st.st_size, st.st_mtime_ns)
 
 
 def vectors_name(generation: int) -> str:

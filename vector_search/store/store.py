@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,36 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vector_search import fileio
-from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import class_of
 from vector_search.store import derived, locks
 from vector_search.store import files as storefiles
-from vector_search.store.files import ITEM_SCHEMA, LEGACY_FILE, MANIFEST_FILE, Manifest, remove_unnamed
+from vector_search.store.files import ITEM_SCHEMA, LEGACY_FILE, MANIFEST_FILE, Item, Manifest, StoreError, remove_unnamed
 from vector_search.store.migration import read_legacy
 
 log = logging.getLogger(__name__)
-
-
-class StoreError(VectorSearchError, RuntimeError):
-    """A store that is missing, unreadable or was written by another version."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One indexed file: its path relative to the dataset folder and what identifies its content."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    sha256: str
-    taken: int | None = None  # what the photo says of itself (metadata.PhotoInfo), None when unknown
-    camera: str | None = None
-    width: int | None = None
-    height: int | None = None
-
-    def matches(self, st: os.stat_result) -> bool:
-        """Whether a file's stat still says it is this item (same size and mtime): no need to hash it."""
-        return (self.size, self.mtime_ns) == (st.st_size, st.st_mtime_ns)
 
 
 class Store:
