@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -124,3 +125,13 @@ def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Trained joint models go to a fresh folder, never the project's models/ (untrained: ConSE)."""
     monkeypatch.setenv("VECTOR_SEARCH_MODELS", str(tmp_path / "models"))
     return tmp_path / "models"
+
+
+@pytest.fixture(autouse=True)
+def no_warm_up_left() -> Iterator[None]:
+    """The app's warm-up threads (app/state.py) end with the test that started them: one left running
+    would load, and log to a captured stream already closed, during the next test."""
+    yield
+    for thread in threading.enumerate():
+        if thread.name == "vector_search-warm-up":
+            thread.join(300)
