@@ -233,7 +233,7 @@ def test_joint_space_of_a_big_store_transforms_only_the_appended_rows(tmp_path: 
 
     saved = np.load(store.directory / "joint-rows.npy")
     saved[1] = saved[0]  # a mark (on a row the index's fingerprint does not sample): reused, not made again
-    np.save(store.directory / "joint-rows.npy", saved)
+    store.save_array("joint-rows", saved, rows=True, model=model.fingerprint)  # through the store: its checksum holds (#19)
     grown = store.append(items(3000, 1000), mixed[3000:])
     second = spaces.JointSpace.of(grown, model)
     assert np.array_equal(second.vectors[1], saved[0])  # reused
