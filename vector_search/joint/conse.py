@@ -50,12 +50,17 @@ def imagenet_arrays(
     imagenet_classifier: tuple[np.ndarray, np.ndarray] | None, words: WordVectors, dim: int
 ) -> dict[str, np.ndarray]:
     """The arrays ConSE keeps in a model: the encoder's ImageNet classifier (checked) and the label vectors."""
+    return {**classifier_arrays(imagenet_classifier, dim), "imagenet.labels": imagenet_label_vectors(words)}
+
+
+def classifier_arrays(imagenet_classifier: tuple[np.ndarray, np.ndarray] | None, dim: int) -> dict[str, np.ndarray]:
+    """The encoder's ImageNet classifier as a model's arrays, checked: W (dim, 1000) and b (1000,) float32."""
     if imagenet_classifier is None:
         raise TrainingError("this method needs the encoder's ImageNet classifier (W, b)")
     w, b = (np.asarray(a, np.float32) for a in imagenet_classifier)
     if w.shape != (dim, 1000) or b.shape != (1000,):
         raise TrainingError(f"ImageNet classifier must be W ({dim}, 1000) and b (1000,), got {w.shape} and {b.shape}")
-    return {"imagenet.w": w, "imagenet.b": b, "imagenet.labels": imagenet_label_vectors(words)}
+    return {"imagenet.w": w, "imagenet.b": b}
 
 
 def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.ndarray) -> np.ndarray:

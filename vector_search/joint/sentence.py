@@ -73,12 +73,7 @@ def class_prompt_vectors(classes: Sequence[str], encoder: SentenceEncoder) -> np
 
 def conse_arrays(imagenet_classifier: tuple[np.ndarray, np.ndarray] | None, encoder: SentenceEncoder, dim: int) -> dict[str, np.ndarray]:
     """What sentence ConSE keeps: the encoder's ImageNet classifier and the classes' prompt vectors."""
-    if imagenet_classifier is None:
-        raise TrainingError("this method needs the encoder's ImageNet classifier (W, b)")
-    w, b = (np.asarray(a, np.float32) for a in imagenet_classifier)
-    if w.shape != (dim, 1000) or b.shape != (1000,):
-        raise TrainingError(f"ImageNet classifier must be W ({dim}, 1000) and b (1000,), got {w.shape} and {b.shape}")
-    return {"imagenet.w": w, "imagenet.b": b, "imagenet.labels": imagenet_prompt_vectors(encoder)}
+    return {**conse.classifier_arrays(imagenet_classifier, dim), "imagenet.labels": imagenet_prompt_vectors(encoder)}
 
 
 def caption_targets(captions: Sequence[Sequence[str]], encoder: SentenceEncoder) -> tuple[np.ndarray, np.ndarray]:
