@@ -130,7 +130,7 @@ def models_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def no_warm_up_left() -> Iterator[None]:
     """The app's warm-up threads (app/state.py) end with the test that started them: one left running
-    would load, and log to a captured stream already closed, during the next test."""
+    would load models, and log, during the next test."""
     yield
     for thread in threading.enumerate():
         if thread.name == "vector_search-warm-up":

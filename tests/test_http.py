@@ -67,7 +67,10 @@ def running(app) -> Iterator[str]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # log_config=None: uvicorn's logging.config.dictConfig would close every existing handler, and
+    # absl's (TensorFlow's, once an earlier test imported it) then closes the stream it writes to:
+    # pytest's capture of stderr, which every later test needs.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
