@@ -434,6 +434,139 @@ def stage_threshold(args) -> None:
                    **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"), recall_at_10=round(float(np.mean(hits)), 4))
 
 
+TEXT_QUERY = "a dog running on the beach"
+
+
+def text_env(args) -> dict[str, str]:
+    """No trained joint model (an empty models folder): the default untrained one, ConSE in the sentence space."""
+    return dict(os.environ, VECTOR_SEARCH_MODELS=str(args.dir / "models-untrained"))
+
+
+def stage_text(args) -> None:
+    """The first text query on the `library` store (n + add rows whose items are real files) after
+    `index`: a fresh process runs the joint step of `vector-search index` (Engine.index_joint: the
+    joint vectors of every row and their index, for the default untrained model), timed; then a
+    fresh `vector-search search` process is timed from its start to its answer (twice: the second
+    with the page cache warm), and a fresh process splits the time into import, open and query."""
+    from vector_search.store.folders import store_dir
+
+    directory = store_dir(update_root(args), ENCODER)
+    for old in directory.glob("joint*"):  # measure the build, not a reuse
+        old.unlink()
+    argv = [sys.executable, __file__, "--n", str(args.n), "--add", str(args.add), "--dir", str(args.dir), "text-child", "--step", "index"]
+    for line in subprocess.run(argv, env=text_env(args), stdout=subprocess.PIPE, text=True).stdout.splitlines():
+        if line.startswith("{"):
+            report(args, "text-index", **json.loads(line))
+    cli = [sys.executable, "-m", "vector_search", "search", TEXT_QUERY, "-k", "10", "--json", "--features", str(update_root(args))]
+    for run in ("first", "again"):
+        t = time.perf_counter()
+        proc = subprocess.run(cli, env=text_env(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        took = time.perf_counter() - t
+        rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        report(args, "text-query-cli", run=run, process_s=round(took, 2), code=proc.returncode, answers=sum(len(r.get("results", [])) for r in rows),
+               files_written=sorted(p.name for p in directory.glob("joint*") if p.stat().st_mtime > time.time() - took), stderr=proc.stderr[-300:])
+    argv[-1] = "query"
+    for line in subprocess.run(argv, env=text_env(args), stdout=subprocess.PIPE, text=True).stdout.splitlines():
+        if line.startswith("{"):
+            report(args, "text-query", **json.loads(line))
+
+
+def stage_text_child(args) -> None:
+    t = time.perf_counter()
+    from vector_search.engine import Engine
+
+    imported = time.perf_counter()
+    engine = Engine(update_root(args), ENCODER)
+    if args.step == "index":
+        engine.index_joint()
+        space = engine.joint_space
+        print(json.dumps({"rows": len(engine.store), "model": engine.joint.method, "text": engine.joint.text, "dim": int(space.vectors.shape[1]),
+                          "joint_index_s": round(time.perf_counter() - imported, 1), "kind": space.index.kind,
+                          "files_mb": {p.name: round(p.stat().st_size / 1e6, 1) for p in engine.store.directory.glob("joint*")}}), flush=True)
+        return
+    opened = len(engine.store)
+    opened_at = time.perf_counter()
+    hits = engine.search(TEXT_QUERY, k=10)
+    first = time.perf_counter()
+    engine.search("a red bus in the street", k=10)
+    print(json.dumps({"rows": opened, "import_s": round(imported - t, 2), "store_open_s": round(opened_at - imported, 2),
+                      "first_query_s": round(first - opened_at, 2), "second_query_ms": round(1e3 * (time.perf_counter() - first), 1),
+                      "answers": len(hits)}), flush=True)
+
+
+def reweight_truth(store, queries: np.ndarray, classes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Exact top-K ids of each query re-weighted by its class (weights[class]), by a chunked scan of
+    every row (query.reweight, cosine): the queries of one class at once."""
+    from vector_search.text.query import reweight
+
+    best_d = np.full((len(queries), K), np.inf, np.float32)
+    best_i = np.zeros((len(queries), K), np.int64)
+    for first in range(0, len(store), CHUNK):
+        rows = np.asarray(store.vectors[first : first + CHUNK], np.float32)
+        for c in np.unique(classes):
+            mine = np.flatnonzero(classes == c)
+            d = np.float32(1) - normalize(reweight(queries[mine], weights[c])) @ normalize(reweight(rows, weights[c])).T
+            top = np.argpartition(d, K - 1, axis=1)[:, :K]
+            both_d = np.concatenate([best_d[mine], np.take_along_axis(d, top, axis=1)], axis=1)
+            both_i = np.concatenate([best_i[mine], top + first], axis=1)
+            order = np.argsort(both_d, axis=1, kind="stable")[:, :K]
+            best_d[mine], best_i[mine] = np.take_along_axis(both_d, order, axis=1), np.take_along_axis(both_i, order, axis=1)
+    return best_i
+
+
+def stage_reweight(args) -> None:
+    """Re-weighted search (`similar --reweight CLASS`) at n: candidates from the image index re-ranked
+    with the weights (ranking.reweighted_ids) against the exact re-weighted scan, by candidate count.
+    Each query is re-weighted by its own top ImageNet class (what a person picks for a photo) and,
+    separately, by a random one of 20 classes; single-threaded (OMP/OpenBLAS threads = 1)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    argv = [sys.executable, __file__, "--n", str(args.n), "--dir", str(args.dir), "--queries", str(args.queries), "reweight-child"]
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            report(args, "reweight", **json.loads(line))
+
+
+def stage_reweight_child(args) -> None:
+    from vector_search.imaging.encoders import get_encoder
+    from vector_search.store import ranking
+    from vector_search.store.folders import open_store
+    from vector_search.store.spaces import ImageSpace
+    from vector_search.text.query import class_weights, reweighted_search
+
+    store = open_store(features_root(args), ENCODER)
+    space = ImageSpace.of(store)
+    w, b = get_encoder(ENCODER).classifier()[:2]
+    queries = np.load(args.dir / "queries.npy")[: args.queries]
+    rng = np.random.default_rng(5)
+    picks = {"top": np.argmax(queries @ w + b, axis=1), "random": rng.choice(rng.choice(w.shape[1], 20, replace=False), len(queries))}
+    weights = np.stack([class_weights(w, c) for c in range(w.shape[1])])
+    t = time.perf_counter()
+    truth = {how: reweight_truth(store, queries, classes, weights) for how, classes in picks.items()}
+    print(f"truth: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    times, cpu = [], []
+    for q, c in list(zip(queries, picks["top"]))[:10]:  # the exact scan, for the ratio
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        reweighted_search(store.vectors, q, weights[c], K)
+        times.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
+    print(json.dumps({"method": "exact scan", "queries": len(times), **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"),
+                      "rows": len(store)}), flush=True)
+    for count in args.candidates:
+        for how, classes in picks.items():
+            times, cpu, hits = [], [], []
+            for q, c, want in zip(queries, classes, truth[how]):
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                ids, _ = ranking.reweighted_ids(store, space, q, weights[c], K, candidates=count)
+                times.append(time.perf_counter() - start)
+                cpu.append(time.thread_time() - start_cpu)
+                hits.append(len(np.intersect1d(ids, want)) / K)
+            print(json.dumps({"method": "candidates", "candidates": count, "class": how, "queries": len(queries),
+                              "recall@10": round(float(np.mean(hits)), 4), "recall@10_min": round(float(np.min(hits)), 2),
+                              **percentiles(times, "ms"), **percentiles(cpu, "cpu_ms"), "rows": len(store),
+                              "index": space.index.kind}), flush=True)
+
+
 def percentiles(seconds: list[float], unit: str) -> dict[str, float]:
     """p50 and p99 of per-query times in milliseconds. Wall time (`ms`) on a shared machine waits for
     a core; the thread's CPU time (`cpu_ms`) is what one query costs when it has one."""
@@ -444,7 +577,8 @@ ENCODER = "efficientnet-lite0"
 STAGES = {"data": stage_data, "truth": stage_truth, "store": stage_store, "build": stage_build, "serve": stage_serve,
           "add": stage_add, "serve-child": stage_serve_child,
           "joint": stage_joint, "library": stage_library, "update": stage_update, "update-child": stage_update_child,
-          "threshold": stage_threshold}
+          "threshold": stage_threshold, "reweight": stage_reweight, "reweight-child": stage_reweight_child,
+          "text": stage_text, "text-child": stage_text_child}
 
 
 def main() -> None:
@@ -453,6 +587,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000], help="threshold: store sizes")
     parser.add_argument("--space", choices=["image", "joint"], default="image", help="serve-child: which space")
     parser.add_argument("--after-add", action="store_true", help="truth: over the rows after `add`")
+    parser.add_argument("--candidates", type=int, nargs="+", default=[500, 1000, 2000, 4000],
+                        help="reweight: candidate counts to measure")
+    parser.add_argument("--step", choices=["index", "query"], default="index", help="text-child: which step")
     parser.add_argument("--grid", action="store_true", help="serve-child: also a grid of nprobe x rerank")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")

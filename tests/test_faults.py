@@ -211,10 +211,10 @@ KINDS = [
     (f"{STORE}/items-*.parquet", FILES, ("similar",)),
     (f"{STORE}/images.ann", FILES, ("similar",)),
     (f"{STORE}/images.ann.json", FILES, ("similar",)),
-    (f"{STORE}/joint-rows.npy", ARRAYS, ("search",)),
-    (f"{STORE}/joint-rows.json", FILES, ("search",)),
-    (f"{STORE}/joint.ann", FILES, ("search",)),
-    (f"{STORE}/joint.ann.json", FILES, ("search",)),
+    (f"{STORE}/joint-MODEL.npy", ARRAYS, ("search",)),  # MODEL: the model's hash (spaces.joint_name)
+    (f"{STORE}/joint-MODEL.json", FILES, ("search",)),
+    (f"{STORE}/joint-MODEL.ann", FILES, ("search",)),
+    (f"{STORE}/joint-MODEL.ann.json", FILES, ("search",)),
     (f"{STORE}/map.npy", ARRAYS, ("map",)),
     (f"models/joint-{ENCODER}.npz", FILES, ("tag",)),
     (f"models/joint-{ENCODER}.json", FILES, ("tag",)),
@@ -260,7 +260,8 @@ def damaged(base: tuple[Setup, dict], tmp_path_factory: pytest.TempPathFactory, 
     for param in selected(request):
         pattern, damage, commands = param.values
         copy = copy_case(setup, tmp_path_factory.mktemp(param.id) / "case")
-        files = sorted(copy.root.glob(pattern))
+        model = json.loads((copy.models / f"joint-{ENCODER}.json").read_text())["weights_sha256"][:16]
+        files = sorted(copy.root.glob(pattern.replace("MODEL", model)))
         assert len(files) == 1, f"{pattern}: {files}"
         DAMAGE[damage](files[0])
         cases[param.id] = (copy, files[0], [copy.argv(c) for c in commands])

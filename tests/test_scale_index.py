@@ -231,9 +231,10 @@ def test_joint_space_of_a_big_store_transforms_only_the_appended_rows(tmp_path: 
     first = spaces.JointSpace.of(store, model)
     assert first.index.covered == 3000 and np.allclose(first.vectors, model.transform(mixed[:3000]), atol=1e-6)
 
-    saved = np.load(store.directory / "joint-rows.npy")
+    name = spaces.joint_name(model)
+    saved = np.load(store.directory / f"{name}.npy")
     saved[1] = saved[0]  # a mark (on a row the index's fingerprint does not sample): reused, not made again
-    store.save_array("joint-rows", saved, rows=True, model=model.fingerprint)  # through the store: its checksum holds (#19)
+    store.save_array(name, saved, rows=True, model=model.fingerprint)  # through the store: its checksum holds (#19)
     grown = store.append(items(3000, 1000), mixed[3000:])
     second = spaces.JointSpace.of(grown, model)
     assert np.array_equal(second.vectors[1], saved[0])  # reused
@@ -268,3 +269,97 @@ def test_an_annoy_store_that_keeps_deleted_rows_still_answers_k_live_photos(tmp_
     assert len(hits) == 10 and all(Path(h.item).exists() for h in hits)
     assert {Path(h.item).name for h in hits[:4]} == {c.name for c in cats[1:5]}  # the 4 cats left, first
     assert len(engine.search("cat", k=20)) == 20
+
+
+def files_of(directory: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in directory.iterdir()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["annoy", "ivf"])
+def test_index_builds_the_joint_index_and_a_text_query_builds_nothing(tmp_path: Path, small_dataset: Path, kind: str, monkeypatch) -> None:
+    """`index` leaves the joint rows and index of the model in use, verified (checksums) when a fresh
+    engine opens them: the first text query writes nothing. On IVF the next `index` merges new rows."""
+    from vector_search.cli import main
+    from vector_search.engine import Engine
+    from vector_search.store.folders import open_store
+
+    features_root = tmp_path / "features"
+    assert main(["index", str(small_dataset), "--features", str(features_root), "--index", kind]) == 0
+    engine = Engine(features_root)
+    name, directory = spaces.joint_name(engine.joint), engine.store.directory
+    built = files_of(directory)
+    index_file = f"{name}.{'ann' if kind == 'annoy' else 'ivf'}"
+    assert {f"{name}.npy", f"{name}.json", index_file, f"{index_file}.json"} <= set(built)
+    hits = engine.search("cat", k=4)
+    assert files_of(directory) == built  # nothing built, nothing written
+    assert sum("/cat/" in h.item for h in hits) >= 3
+    rows = directory / f"{name}.npy"
+    good = rows.read_bytes()
+    rows.write_bytes(good[:-8] + bytes(8))  # damaged: its checksum fails, so it is made again (#19)
+    assert [h.item for h in Engine(features_root).search("cat", k=4)] == [h.item for h in hits]
+    assert rows.read_bytes() == good
+
+    if kind == "ivf":  # two more photos, merged into the joint index by the next `index`
+        monkeypatch.setattr(segments, "MERGE_AT", 1)
+        dogs = copy_dogs(small_dataset)
+        assert main(["index", str(small_dataset), "--features", str(features_root)]) == 0
+        store = open_store(features_root)
+        assert len(store) == 12 + len(dogs)
+        covered = Engine(features_root).joint_space.index.covered
+        assert covered == len(store)
+
+
+def copy_dogs(dataset: Path) -> list[Path]:
+    from conftest import copy_subset
+
+    return sorted(copy_subset(dataset, {"dog": 2}).rglob("dog/*.jpg"))
+
+
+def test_prune_joint_keeps_the_models_built_last(tmp_path: Path) -> None:
+    import os
+
+    for age, stem in enumerate(["joint-a", "joint-b", "joint-c", "joint-d"]):  # joint-a newest
+        for suffix in (".npy", ".json", ".ann", ".ann.json"):
+            (tmp_path / f"{stem}{suffix}").write_bytes(b"x")
+            os.utime(tmp_path / f"{stem}{suffix}", (1e9 - age * 100, 1e9 - age * 100))
+    for legacy in ("joint.ann", "joint.ann.json", "joint-rows.npy", "joint-rows.json"):
+        (tmp_path / legacy).write_bytes(b"x")
+    (tmp_path / "images.ann").write_bytes(b"x")
+    spaces.prune_joint(tmp_path, keep="joint-d")  # just built (an older file time cannot drop it)
+    stems = {p.name.split(".")[0] for p in tmp_path.iterdir()}
+    assert stems == {"joint-d", "joint-a", "joint-b", "images"}
+    assert len(list(tmp_path.glob("joint-a*"))) == 4
+
+
+@pytest.mark.slow
+def test_reweighted_search_from_candidates_finds_the_exact_top_10(tmp_path: Path, pascal_vectors: np.ndarray, lite0, monkeypatch) -> None:
+    """Re-weighted search on a big store re-ranks candidates of the plain image index with the weights
+    (ranking.reweighted_ids): on the 1000 Pascal photos, the 200 nearest candidates hold >= 0.95 of
+    the exact re-weighted top 10 (photos re-weighted by their own top ImageNet class, and by random
+    classes); all rows as candidates give the exact answer."""
+    from vector_search.store import ranking
+    from vector_search.store.store import Item, Store
+    from vector_search.text.query import class_weights, reweighted_search
+
+    items = [Item(f"p/{i:04d}.jpg", i + 1, i, f"{i:064x}") for i in range(len(pascal_vectors))]
+    store = Store(tmp_path / "store", "efficientnet-lite0", "/pascal", items, pascal_vectors)
+    store.save()
+    space = spaces.ImageSpace.of(store)
+    monkeypatch.setattr(ranking, "REWEIGHT_SCAN_MAX", 0)  # candidates, as on a big store
+    w, b = lite0.classifier()[:2]
+    rng = np.random.default_rng(0)
+    queries = rng.choice(len(store), 100, replace=False)
+    vectors = np.asarray(store.vectors)
+    picks = {"top": np.argmax(vectors[queries] @ w + b, axis=1), "random": rng.choice(w.shape[1], len(queries))}
+    for how, classes in picks.items():
+        found, everything = [], []
+        for q, c in zip(queries, classes):
+            weights = class_weights(w, c)
+            want = reweighted_search(vectors, vectors[q], weights, 10)[0]
+            got = ranking.reweighted_ids(store, space, vectors[q], weights, 10, candidates=200)[0]
+            whole = ranking.reweighted_ids(store, space, vectors[q], weights, 10, candidates=len(store))[0]
+            found.append(len(np.intersect1d(got, want)) / 10)
+            everything.append(np.array_equal(whole, want))
+        assert np.mean(found) >= 0.95, (how, np.mean(found))
+        assert all(everything), how

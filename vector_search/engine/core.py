@@ -173,6 +173,8 @@ class Engine:
         if train and not config.read_only() and not self.joint_model_path().exists() and 1 < len(set(store.classes)) <= len(store) / 5:
             model = self.train(wait=wait)
             report.notes.append(f"trained the default joint model ({model.method}) on the class folders in {model.meta['train_seconds']} s")
+        else:
+            self.index_joint(report.notes)
         return report
 
     def train(
@@ -207,7 +209,22 @@ class Engine:
             )
             model.save(path)
         self._replace_loaded(store)
+        self.index_joint()
         return model
+
+    def index_joint(self, notes: list[str] | None = None) -> None:
+        """Build (or extend with the rows added since) the joint index of the model in use, so that the
+        first text query builds nothing (minutes at 1M); with no joint model to use, say why in `notes`."""
+        loaded = self.current()
+        if not len(loaded.store):
+            return
+        try:
+            model = loaded.joint
+        except VectorSearchError as err:  # none (no classifier), or a broken one: the index stands, the text query says it
+            if notes is not None:
+                notes.append(f"no joint index: {err}")
+            return
+        loaded._parts["joint_space"] = JointSpace.of(loaded.store, model, merge=True)
 
     def _replace_loaded(self, store: Store, build_index: bool = False) -> None:
         """Answer from `store` from now on, its derived parts recomputed when first used (`build_index`: the image index now)."""
@@ -266,7 +283,7 @@ class Engine:
         if reweight is None:
             return ranked(loaded.store, loaded.images, loaded.images.project(vector), k, filters, position, loaded.image_scores, min_score)
         weights = self.class_weights(reweight, loaded.store.encoder)
-        return reweighted(loaded.store, vector, weights, k, filters, exclude=position)
+        return reweighted(loaded.store, loaded.images, vector, weights, k, filters, exclude=position)
 
     def class_weights(self, choice: ClassChoice, encoder_name: str | None = None) -> np.ndarray:
         """Per-feature weights of one ImageNet class, by id or name (query.class_weights, imagenet.class_id),

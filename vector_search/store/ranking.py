@@ -17,6 +17,10 @@ from vector_search.store.metadata import Filters
 from vector_search.store.store import Store
 
 STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dropped
+# Re-weighted search (reweighted): above REWEIGHT_SCAN_MAX rows, candidates from the plain image index,
+# re-ranked exactly with the weights. Measured at 200k (bench/bench_scale.py reweight): see docs/scale.md.
+REWEIGHT_SCAN_MAX = 20_000
+REWEIGHT_CANDIDATES = 2_000
 
 
 def ranked(
@@ -38,16 +42,31 @@ def ranked(
     return results(store, ids, distances, k, exclude, calibration, min_score)
 
 
-def reweighted(store: Store, vector: np.ndarray, weights: np.ndarray, k: int, filters: Filters | None = None,
+def reweighted(store: Store, space, vector: np.ndarray, weights: np.ndarray, k: int, filters: Filters | None = None,
                exclude: int | None = None) -> list[Result]:
-    """The k photos nearest to `vector` with every feature re-weighted (query.reweighted_search: an exact
-    scan, its own metric, so no score) that pass `filters`."""
+    """The k photos nearest to `vector` with every feature re-weighted (its own metric, so no score) that
+    pass `filters` (reweighted_ids)."""
+    allowed = None if filters is None else filters.allowed(store)
+    ids, distances = reweighted_ids(store, space, vector, weights, k + 1 + STALE_MARGIN, allowed)
+    return results(store, ids, distances, k, exclude)
+
+
+def reweighted_ids(store: Store, space, vector: np.ndarray, weights: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                   candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and re-weighted cosine distances of the k rows nearest to `vector`, both re-weighted, among
+    `allowed` rows: query.reweighted_search over every (allowed) row of a small store; on one of more
+    than REWEIGHT_SCAN_MAX rows over the `candidates` (REWEIGHT_CANDIDATES) nearest in the plain image `space`
+    (spaces.ImageSpace: its index), so that no query scans all N rows."""
     from vector_search.text.query import reweighted_search
 
-    allowed = None if filters is None else filters.allowed(store)
-    ids, distances = reweighted_search(store.vectors, vector, weights, k + 1 + STALE_MARGIN if allowed is None else len(allowed))
-    keep = slice(None) if allowed is None else allowed[ids]
-    return results(store, ids[keep], distances[keep], k, exclude)
+    among = None if allowed is None else np.flatnonzero(allowed)
+    if len(store) > REWEIGHT_SCAN_MAX:
+        query, count = space.project(vector), max(candidates or REWEIGHT_CANDIDATES, k)
+        if allowed is None:
+            among = space.index.search(query, count)[0]
+        else:
+            among = filtered_search(space.index, space.vectors, query, count, allowed)[0]
+    return reweighted_search(store.vectors, vector, weights, k, among=among)
 
 
 def results(store: Store, ids: np.ndarray, distances: np.ndarray, k: int, exclude: int | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -88,9 +89,21 @@ class ImageSpace:
         return cls(mean, vectors, _live_only(index, vectors, store))
 
 
+JOINT_KEEP = 3  # joint models whose files a store keeps: the page compares two text spaces; a retrained model's old files go
+
+
+def joint_name(model) -> str:
+    """The stem of a joint model's files in a store (rows, index): `joint-<its weights' hash>`."""
+    return f"joint-{model.fingerprint[:16]}"
+
+
 @dataclass(frozen=True)
 class JointSpace:
-    """The joint (word-space) vectors of a store's images under one joint model, and their index."""
+    """The joint (word-space) vectors of a store's images under one joint model, and their index.
+
+    Each model has its own files in the store (`joint-<hash>.npy` rows, `.ann` or `.ivf` index),
+    so switching models (the page's GloVe-vs-sentence comparison) rebuilds nothing; those of all
+    but the JOINT_KEEP most recently built models are deleted when another one is built."""
 
     vectors: np.ndarray
     index: Index | SegmentedIndex
@@ -98,12 +111,13 @@ class JointSpace:
     @classmethod
     def of(cls, store: Store, model, merge: bool = False) -> "JointSpace":
         """The joint vectors are cached in the store (`joint_rows`); the index over them is IVF with a
-        fresh segment on a big store, else rebuilt whenever the store or the model changes."""
-        key = model.fingerprint
+        fresh segment on a big store (`merge`: it takes in its fresh rows), else rebuilt whenever the
+        store changes."""
+        name = joint_name(model)
         vectors = joint_rows(store, model)
         if index_kind(store) == "ivf":
-            return cls(vectors, _segmented(store, f"joint-{key}", vectors, centre=False, merge=merge))
-        index = load_or_build(store.directory / "joint.ann", vectors, f"{store.fingerprint}-{key}", kind=index_kind(store))
+            return cls(vectors, _segmented(store, name, vectors, centre=False, merge=merge))
+        index = load_or_build(store.directory / f"{name}.ann", vectors, f"{store.fingerprint}-{model.fingerprint}", kind=index_kind(store))
         return cls(vectors, _live_only(index, vectors, store))
 
 
@@ -121,12 +135,36 @@ def joint_rows(store: Store, model) -> np.ndarray:
     cache of them. Saved with the model and the store generation they were made for: within a
     generation rows only get appended, so only the rows added since are transformed (the store's
     fingerprint changes with every append)."""
-    key = model.fingerprint
-    done = store.load_array("joint-rows", mmap=True, rows=True, model=key)
+    key, name = model.fingerprint, joint_name(model)
+    done = store.load_array(name, mmap=True, rows=True, model=key)
     if done is not None and len(done) == len(store):
         return done
     vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32) if done is None else done)
     np.nan_to_num(vectors, copy=False, nan=0, posinf=0, neginf=0)  # of damaged rows, never answered (_live_only)
-    store.save_array("joint-rows", vectors, rows=True, model=key)
-    saved = store.load_array("joint-rows", mmap=True, rows=True, model=key)
+    store.save_array(name, vectors, rows=True, model=key)
+    prune_joint(store.directory, keep=name)
+    saved = store.load_array(name, mmap=True, rows=True, model=key)
     return vectors if saved is None or len(saved) != len(store) else saved
+
+
+def prune_joint(directory: Path, keep: str) -> None:
+    """Delete the joint files of all but the JOINT_KEEP models built last (by file time; `keep`, just
+    built, stays), and those of the one shared joint index of older versions (joint.ann, joint-rows)."""
+    groups: dict[str, list[Path]] = {}
+    for path in directory.glob("joint*"):
+        groups.setdefault(path.name.split(".")[0], []).append(path)
+    legacy = [groups.pop(stem, []) for stem in ("joint", "joint-rows")]
+    newest = sorted((stem for stem in groups if stem != keep), key=lambda stem: -max(_mtime(p) for p in groups[stem]))
+    for files in [*legacy, *(groups[stem] for stem in newest[JOINT_KEEP - 1 :])]:
+        for path in files:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:  # a read-only store: its files stay
+                log.debug("cannot delete %s: %s", path, err)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

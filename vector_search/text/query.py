@@ -177,13 +177,19 @@ def reweight(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (features * weights).astype(np.float32)
 
 
-def reweighted_search(vectors: np.ndarray, vector: np.ndarray, weights: np.ndarray, k: int, block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and cosine distances of the k rows of `vectors` nearest to `vector`, both re-weighted:
-    an exact scan (the weights change the metric, so no saved index applies) in blocks of rows,
-    never a re-weighted copy of the whole matrix (1 GB at 200k x 1280; `vectors` may be a memmap)."""
+def reweighted_search(vectors: np.ndarray, vector: np.ndarray, weights: np.ndarray, k: int, block: int = 65_536,
+                      among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and cosine distances of the k rows of `vectors` (or of the rows `among`) nearest to `vector`,
+    both re-weighted: exact (the weights change the metric, so no saved index applies), in blocks of
+    rows, never a re-weighted copy of the whole matrix (1 GB at 200k x 1280; `vectors` may be a memmap).
+    `among`: candidate rows (from an index of the plain space, see store/ranking.py), read in order."""
     from vector_search.search.vectors import cosine_distances, top_k
 
     target = reweight(vector, weights)
-    parts = [cosine_distances(reweight(vectors[i : i + block], weights), target) for i in range(0, len(vectors), block)]
+    ids = None if among is None else np.unique(among)
+    count = len(vectors) if ids is None else len(ids)
+    rows = (lambda i: vectors[i : i + block]) if ids is None else (lambda i: vectors[ids[i : i + block]])
+    parts = [cosine_distances(reweight(np.asarray(rows(i)), weights), target) for i in range(0, count, block)]
     distances = np.clip(np.concatenate(parts), 0, 2) if parts else np.zeros(0, np.float32)
-    return top_k(distances, k)
+    order, nearest = top_k(distances, k)
+    return (order if ids is None else ids[order]), nearest
