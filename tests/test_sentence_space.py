@@ -11,8 +11,10 @@ import pytest
 from conftest import PASCAL, copy_subset
 
 from vector_search.engine import Engine
-from vector_search.joint import JointModel, ModelMismatchError
+from vector_search.joint import JointModel, ModelMismatchError, conse_model
+from vector_search.joint.sentence import CONSE_TOP, HYPERNYM_DECAY, HYPERNYM_DEPTH, imagenet_prompt_vectors, prompt
 from vector_search.joint.tagging import is_tag_word
+from vector_search.text.sentence_encoder import sentence_encoder
 from vector_search.text.vocab import STOP_WORDS
 
 pytestmark = pytest.mark.slow
@@ -56,6 +58,20 @@ def test_a_flat_folder_is_searched_in_the_sentence_space(tmp_path: Path, pascal_
     tags = [r.item for r in engine.tags(flat / sorted(p.name for p in flat.iterdir() if p.name.startswith("cat"))[0])]
     assert any("cat" in t.split() for t in tags), tags
     assert not any(word in STOP_WORDS for t in tags for word in t.split())
+
+
+def test_imagenet_classes_say_their_wordnet_parent() -> None:
+    """A flat folder's ConSE: an ImageNet class's vector adds its WordNet parent's prompt, so the 118 dog
+    breeds ("a photo of a Chihuahua") sit nearer "a photo of a dog" (and the cats, birds, cars likewise);
+    the untrained model records the sentence space's settings."""
+    encoder = sentence_encoder()
+    own, with_parent = imagenet_prompt_vectors(encoder, depth=0), imagenet_prompt_vectors(encoder)
+    for word, classes in [("dog", range(151, 269)), ("cat", range(281, 286)), ("bird", range(7, 25)), ("car", [436, 468, 511, 609, 627, 656, 705, 717, 751, 817])]:
+        query = encoder.encode_one(prompt(word))
+        assert (with_parent[list(classes)] @ query).mean() > (own[list(classes)] @ query).mean() + 0.05, word
+    np.testing.assert_allclose(np.linalg.norm(with_parent, axis=1), 1.0, atol=1e-5)
+    meta = conse_model((np.zeros((8, 1000), np.float32), np.zeros(1000, np.float32)), None, "lite0", encoder).meta
+    assert meta["conse_top"] == CONSE_TOP and meta["hypernyms"] == {"depth": HYPERNYM_DEPTH, "decay": HYPERNYM_DECAY}
 
 
 def test_class_folders_train_the_sentence_method_and_glove_stays_selectable(captioned: Engine) -> None:

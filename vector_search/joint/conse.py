@@ -18,7 +18,8 @@ from vector_search.joint.targets import imagenet_label_vectors
 from vector_search.search.vectors import normalize
 from vector_search.text.words import WordVectors
 
-# How many ImageNet classes an image's vector mixes (measured 10 vs 20: equal).
+# How many ImageNet classes an image's vector mixes in GloVe's space (measured 10 vs 20: equal;
+# the sentence space's is sentence.CONSE_TOP).
 CONSE_TOP = 10
 
 
@@ -40,10 +41,12 @@ def convex_combination(probs: np.ndarray, label_vectors: np.ndarray, top: int) -
     return normalize(np.einsum("nt,ntd->nd", weights, label_vectors[best]))
 
 
-def conse_vectors(features: np.ndarray, classifier: tuple[np.ndarray, np.ndarray], label_vectors: np.ndarray) -> np.ndarray:
-    """ConSE joint vectors: ImageNet probabilities softmax(features @ W + b) -> convex combination."""
+def conse_vectors(
+    features: np.ndarray, classifier: tuple[np.ndarray, np.ndarray], label_vectors: np.ndarray, top: int = CONSE_TOP
+) -> np.ndarray:
+    """ConSE joint vectors: ImageNet probabilities softmax(features @ W + b) -> convex combination of the `top`."""
     w, b = classifier
-    return convex_combination(softmax(features @ w + b), label_vectors, CONSE_TOP)
+    return convex_combination(softmax(features @ w + b), label_vectors, top)
 
 
 def imagenet_arrays(
@@ -64,5 +67,5 @@ def classifier_arrays(imagenet_classifier: tuple[np.ndarray, np.ndarray] | None,
 
 
 def transform(arrays: dict[str, np.ndarray], meta: dict[str, Any], features: np.ndarray) -> np.ndarray:
-    """A saved model's ConSE vectors (also the blend's fallback)."""
-    return conse_vectors(features, (arrays["imagenet.w"], arrays["imagenet.b"]), arrays["imagenet.labels"])
+    """A saved model's ConSE vectors (also the blend's fallback), over the top classes its sidecar records."""
+    return conse_vectors(features, (arrays["imagenet.w"], arrays["imagenet.b"]), arrays["imagenet.labels"], meta.get("conse_top", CONSE_TOP))
