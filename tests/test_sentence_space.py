@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PASCAL, copy_subset
+from conftest import PASCAL, PHOTOS, copy_subset
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from vector_search.engine import Engine
 from vector_search.joint import JointModel, ModelMismatchError, conse_model
 from vector_search.joint.sentence import CONSE_TOP, HYPERNYM_DECAY, HYPERNYM_DEPTH, imagenet_prompt_vectors, prompt
-from vector_search.joint.tagging import is_tag_word
+from vector_search.joint.tagging import TagVocabulary, is_tag_word, tags
 from vector_search.text.sentence_encoder import sentence_encoder
 from vector_search.text.vocab import STOP_WORDS
 
@@ -57,7 +58,7 @@ def test_a_flat_folder_is_searched_in_the_sentence_space(tmp_path: Path, pascal_
     assert len(results) == 4
     tags = [r.item for r in engine.tags(flat / sorted(p.name for p in flat.iterdir() if p.name.startswith("cat"))[0])]
     assert any("cat" in t.split() for t in tags), tags
-    assert not any(word in STOP_WORDS for t in tags for word in t.split())
+    assert not any(word in STOP_WORDS or word in ENGLISH_STOP_WORDS for t in tags for word in t.split()), tags
 
 
 def test_imagenet_classes_say_their_wordnet_parent() -> None:
@@ -105,8 +106,27 @@ def test_captions_add_a_map_weighed_on_validation_photos(captioned: Engine) -> N
     caption = (PASCAL / "sentence" / Path(items[row]).with_suffix(".txt")).read_text().splitlines()[0].replace("-", " ")
     label = Path(items[row]).parent.name
     assert _classes(captioned.search(caption, 4)).count(label) >= 2, caption
-    tags = [r.item for r in captioned.tags(captioned.store.path(row), 5)]
-    assert all(all(is_tag_word(w) for w in t.split()) for t in tags), tags
+    others = sorted(PHOTOS.glob("*/*-1.jpg"))
+    assert len(others) == 3
+    for photo in [captioned.store.path(row), *others]:  # a Pascal photo, then a cat, a cup, a rocket
+        tags = [r.item for r in captioned.tags(photo, 5)]
+        assert all(all(is_tag_word(w) for w in t.split()) for t in tags), tags
+        # no function word, by an independent list (scikit-learn's English stop words) as well as ours
+        assert not any(w in ENGLISH_STOP_WORDS for t in tags for w in t.split()), tags
+
+
+def test_tags_are_distinct_words() -> None:
+    """A word closer than `distinct` to a tag chosen before it is no second tag ("airplane" after "aeroplane")."""
+    encoder = sentence_encoder()
+    words = ["aeroplane", "airplane", "aeroplanes", "plane", "aircraft", "jet", "runway", "sky", "boat", "cat"]
+    units = encoder.encode_cached([prompt(w) for w in words])
+    photo = encoder.encode_one(prompt("aeroplane on a runway"))[None]
+    plain = [w for w, _ in tags(photo, TagVocabulary(words, units), 4)[0]]
+    distinct = [w for w, _ in tags(photo, TagVocabulary(words, units, distinct=0.9), 4)[0]]
+    assert plain[0] == distinct[0] == "aeroplane" and len(distinct) == 4
+    chosen = units[[words.index(w) for w in distinct]]
+    assert (chosen @ chosen.T)[np.triu_indices(4, 1)].max() <= 0.9
+    assert plain != distinct, (plain, distinct)  # the plain list repeats a near-synonym
 
 
 def test_a_model_of_another_sentence_encoder_is_refused(captioned: Engine, tmp_path: Path) -> None:

@@ -26,6 +26,9 @@ SENTENCE_TAG_WORDS = 10_000
 # Pascal's class words, bench/measure_gallery_tags.py; chosen on the figures it reports, not on a validation split).
 GENERIC = ("thing", "object", "")
 GENERIC_PENALTY = 0.3
+# A word this close (cosine of the embedded entries) to a tag chosen before it is not another tag.
+DISTINCT: float | None = 0.9
+CANDIDATES = 100  # nearest entries a photo's distinct tags are picked from
 _LETTERS = re.compile(r"[^\W\d_]+")  # letters only (any script), no digits, punctuation or _
 
 
@@ -37,11 +40,13 @@ def is_tag_word(word: str) -> bool:
 @dataclass(frozen=True)
 class TagVocabulary:
     """The words that can be tags (filtered once), with their unit vectors and, if any, a score
-    offset each (tags rank by cosine + offset)."""
+    offset each (tags rank by cosine + offset) and a closeness above which a word is too like a
+    tag already chosen to be another (`distinct`: "plane" after "aeroplane")."""
 
     words: list[str]
     units: np.ndarray  # (m, dim) float32
     offsets: np.ndarray | None = None  # (m,) float32
+    distinct: float | None = None
 
 
 def tag_vocabulary(words: WordVectors, size: int = FREQUENT_WORDS) -> TagVocabulary:
@@ -50,20 +55,33 @@ def tag_vocabulary(words: WordVectors, size: int = FREQUENT_WORDS) -> TagVocabul
     return TagVocabulary([words.words[i] for i in rows], normalize(np.asarray(words.vectors[rows])))
 
 
+@dataclass(frozen=True)
+class SentenceTagSettings:
+    """How tags are read in the sentence space, chosen on validation photos inside the training part
+    (out-of-fold tags of the 800 training photos, `python bench/tune_tags.py`): each entry embedded
+    as PROMPT or bare, the model's class words offered or not, the offset against GENERIC, and the
+    closeness above which a word repeats a chosen tag (None: no such rule)."""
+
+    prompted: bool = True
+    class_words: bool = True
+    generic_penalty: float = GENERIC_PENALTY
+    distinct: float | None = DISTINCT
+
+
 def sentence_tag_vocabulary(
-    words: WordVectors, encoder: SentenceEncoder, classes: Sequence[str] = (), size: int = SENTENCE_TAG_WORDS
+    words: WordVectors, encoder: SentenceEncoder, classes: Sequence[str] = (), size: int = SENTENCE_TAG_WORDS,
+    settings: SentenceTagSettings = SentenceTagSettings(),
 ) -> TagVocabulary:
     """Tags in the sentence encoder's space: the `size` most frequent words that pass `is_tag_word`,
     the words of the model's `classes` (`potted_plant`: potted, plant; a dataset's own names, often
     rarer: aeroplane is GloVe's 42,581st word), and ImageNet's class names of up to 3 words that all
     pass it ("coffee mug", "space shuttle"). Each is embedded as PROMPT ("a photo of a coffee mug"),
     the form the photos' vectors are made of, once (cached on disk by the encoder). Entries close
-    to a photo of anything ("thing", "picture", "object") are offset by -GENERIC_PENALTY times their
-    cosine to GENERIC. Measured with `vector-search evaluate` and bench/measure_gallery_tags.py
-    (docs/sentence-encoder.md): tags top-5 0.555 (bare entries, no class words, from the vectors
-    with captions) -> 0.77 -> 0.775 with the offset, which also lifts "coffee" into the cup's tags."""
+    to a photo of anything ("thing", "picture", "object") are offset by -generic_penalty times their
+    cosine to GENERIC; a word closer than `distinct` to a tag already chosen is skipped."""
     entries = [w for w in words.words[:size] if is_tag_word(w)]
-    entries += sorted({w for name in classes for w in name.lower().split("_") if is_tag_word(w)} - set(entries))
+    if settings.class_words:
+        entries += sorted({w for name in classes for w in name.lower().split("_") if is_tag_word(w)} - set(entries))
     seen = set(entries)
     for names in class_synonyms():
         for name in names[:IMAGENET_SYNONYMS]:
@@ -71,16 +89,30 @@ def sentence_tag_vocabulary(
             if phrase not in seen and len(phrase.split()) <= 3 and all(is_tag_word(w) for w in phrase.split()):
                 seen.add(phrase)
                 entries.append(phrase)
-    units = encoder.encode_cached([PROMPT.format(e) for e in entries])
-    generic = normalize(encoder.encode_cached([PROMPT.format(g) for g in GENERIC]).mean(axis=0, keepdims=True))[0]
-    return TagVocabulary(entries, units, (-GENERIC_PENALTY * (units @ generic)).astype(np.float32))
+    form = PROMPT if settings.prompted else "{}"
+    units = encoder.encode_cached([form.format(e) for e in entries])
+    generic = normalize(encoder.encode_cached([form.format(g) for g in GENERIC]).mean(axis=0, keepdims=True))[0]
+    return TagVocabulary(entries, units, (-settings.generic_penalty * (units @ generic)).astype(np.float32), settings.distinct)
 
 
 def tags(joint_vectors: np.ndarray, vocabulary: TagVocabulary, k: int = 5) -> list[list[tuple[str, float]]]:
-    """The k nearest tag words to each joint vector (ranked with the vocabulary's offsets, if any),
-    as (word, cosine distance), nearest first."""
+    """The k nearest tag words to each joint vector (ranked with the vocabulary's offsets, if any;
+    with its `distinct`, a word that close to a tag chosen before it is passed over), as (word,
+    cosine distance), nearest first."""
     sims = normalize(np.atleast_2d(joint_vectors)) @ vocabulary.units.T
     scores = sims if vocabulary.offsets is None else sims + vocabulary.offsets
-    k = min(k, sims.shape[1])
-    order, _ = top_k(-scores, k)
-    return [[(vocabulary.words[j], float(1.0 - s[j])) for j in row] for s, row in zip(sims, order)]
+    order, _ = top_k(-scores, min(k if vocabulary.distinct is None else CANDIDATES, sims.shape[1]))
+    if vocabulary.distinct is not None:
+        order = [_distinct(row, vocabulary.units, vocabulary.distinct, k) for row in order]
+    return [[(vocabulary.words[j], float(1.0 - s[j])) for j in row[:k]] for s, row in zip(sims, order)]
+
+
+def _distinct(candidates: np.ndarray, units: np.ndarray, limit: float, k: int) -> list[int]:
+    """The first k of `candidates` (best first) none of which is closer than `limit` to one before it."""
+    chosen: list[int] = []
+    for j in candidates.tolist():
+        if not chosen or float(np.max(units[chosen] @ units[j])) <= limit:
+            chosen.append(j)
+            if len(chosen) == k:
+                break
+    return chosen

