@@ -15,6 +15,7 @@ data only, all inside the 80% train part: text->image and tags on out-of-fold pr
 (5-fold CV), zero-shot on 10 other 5-class sets (each must pass, so the worst set counts).
 --reweight measures class re-weighting of image features (query.class_weights).
 
+    python bench/measure_joint.py --sets 10 --methods sentence    # the default model (sentence space, captions)
     python bench/measure_joint.py [--dataset ../shared/pascal_sentences/dataset] [--encoder NAME] [--tune] [--reweight]
 """
 
@@ -40,7 +41,10 @@ from vector_search import joint  # noqa: E402
 from vector_search.evaluation import evaluate
 from vector_search.imaging.encoders import DEFAULT_ENCODER, ENCODER_NAMES  # noqa: E402
 from vector_search.joint import blend, conse  # noqa: E402
+from vector_search.joint.tagging import sentence_tag_vocabulary  # noqa: E402
 from vector_search.search.index import normalize  # noqa: E402
+from vector_search.text.query import sentence_query_vector  # noqa: E402
+from vector_search.text.sentence_encoder import sentence_encoder  # noqa: E402
 from vector_search.text.vocab import FREQUENT_WORDS, class_vectors  # noqa: E402
 from vector_search.text.words import WordVectors, load_words  # noqa: E402
 
@@ -71,26 +75,36 @@ def tag_hits(joint_vectors: np.ndarray, labels: np.ndarray, vocab: joint.TagVoca
     return acc["top1"], acc["top5"]
 
 
-def text_to_image(joint_vectors: np.ndarray, labels: np.ndarray, classes: list[str], words: WordVectors) -> float:
-    """Mean precision@10 of the class names' word vectors over the joint vectors."""
-    return evaluate.text_to_image(class_vectors(classes, words), classes, joint_vectors, labels, k=10)["mean_precision_at_k"]
+def text_to_image(joint_vectors: np.ndarray, labels: np.ndarray, classes: list[str], words: WordVectors, sentences=None) -> float:
+    """Mean precision@10 of the class names' word vectors (with `sentences`, the sentence encoder: their
+    vectors as `search` reads them) over the joint vectors."""
+    if sentences is None:
+        queries = class_vectors(classes, words)
+    else:
+        queries = np.stack([sentence_query_vector(c.replace("_", " "), sentences).vector for c in classes])
+    return evaluate.text_to_image(queries, classes, joint_vectors, labels, k=10)["mean_precision_at_k"]
 
 
 def report_method(
     method: str, features, labels, head, encoder, words, vocab, zs_sets, classes, captions, blend_settings: joint.BlendSettings,
 ) -> dict[str, float]:
-    """The "captions" method is given each photo's captions (joint/captions.py); the others none.
+    """The "captions" and "sentence" methods are given each photo's captions (joint/captions.py,
+    joint/sentence.py: the default model, in the sentence encoder's space); the others none.
     `blend_settings` are the blend's, also inside the captions method."""
-    captions = captions if method == "captions" else None
+    captions = captions if method in ("captions", "sentence") else None
     settings = {"blend": blend_settings, "captions": joint.CaptionSettings(blend=blend_settings)}.get(method)
+    sentences = sentence_encoder() if method == "sentence" else None
+    if sentences is not None:
+        vocab = sentence_tag_vocabulary(words, sentences, classes)
     start = time.perf_counter()
     model = joint.train(
-        features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, captions=captions, settings=settings
+        features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, captions=captions, settings=settings,
+        sentences=sentences,
     )
     seconds = time.perf_counter() - start
     test = np.array(model.meta["split"]["test"]) if method != "conse" else joint.split(labels, 0.2, 0)[1]
     vectors = model.transform(features)
-    t2i = text_to_image(vectors[test], labels[test], classes, words)
+    t2i = text_to_image(vectors[test], labels[test], classes, words, sentences)
     top1, top5 = tag_hits(model.tag_vectors(features[test]), labels[test], vocab)
     zero_shot = []
     for held in zs_sets:
@@ -100,9 +114,9 @@ def report_method(
         else:
             zs_vectors = joint.train(
                 features, labels, words, method=method, encoder=encoder, imagenet_classifier=head, exclude_classes=names,
-                captions=captions, settings=settings,
+                captions=captions, settings=settings, sentences=sentences,
             ).transform(features)
-        zero_shot.append(text_to_image(zs_vectors, labels, names, words))
+        zero_shot.append(text_to_image(zs_vectors, labels, names, words, sentences))
     row = {"text_to_image": t2i, "tags_top1": top1, "tags_top5": top5, "zero_shot": float(np.mean(zero_shot)), "train_s": seconds}
     passed = all(row[k] >= v for k, v in BARS.items())
     held = sum(z >= BARS["zero_shot"] for z in zero_shot)
@@ -194,7 +208,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=ROOT / "features", help="feature store root (default: %(default)s)")
     parser.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULT_ENCODER, help="image encoder (default: %(default)s)")
     parser.add_argument("--sets", type=int, default=5, help="random 5-class zero-shot sets (default: %(default)s)")
-    parser.add_argument("--methods", default="hybrid,conse,blend,captions")
+    parser.add_argument("--methods", default="hybrid,conse,blend,captions", help="of these and sentence (default: %(default)s)")
     parser.add_argument("--tune", action="store_true", help="choose the blend settings on validation data")
     parser.add_argument("--reweight", action="store_true", help="measure class re-weighting")
     parser.add_argument("--blend", type=json.loads, default={}, help='override blend settings, e.g. \'{"alpha": 1}\'')
