@@ -22,11 +22,12 @@ MIN_TAG_LENGTH = 3
 # Words offered as tags in the sentence space (each is one text for the encoder to embed: fewer than
 # GloVe's 50,000; the 10,000 most frequent hold the gallery's and Pascal's words).
 SENTENCE_TAG_WORDS = 10_000
-# What a photo of anything says, and how much closeness to it costs a tag (0.3: 0.6 and 1.0 lost
-# Pascal's class words, bench/measure_gallery_tags.py; chosen on the figures it reports, not on a validation split).
+# What a photo of anything says, and how much closeness to it costs a tag (0.3; 0, 0.15 and 0.6 did
+# worse on validation photos inside the training part: bench/tune_tags.py, SentenceTagSettings).
 GENERIC = ("thing", "object", "")
 GENERIC_PENALTY = 0.3
-# A word this close (cosine of the embedded entries) to a tag chosen before it is not another tag.
+# A word this close (cosine of the embedded entries) to a tag chosen before it is not another tag
+# (0.9; none, 0.8, 0.7, 0.6 did worse on the same validation photos).
 DISTINCT: float | None = 0.9
 CANDIDATES = 100  # nearest entries a photo's distinct tags are picked from
 _LETTERS = re.compile(r"[^\W\d_]+")  # letters only (any script), no digits, punctuation or _
