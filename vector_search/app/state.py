@@ -29,7 +29,7 @@ from vector_search.datasets import gallery
 from vector_search.datasets.pascal import NOISY_EXAMPLE
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
-from vector_search.imaging.images import ImageError, printable, thumbnail
+from vector_search.imaging.images import ImageError, class_of, printable, thumbnail
 from vector_search.store.updates import UpdateReport
 
 T = TypeVar("T")
@@ -234,6 +234,10 @@ class Source:
         rows = set(overview.photos.tolist())
         rows.add(store.find(self.default_photo()) or 0)
         return [store.paths[i] for i in sorted(rows)]
+
+    def caption(self, path: str) -> str:
+        """How a photo is named under it in a grid: its class when the folders are classes, else its path under the folder."""
+        return printable(class_of(path)) if self.engine.current().overview.labelled else self.label(path)
 
     def label(self, path: str) -> str:
         """A photo's path under the folder, as a page can show it (undecodable bytes as \\xNN): a cut,

@@ -11,11 +11,12 @@ from typing import Iterator
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from vector_search.app.library import FilterRow, date_span
 from vector_search.app.state import Engines, IndexedFolders, ResultCache, Source, Thumbnails, message
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine, Result
-from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, class_of, load_image, printable
+from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, load_image
 
 log = logging.getLogger("vector_search.app")
 
@@ -98,12 +99,32 @@ def photo_grid(key: str, paths: list[str], captions: list[str], width: int = 150
         st.image([thumbnails().of(p, width) for p in paths], caption=captions, width=width)
 
 
-def grid(key: str, found: list[Result], width: int = 150) -> None:
-    """Result photos with their class and distance."""
+def grid(key: str, found: list[Result], source: Source, width: int = 150, empty: str = "No results.") -> None:
+    """Result photos named by source.caption (class, or path in a flat folder) with their distance; `empty` said when there are none."""
     if not found:
-        st.info("No results.")
+        st.info(empty)
         return
-    photo_grid(key, [r.item for r in found], [f"{printable(class_of(r.item))} · {r.distance:.3f}" for r in found], width)
+    photo_grid(key, [r.item for r in found], [f"{source.caption(r.item)} · {r.distance:.3f}" for r in found], width)
+
+
+def filter_row(source: Source, key: str, scored: bool = True) -> FilterRow:
+    """The filter row of a search: a subfolder, the days taken, a camera (each offered when the
+    store's photos have some: engine facets) and, when the answers are `scored`, a minimum score."""
+    facets = source.engine.current().facets
+    span = date_span(facets)
+    shown = [bool(facets.folders), span is not None, bool(facets.cameras), scored]
+    if not any(shown):
+        return FilterRow()
+    columns = iter(st.columns(sum(shown)))
+    folder = next(columns).selectbox("In folder", ["", *facets.folders], format_func=lambda f: f or "(all)",
+                                     key=f"{key}_in") if shown[0] else ""
+    days = next(columns).date_input("Taken between", span, min_value=span[0], max_value=span[1], key=f"{key}_days") if span else ()
+    camera = next(columns).selectbox("Camera", ["", *facets.cameras], format_func=lambda c: c or "(any)",
+                                     key=f"{key}_camera") if shown[2] else ""
+    min_score = next(columns).slider("Minimum score", 0.0, 1.0, 0.0, 0.05, key=f"{key}_min_score",
+                                     help="Hide weaker matches (0: show all). A score is the share of random pairs (text search: of "
+                                          "random words' best photos) that are farther: 0.9 keeps good matches only.") if scored else 0.0
+    return FilterRow.of(facets, folder, days, camera, min_score)
 
 
 def photo_picker(source: Source, key: str) -> tuple[str | bytes, str] | None:

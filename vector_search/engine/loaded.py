@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
 from vector_search.search.calibration import Calibration, sample_words
 from vector_search.store.folders import open_store
+from vector_search.store.metadata import Facets
 from vector_search.store.projection import StoreMap, store_map
 from vector_search.store.sampling import Overview
 from vector_search.store.spaces import ImageSpace, JointSpace
@@ -151,3 +152,8 @@ class Loaded:
     def overview(self) -> Overview:
         """The store's classes and a sample of its photos, for pages (never all N per rerun)."""
         return Overview.of(self.store)
+
+    @loaded_once
+    def facets(self) -> Facets:
+        """What the store's photos can be filtered by (subfolders, dates taken, cameras), for a page's filter row."""
+        return Facets.of(self.store)

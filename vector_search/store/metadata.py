@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from vector_search.errors import VectorSearchError
@@ -113,6 +114,41 @@ class Filters:
         if self.camera:
             mask &= _array(pc.fill_null(pc.match_substring(store.column("camera"), self.camera, ignore_case=True), False))
         return mask
+
+
+MAX_FOLDERS = 500  # subfolders a page offers to filter by (the fullest, when a library has more)
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What a store's live photos can be filtered by, as a page offers it: the subfolders holding
+    photos (with their parents: "2024" and "2024/07"), the range of dates taken, the cameras."""
+
+    folders: list[str]  # relative to the indexed folder, "/"-separated, sorted
+    first: int | None  # earliest and latest date taken (seconds, as Filters.after/before); None: no dates
+    last: int | None
+    cameras: list[str]  # sorted
+
+    @classmethod
+    def of(cls, store) -> "Facets":  # store: store.Store
+        """Read once per store from its item columns (Arrow: no Python object per row)."""
+        live = None if store.live is None else pa.array(store.live)
+
+        def column(name: str):
+            values = store.column(name)
+            return values if live is None else values.filter(live)
+
+        paths = column("path")
+        parents = pc.replace_substring_regex(paths.filter(pc.match_substring(paths, "/")), pattern="/[^/]*$", replacement="")
+        counts: dict[str, int] = {}
+        for entry in pc.value_counts(parents).to_pylist() if len(parents) else []:
+            parts = entry["values"].decode("utf-8", "surrogateescape").split("/")
+            for depth in range(1, len(parts) + 1):  # a photo in 2024/07 is under 2024 too
+                counts["/".join(parts[:depth])] = counts.get("/".join(parts[:depth]), 0) + entry["counts"]
+        folders = sorted(sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_FOLDERS])
+        taken = pc.min_max(column("taken")).as_py()
+        cameras = sorted(c for c in pc.unique(column("camera")).to_pylist() if c)
+        return cls(folders, taken["min"], taken["max"], cameras)
 
 
 def _array(booleans) -> np.ndarray:

@@ -17,6 +17,21 @@ if TYPE_CHECKING:
     from vector_search.store.store import Store
 
 PICKER_SAMPLE = 1000  # photos offered in a page's photo pickers
+MIN_CLASS_PHOTOS = 5  # photos a class folder has on average, at least, for the folders to be classes
+
+
+def has_class_folders(classes: Sequence[str]) -> bool:
+    """Whether a store's photos are labelled by their folders (`classes`: each row's folder name,
+    "" at the top): every photo in a subfolder, and at least two of them. Otherwise a flat folder:
+    a photo library, with no labels."""
+    names = set(classes)
+    return "" not in names and len(names) > 1
+
+
+def trainable_classes(classes: Sequence[str]) -> bool:
+    """Whether a classifier can learn the folders as classes: class folders (has_class_folders)
+    with MIN_CLASS_PHOTOS photos each on average (what the 80/20 split of training needs)."""
+    return has_class_folders(classes) and len(set(classes)) <= len(classes) / MIN_CLASS_PHOTOS
 
 
 def sample_rows(classes: Sequence[str], size: int, seed: int = 0, live: np.ndarray | None = None) -> np.ndarray:
@@ -56,10 +71,12 @@ def _quotas(counts: np.ndarray, size: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Overview:
     """What a page lists from a store, computed once per loaded store: its distinct classes and a
-    sample of its photos (row numbers) for pickers, never a list of all N photos per rerun."""
+    sample of its photos (row numbers) for pickers, never a list of all N photos per rerun, and
+    whether its folders are classes (has_class_folders)."""
 
     classes: list[str]
     photos: np.ndarray
+    labelled: bool = True
 
     @classmethod
     def of(cls, store: Store, size: int | None = None) -> Overview:
@@ -67,4 +84,4 @@ class Overview:
         `live`) are never offered."""
         classes = store.classes
         photos = sample_rows(classes, PICKER_SAMPLE if size is None else size, live=store.live)
-        return cls(sorted(set(classes)), photos)
+        return cls(sorted(set(classes)), photos, has_class_folders(classes))

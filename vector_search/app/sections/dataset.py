@@ -8,6 +8,7 @@ import streamlit as st
 
 from vector_search import config
 from vector_search.app import widgets
+from vector_search.app.library import sorted_by_class
 from vector_search.app.state import Settings, Source, once_per_tick
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
@@ -42,6 +43,9 @@ def dataset_section(settings: Settings) -> Source | None:
 
 
 def describe_dataset(summary: datasets.DatasetSummary) -> None:
+    if not sorted_by_class(summary):
+        describe_library(summary)
+        return
     if summary.looks_like_pascal:
         st.markdown(
             "The photos come from **Pascal Sentences** (Rashtchian, Young, Hodosh and Hockenmaier, 2010): "
@@ -76,6 +80,26 @@ def describe_dataset(summary: datasets.DatasetSummary) -> None:
             right.markdown(f"- {line}")
     else:
         st.markdown("Many photos show several classes, and the labelled object is often small: expect some mismatches.")
+
+
+def describe_library(summary: datasets.DatasetSummary) -> None:
+    """A flat folder: photos not sorted into class folders (a photo library)."""
+    st.markdown(
+        "Your own photos, not sorted into class folders: nothing below needs labels. Find photos like one you pick (3), "
+        "tag them and find them with words (6, 7: no training needed), narrow a search to a folder, the days photos were "
+        "taken on or a camera (3, 7), and see them all on a map (8)."
+    )
+    cols = st.columns(3)
+    cols[0].metric("Images", summary.n_images)
+    cols[1].metric("Folders", len(summary.classes))
+    cols[2].metric("Photos at the top", len(summary.classes.get(".", [])))
+    st.caption(f"From `{summary.folder}`.")
+    for path, reason in summary.problems:
+        st.warning(f"skipped {printable(path)}: {reason}")
+    paths = summary.paths()
+    shown = paths[:: max(1, len(paths) // 8)][:8]
+    st.subheader("A few of the photos")
+    widgets.photo_grid("samples", shown, [printable(os.path.relpath(p, summary.folder)) for p in shown], width=130)
 
 
 def describe_gallery(summary: datasets.DatasetSummary) -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from vector_search import config
 from vector_search.app import state, widgets
+from vector_search.app.library import FilterRow
 from vector_search.app.state import METHOD_LABELS, TEXT_EXAMPLES, Source, as_query, message, once_per_tick, trainable_methods
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine
@@ -33,9 +34,10 @@ def joint_model_section(source: Source) -> None:
         "so words outside them find little."
     )
     with widgets.guard("Joint model"):
-        if not config.read_only():  # serve the saved model: no training controls
+        labelled = source.engine.current().overview.labelled
+        if labelled and not config.read_only():  # serve the saved model: no training controls
             retrain_controls(source)
-        describe_model(source.engine)
+        describe_model(source.engine, labelled)
 
 
 def retrain_controls(source: Source) -> None:
@@ -62,13 +64,18 @@ def retrain_controls(source: Source) -> None:
         st.rerun()  # tags and text search below now use the new model
 
 
-def describe_model(engine: Engine) -> None:
-    """What the engine's joint model is: method, classes, training time, and the loss curve of a hybrid."""
+def describe_model(engine: Engine, labelled: bool = True) -> None:
+    """What the engine's joint model is: method, classes, training time, and the loss curve of a hybrid
+    (`labelled`: the photos' folders are classes to train on)."""
     with st.spinner("Loading the joint model…"):
         model = engine.joint
     meta = model.meta
     path = engine.joint_model_path()
     if model.method == "conse":
+        if not labelled:
+            st.info("Your photos are not sorted into class folders, so there is nothing to train on, and nothing is needed: "
+                    "tags and text search use ConSE in the sentence encoder's space, which knows ImageNet's 1,000 things.")
+            return
         train = " Run `vector-search train` on the server to train one." if config.read_only() else " Tick the box to train one."
         st.info(f"No trained model at `{path}` yet: tags and text search use ConSE in the sentence encoder's space.{train}")
         return
@@ -136,15 +143,16 @@ def text_search_section(source: Source, k: int) -> None:
             col.button(example, key=f"example_{example}", on_click=set_query, args=(example,), width="stretch")
         st.session_state.setdefault("text_query", TEXT_EXAMPLES[0])
         text = st.text_input("Search the photos", key="text_query")
+        row = widgets.filter_row(source, "text")
         try:
-            found, parsed = source.engine.search_text(text, k)
-        except VectorSearchError as err:  # QueryError: empty, malformed, or no known word
+            found, parsed = source.engine.search_text(text, k, row.filters, row.threshold)
+        except VectorSearchError as err:  # QueryError: empty, malformed, or no known word; a filter that is not one
             st.warning(message(err))
             return
         counted_line(parsed)
-        widgets.grid("text", found)
+        widgets.grid("text", found, source, empty=row.nothing_found())
         if st.checkbox("Show GloVe's answer beside the sentence encoder's", key="compare_glove"):
-            compare_with_glove(source, text, k, found, parsed)
+            compare_with_glove(source, text, k, found, parsed, row)
 
 
 def counted_line(parsed) -> None:  # parsed: query.QueryVector
@@ -154,7 +162,7 @@ def counted_line(parsed) -> None:  # parsed: query.QueryVector
         st.caption("Skipped words not in the vocabulary: " + ", ".join(parsed.unknown))
 
 
-def compare_with_glove(source: Source, text: str, k: int, found, parsed) -> None:
+def compare_with_glove(source: Source, text: str, k: int, found, parsed, row: FilterRow) -> None:
     """The same query in the sentence encoder's space and in GloVe's, side by side: untrained, GloVe's
     ConSE; trained, a GloVe model trained once beside the default one (state.glove_model_path) as
     `train --text glove` trains it."""
@@ -169,10 +177,10 @@ def compare_with_glove(source: Source, text: str, k: int, found, parsed) -> None
         with st.spinner(f"Training the GloVe-space model once, into `{path}`…"):
             glove.train(text="glove")
     sentence_side, glove_side = st.columns(2)
-    glove_found, glove_parsed = glove.search_text(text, k)
+    glove_found, glove_parsed = glove.search_text(text, k, row.filters, row.threshold)
     for side, name, model, hits, query in ((sentence_side, "Sentence encoder", engine.joint, found, parsed),
                                             (glove_side, "GloVe", glove.joint, glove_found, glove_parsed)):
         with side:
             st.subheader(f"{name} ({model.method})")
             counted_line(query)
-            widgets.grid(f"compare-{name}", hits, width=110)
+            widgets.grid(f"compare-{name}", hits, source, 110, row.nothing_found())
