@@ -153,3 +153,18 @@ def test_scores_and_min_score(library: tuple[Path, Path], capsys: pytest.Capture
     similar = engine.similar_images(str(library[0] / "boat" / sorted((library[0] / "boat").iterdir())[0].name), 4)
     assert all(r.score is not None and 0 <= r.score <= 1 for r in similar)
     assert [r.score for r in similar] == sorted((r.score for r in similar), reverse=True)
+
+
+@pytest.mark.slow
+def test_tag_takes_the_filters_to_choose_its_photos(library: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    """With no photo named, the filters choose the indexed photos to tag; with photos named, those of them that pass."""
+    photos, features = library
+    assert main(["tag", "--in", "cat", "--after", "2021-05-01", "-k", "3", "--json", "--features", str(features)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(line["query"] for line in lines) == sorted(str(p) for p in (photos / "cat").iterdir())
+    assert all(len(line["results"]) == 3 for line in lines)
+    named = [str(sorted((photos / cls).iterdir())[0]) for cls in ("cat", "bus", "dog")]
+    assert main(["tag", *named, "--camera", "iphone", "--json", "--features", str(features)]) == 0
+    assert [json.loads(line)["query"] for line in capsys.readouterr().out.splitlines()] == [named[1]]
+    assert main(["tag", "--features", str(features)]) == 2
+    assert "--in/--after/--before/--camera" in capsys.readouterr().err

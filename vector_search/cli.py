@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     _query_options(p, "IMAGE", k=5)
     _store_options(p)
     _model_option(p)
-    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.tags(q, a.k)))
+    _filter_options(p, scored=False)  # with no photo named, they choose the indexed photos to tag; else those of the named ones
+    p.set_defaults(run=lambda a: run_queries(a, lambda e, q: e.tags(q, a.k), chooses=True))
 
     p = commands.add_parser("search", help="images for text: words, phrases, weighted terms ('cat + sofa - person')")
     _query_options(p, "TEXT")
@@ -154,12 +155,13 @@ def _index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", dest="index_kind", choices=KINDS, help=f"image index kind, recorded in the store (default: annoy below {ANNOY_MAX} photos, else ivf)")
 
 
-def _filter_options(p: argparse.ArgumentParser) -> None:  # which photos may answer (store/metadata.py), how good (search/calibration.py)
+def _filter_options(p: argparse.ArgumentParser, scored: bool = True) -> None:  # which photos (store/metadata.py), how good (calibration.py)
     p.add_argument("--in", dest="folder", metavar="SUBFOLDER", help="only photos under this subfolder of the indexed folder")
     p.add_argument("--after", metavar="DATE", help="only photos taken on or after DATE (EXIF date: 2024-07-14, 2024-07)")
     p.add_argument("--before", metavar="DATE", help="only photos taken on or before DATE")
     p.add_argument("--camera", metavar="TEXT", help='only photos whose camera ("Make Model") contains TEXT, any case')
-    p.add_argument("--min-score", type=float, metavar="S", help="drop answers scoring under S (0-1: the share of random pairs farther)")
+    if scored:
+        p.add_argument("--min-score", type=float, metavar="S", help="drop answers scoring under S (0-1: the share of random pairs farther)")
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
@@ -217,10 +219,8 @@ def run_index(args: argparse.Namespace) -> int:
             bar.close()
     for note in report.notes:
         print(note)
-    print(
-        f"added {len(report.added)}, changed {len(report.changed)}, renamed {len(report.renamed)}, "
-        f"unchanged {report.unchanged}, removed {len(report.removed)}, skipped {len(report.skipped)}"
-    )
+    print(f"added {len(report.added)}, changed {len(report.changed)}, renamed {len(report.renamed)}, "
+          f"unchanged {report.unchanged}, removed {len(report.removed)}, skipped {len(report.skipped)}")
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}")
     print(f"image index: {index_kind(engine.store)} ({'recorded in the store' if engine.store.index_kind else 'chosen by size'})")
@@ -339,20 +339,21 @@ def _file_queries(path: Path) -> Iterator[str | BadQuery]:
 Answer = list[Result] | tuple[list[Result], dict]  # results, and fields added to a --json line
 
 
-def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer], text: bool = False) -> int:
-    """Answer each query, printing as we go; a failed query is reported and the rest still run.
-    `text`: queries are words, never file names (a line that is not UTF-8 is refused)."""
+def run_queries(args: argparse.Namespace, answer: Callable[[Engine, str], Answer], text: bool = False, chooses: bool = False) -> int:
+    """Answer each query, printing as we go; a failed query is reported and the rest still run. `text`: queries are
+    words, never file names (a line not UTF-8 is refused). `chooses`: the filters choose the photos (Engine.photos)."""
     if args.k < 1:
         raise UsageError("-k must be at least 1")
     if hasattr(args, "folder"):
         args.filters = Filters.of(args.folder, args.after, args.before, args.camera)
     queries = read_queries(args)
     ahead = list(itertools.islice(queries, EXACT_SCAN_QUERIES_UNBUILT + 1))  # how many, when few (words.index_kind_for)
-    if not ahead:
-        raise UsageError("no query given: pass queries as arguments or with --queries-file")
-    engine = _engine(args, len(ahead))
-    failed = 0
-    for query in itertools.chain(ahead, queries):
+    chosen = chooses and args.filters is not None
+    if not ahead and not chosen:
+        raise UsageError("no query given: pass queries as arguments or with --queries-file" + (" (or --in/--after/--before/--camera)" * chooses))
+    engine, failed = _engine(args, len(ahead)), 0
+    stream = itertools.chain(ahead, queries)
+    for query in engine.photos(args.filters, stream if ahead else None) if chosen else stream:
         try:
             if isinstance(query, BadQuery):
                 raise UsageError(query.reason)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Sequence, TypeVar
+from typing import IO, TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from vector_search.store.folders import store_dir, store_encoders
 from vector_search.store.metadata import Filters
 from vector_search.store.projection import StoreMap
 from vector_search.store.ranking import ranked, reweighted
+from vector_search.store.sampling import trainable_classes
 from vector_search.store.spaces import ImageSpace, JointSpace
 from vector_search.store.store import Store
 from vector_search.store.updates import Progress, UpdateReport, file_sha256, update_store
@@ -170,7 +171,7 @@ class Engine:
             store, report = update_store(dataset, self.features_root, name, self.encoder_named(name), progress,
                                          rebuild=rebuild, index_kind=index_kind, embedder=embedder)
             self._replace_loaded(store, build_index=True)
-        if train and not config.read_only() and not self.joint_model_path().exists() and 1 < len(set(store.classes)) <= len(store) / 5:
+        if train and not config.read_only() and not self.joint_model_path().exists() and trainable_classes(store.classes):
             model = self.train(wait=wait)
             report.notes.append(f"trained the default joint model ({model.method}) on the class folders in {model.meta['train_seconds']} s")
         else:
@@ -295,6 +296,15 @@ class Engine:
         if classifier is None:
             raise EngineError(f"{encoder.name} has no ImageNet classifier to re-weight with")
         return query.class_weights(classifier[0], class_id(choice))
+
+    def photos(self, filters: Filters | None = None, among: Iterable[T] | None = None) -> Iterator[str | T]:
+        """The indexed photos passing `filters` (all: None), in store order; `among` given, those of its paths that are
+        indexed photos passing them, in its order (what is not a path passes through, for the caller to report)."""
+        store = self.store
+        allowed = filters.allowed(store) if filters is not None else np.ones(len(store), bool) if store.live is None else store.live
+        if among is None:
+            return (store.path(int(i)) for i in np.flatnonzero(allowed))
+        return (p for p in among if not isinstance(p, (str, os.PathLike)) or ((row := store.find(p)) is not None and allowed[row]))
 
     def tags(self, image: ImageQuery, k: int = 5) -> list[Result]:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
