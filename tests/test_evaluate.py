@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vector_search.evaluation import evaluate as ev
+from vector_search.evaluation import recall
 from vector_search.search.index import build_index, exact_index
 
 
@@ -106,9 +107,9 @@ def test_tag_accuracy_any_word_of_the_class_counts() -> None:
 
 def test_recall_of_an_index_against_itself_is_one() -> None:
     vectors = np.random.default_rng(2).normal(size=(200, 16)).astype(np.float32)
-    assert ev.index_recall(exact_index(vectors), vectors, k=10) == 1.0
-    assert ev.index_recall(build_index(vectors, "annoy"), vectors, k=10) == 1.0  # search_k >= n: exhaustive
-    assert ev.index_recall(exact_index(vectors), vectors, k=5, queries=[0, 3, 7], leave_out_self=False) == 1.0
+    assert recall.index_recall(exact_index(vectors), vectors, k=10) == 1.0
+    assert recall.index_recall(build_index(vectors, "annoy"), vectors, k=10) == 1.0  # search_k >= n: exhaustive
+    assert recall.index_recall(exact_index(vectors), vectors, k=5, queries=[0, 3, 7], leave_out_self=False) == 1.0
 
 
 class FarthestFirst:
@@ -125,7 +126,7 @@ class FarthestFirst:
 
 def test_recall_of_a_wrong_index_is_zero() -> None:
     vectors = angles(*range(0, 180, 5))  # 36 distinct directions
-    assert ev.index_recall(FarthestFirst(vectors), vectors, k=3) == 0.0
+    assert recall.index_recall(FarthestFirst(vectors), vectors, k=3) == 0.0
 
 
 # --- end to end --------------------------------------------------------------------------------------
@@ -181,6 +182,40 @@ def test_evaluate_command_on_a_small_real_subset(tmp_path: Path, pascal_dataset:
     words = figures["index_recall"]["words"]
     assert words["kind"] == "hnsw" and words["queries"] == 1000 and words["recall_at_10"] >= 0.9
 
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_flat_folder_reports_what_it_can_measure_without_labels(tmp_path: Path, pascal_dataset: Path,
+                                                                            capsys: pytest.CaptureFixture) -> None:
+    """No class folders: no precision (said in one line), and the measurable figures: duplicates (a copy of a file, a
+    photo re-saved smaller), metadata, tags, index recall."""
+    import shutil
+
+    from PIL import Image
+
+    from vector_search.cli import main
+
+    flat = tmp_path / "photos"
+    flat.mkdir()
+    for cls in ("cat", "bus", "boat", "horse"):
+        for photo in sorted((pascal_dataset / cls).iterdir())[:6]:
+            shutil.copy2(photo, flat / f"{cls}-{photo.name}")
+    first = sorted(flat.iterdir())
+    shutil.copy2(first[0], flat / "copy.jpg")  # the same file twice
+    with Image.open(first[1]) as image:  # the same photo, re-saved at 3/4 size
+        image.resize((image.width * 3 // 4, image.height * 3 // 4)).save(flat / "smaller.jpg", quality=80)
+    assert main(["evaluate", str(flat), "--features", str(tmp_path / "features"), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["photos"] == 26 and figures["labelled"] is False and "image_to_image" not in figures
+    duplicates = figures["duplicates"]
+    assert duplicates["identical_files"] == 1 and duplicates["queries"] == 26
+    assert duplicates["with_near_duplicate"] == pytest.approx(4 / 26)  # the two pairs, and nothing else
+    assert figures["metadata"] == {"with_date": 0.0, "with_camera": 0.0, "cameras": 0}  # Pascal's copies carry no EXIF
+    tags = figures["tags"]
+    assert tags["model"] == "conse" and tags["photos"] == 26 and 5 <= tags["distinct"] <= 130 and len(tags["most_common"]) == 10
+    assert figures["index_recall"]["image"]["recall_at_10"] == 1.0
+    report = ev.format_report(figures)
+    assert "not measurable" in report and "1 identical files" in report and "index recall@10" in report
 
 def test_report_formats_every_figure() -> None:
     """The plain-text report (`vector-search evaluate` without --json), line by line, from known figures."""

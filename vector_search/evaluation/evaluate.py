@@ -8,8 +8,8 @@ float32 cosine; `precisions_at_k`, `average_precisions` read the rankings).
 `joint_figures` (text->image precision@k and tag accuracy on the joint model's held-out 20% split,
 zero-shot text->image for classes left out of training, and when the dataset has captions the
 sentence figures of evaluation/sentences.py: held-out captions as queries, with and without caption
-training) and `index_recall_figures` (recall@k of each approximate index against exact search). `format_report` turns the figures into the text
-report.
+training) and `index_recall_figures` (recall.py: recall@k of each approximate index against exact search); a flat folder
+(no class folders) gets library.py's figures instead. `format_report` turns the figures into the text report.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ import numpy as np
 from vector_search import config
 from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
+from vector_search.evaluation import library
+from vector_search.evaluation.recall import index_recall_figures, index_recall_lines
 from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, JointModel, tags, train
-from vector_search.search.index import build_index, exact_index, recall_at_k
 from vector_search.search.vectors import normalize
+from vector_search.store.sampling import has_class_folders
 from vector_search.text.vocab import class_words
 
 
@@ -115,24 +117,12 @@ def tag_accuracy(tag_lists: Sequence[Sequence[str]], labels: Sequence[str], ks: 
     return out
 
 
-def index_recall(index, vectors: np.ndarray, k: int = 10, queries: np.ndarray | None = None, leave_out_self: bool = True) -> float:
-    """Recall@k of `index` against exact cosine search over `vectors` (the matrix it was built on).
-
-    `queries` are row numbers of `vectors` used as queries (default: all rows); with
-    `leave_out_self` each query's own row is dropped from both answers before comparing.
-    """
-    vectors = np.asarray(vectors)
-    rows = np.arange(len(vectors)) if queries is None else np.asarray(queries, np.int64)
-    return recall_at_k(index, exact_index(vectors), vectors[rows], k, exclude=rows if leave_out_self else None)
-
-
 # --- the whole evaluation of an engine --------------------------------------------------------------
 
 # Classes left out of training for the zero-shot figures (Pascal VOC names): two animals, two
 # vehicles, one piece of furniture, so every kind of class stays represented in training.
 DEFAULT_HOLDOUT = ("cat", "bus", "boat", "sheep", "sofa")
 CLASSES_ONLY = "sentence, classes"  # the sentence method trained without the captions (its report row)
-WORD_RECALL_QUERIES = 1000
 
 
 def vgg16_unavailable_reason() -> str | None:
@@ -168,6 +158,9 @@ def evaluate(
         say(f"indexing {dataset}")
         engine.index(dataset)
     store = engine.store
+    if not has_class_folders(store.classes):  # a flat folder: no classes to score with (evaluation/library.py)
+        say("a flat folder, no class folders: duplicates, metadata, tags, index recall")
+        return dict(library.library_figures(engine, seed, k), index_recall=index_recall_figures(engine, engine.joint, seed, k), seconds=clock.seconds())
     classes = sorted(set(store.classes))
     holdout = sorted(set(holdout_classes))
     if unknown := sorted(set(holdout) - set(classes)):
@@ -324,38 +317,18 @@ def flat_figures(engine, captions: Sequence[Sequence[str]] | None, k: int = 10) 
     return figures
 
 
-def index_recall_figures(engine, joint_model, seed: int = 0, k: int = 10) -> dict[str, Any]:
-    """Recall@k of each approximate index against exact search, queries = indexed rows, self left
-    out: the image index, an Annoy index over `joint_model`'s vectors (what JointSpace builds below
-    spaces.ANNOY_MAX rows: the evaluated datasets are that small), and the word index on
-    WORD_RECALL_QUERIES random words."""
-    space, words = engine.images, engine.words
-    figures: dict[str, Any] = {
-        "image": {
-            "kind": space.index.kind, "params": space.index.params, "queries": len(space.vectors),
-            f"recall_at_{k}": index_recall(space.index, space.vectors, k),
-        }
-    }
-    vectors = joint_model.transform(engine.store.vectors)
-    ann = build_index(vectors, "annoy")
-    figures["joint"] = {
-        "kind": ann.kind, "params": ann.params, "queries": len(vectors), f"recall_at_{k}": index_recall(ann, vectors, k),
-        "note": f"built as JointSpace builds it, over the {joint_model.method} model's joint vectors",
-    }
-    word_index = words.index()
-    rows = np.random.default_rng(seed).choice(len(words), size=min(WORD_RECALL_QUERIES, len(words)), replace=False)
-    figures["words"] = {
-        "kind": word_index.kind, "params": word_index.params, "queries": len(rows), "vocabulary": len(words),
-        f"recall_at_{k}": index_recall(word_index, words.vectors, k, queries=rows),
-    }
-    return figures
-
-
 # --- the plain-text report --------------------------------------------------------------------------
 
 
 def format_report(figures: dict[str, Any]) -> str:
-    """The figures of `evaluate()` as the plain-text report `vector-search evaluate` prints."""
+    """The figures of `evaluate()` as the plain-text report `vector-search evaluate` prints (a flat folder's: library.py)."""
+    k = figures["k"]
+    lines = class_lines(figures) if figures.get("labelled", True) else library.report_lines(figures)
+    return "\n".join([*lines, "", *index_recall_lines(figures["index_recall"], k), "", f"{figures['seconds']['total']:.0f} s"])
+
+
+def class_lines(figures: dict[str, Any]) -> list[str]:
+    """The report of a folder of class folders, up to the index recall."""
     from vector_search.evaluation.sentences import comparison_lines, sentence_lines
 
     k = figures["k"]
@@ -383,9 +356,4 @@ def format_report(figures: dict[str, Any]) -> str:
         lines.append(f"  {method} zero-shot: " + ", ".join(f"{c} {p:.1f}" for c, p in row["zero_shot"]["per_class"].items()))
     lines += sentence_lines(figures)
     lines += comparison_lines(figures)
-    lines += ["", f"index recall@{k} against exact search (queries = indexed rows, self left out)"]
-    for name, row in figures["index_recall"].items():
-        params = ", ".join(f"{p}={v}" for p, v in row["params"].items())
-        lines.append(f"  {name:8s} {row['kind']:6s} {params:40s} {row[f'recall_at_{k}']:.4f}  ({row['queries']} queries)")
-    lines += ["", f"{figures['seconds']['total']:.0f} s"]
-    return "\n".join(lines)
+    return lines
