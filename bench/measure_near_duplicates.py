@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PASCAL, load_average, machine, table  # noqa: E402
+from _common import PASCAL, machine, table  # noqa: E402
 
 VARIANTS = {
     "JPEG q75": lambda im: (im, 75), "JPEG q50": lambda im: (im, 50),
@@ -66,7 +66,7 @@ def main() -> None:
             lines.append([f"{name} of {len(originals)} photos", f"{np.median(d):.3f}", f"{d.max():.3f}", f"{np.mean(d < NEAR_DUPLICATE):.2f}"])
         lines.append([f"nearest other of {len(every)} distinct", f"{np.median(distinct):.3f}", f"min {distinct.min():.3f}",
                       f"{np.mean(distinct < NEAR_DUPLICATE):.3f}"])
-    print(f"{machine()}, load {load_average()}; efficientnet-lite0, NEAR_DUPLICATE = {NEAR_DUPLICATE}")
+    print(f"{machine()}; efficientnet-lite0, NEAR_DUPLICATE = {NEAR_DUPLICATE}")
     print(table(["pairs", "median distance", "max distance", f"share < {NEAR_DUPLICATE}"], lines))
 
 

@@ -38,7 +38,7 @@ def library_figures(engine, seed: int = 0, k: int = 10) -> dict[str, Any]:
         "photos": int(len(live)),
         "labelled": False,
         "k": k,
-        "note": "a flat folder has no classes, so image->image and text->image precision (same class = relevant) cannot be measured",
+        "note": "a flat folder has no classes to say which answers are relevant",
         "duplicates": duplicate_figures(store, live, sample),
         "metadata": metadata_figures(store, live),
         "tags": tag_figures(engine, sample),
