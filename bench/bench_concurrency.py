@@ -219,14 +219,30 @@ def cold_start(make_engine: Callable[[], object], queries: list[Query], referenc
     return LoadReport(time.perf_counter() - begin, _merge(per_thread))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def engine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments this benchmark shares with bench_serve.py: the photos, the store, the model, k."""
     parser.add_argument("dataset", nargs="?", type=Path, default=PASCAL)
     parser.add_argument("--store", type=Path, default=ROOT / "bench" / "out" / "concurrency_features")
     parser.add_argument("--model", type=Path, help="joint model for tags/search (default: the engine's: models/joint-*.npz if trained, else ConSE)")
+    parser.add_argument("-k", type=int, default=10)
+    return parser
+
+
+def latencies_alone(engine, queries: list[Query], k: int, repeats: int = 1) -> dict[str, KindStats]:
+    """Each query asked `repeats` times in this thread, one after the other: latencies per kind."""
+    alone: dict[str, KindStats] = defaultdict(KindStats)
+    for _ in range(repeats):
+        for q in queries:
+            begin = time.perf_counter()
+            answer(engine, q, k)
+            alone[q.kind].latencies.append(time.perf_counter() - begin)
+    return alone
+
+
+def main() -> int:
+    parser = engine_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
 
     from vector_search.engine import Engine
@@ -238,18 +254,14 @@ def main() -> int:
         queries = make_queries(engine, args.dataset, Path(scratch))
         reference = reference_answers(engine, queries, args.k)  # also loads everything, single-threaded
         single = reference_answers(engine, queries, args.k)
-        timings = defaultdict(list)
-        for q in queries:
-            begin = time.perf_counter()
-            answer(engine, q, args.k)
-            timings[q.kind].append(time.perf_counter() - begin)
+        timings = latencies_alone(engine, queries, args.k)
         print(f"{len(engine.store)} photos indexed, {len(queries)} distinct queries "
               f"({', '.join(f'{sum(q.kind == kind for q in queries)} {kind}' for kind in KINDS if any(q.kind == kind for q in queries))}); "
               f"setup {time.perf_counter() - t0:.0f} s")
         assert all(same(a, b) for a, b in zip(single, reference)), "single-threaded answers differ between two runs"
         if hasattr(engine, "joint"):
             print(f"joint model: {engine.joint.method}")
-        print("single thread, p50 ms: " + ", ".join(f"{kind} {statistics.median(v) * 1000:.1f}" for kind, v in timings.items()))
+        print("single thread, p50 ms: " + ", ".join(f"{kind} {statistics.median(v.latencies) * 1000:.1f}" for kind, v in timings.items()))
 
         cold = cold_start(lambda: Engine(args.store, model_path=args.model), queries, reference, args.threads, args.k)
         print(f"\ncold start: {args.threads} threads hit a fresh engine at once, each asks all {len(queries)} queries: "

@@ -34,8 +34,18 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PASCAL, load_average, machine  # noqa: E402
-from bench_concurrency import KindStats, LoadReport, Query, answer, make_queries, reference_answers, run_load, same  # noqa: E402
+from _common import load_average, machine  # noqa: E402
+from bench_concurrency import (  # noqa: E402
+    KindStats,
+    LoadReport,
+    Query,
+    engine_arguments,
+    latencies_alone,
+    make_queries,
+    reference_answers,
+    run_load,
+    same,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES = {"similar_images": "/similar", "similar_words": "/words", "tags": "/tags", "search": "/search"}
@@ -129,14 +139,10 @@ def start_server(store: Path, model: Path | None) -> tuple[subprocess.Popen, str
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, default=PASCAL)
-    parser.add_argument("--store", type=Path, default=ROOT / "bench" / "out" / "concurrency_features")
-    parser.add_argument("--model", type=Path, help="joint model (default: models/joint-*.npz if trained, else ConSE)")
+    parser = engine_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
 
     from vector_search.engine import Engine
@@ -147,12 +153,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         queries = make_queries(engine, args.dataset, Path(scratch))
         reference = reference_answers(engine, queries, args.k)  # loads everything
-        alone = defaultdict(KindStats)
-        for _ in range(3):
-            for q in queries:
-                begin = time.perf_counter()
-                answer(engine, q, args.k)
-                alone[q.kind].latencies.append(time.perf_counter() - begin)
+        alone = latencies_alone(engine, queries, args.k, repeats=3)
         in_process = run_load(engine, queries, reference, threads=args.clients, seconds=min(args.seconds, 30), k=args.k)
         proc, base = start_server(args.store, args.model)
         try:
