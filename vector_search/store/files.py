@@ -112,6 +112,7 @@ class Manifest:
     version: int = FORMAT_VERSION
     previous: Manifest | None = None  # in a checkpoint: the last complete state, what readers read
     checksums: tuple[tuple[int, str], ...] = ()  # (rows, CRC-32 of their bytes) per append, in row order
+    deleted_crc32: str = ""  # of the deleted-rows file (a changed id would hide a photo and show a deleted one)
 
     @property
     def vectors(self) -> str:
@@ -123,7 +124,7 @@ class Manifest:
         return mine | (self.previous.names() if self.previous else set())
 
     def as_dict(self) -> dict:
-        data = {k: v for k, v in asdict(self).items() if k != "previous"}
+        data = {k: v for k, v in asdict(self).items() if k != "previous" and (k != "deleted_crc32" or v)}  # (as older versions wrote it)
         return data if self.previous is None else {**data, "previous": self.previous.as_dict()}
 
     @classmethod
@@ -314,8 +315,10 @@ def open_table(path: Path, rows: int) -> pq.ParquetFile:
 # --- deleted rows --------------------------------------------------------------------------------
 
 
-def load_deleted(path: Path, rows: int) -> np.ndarray:
-    """Sorted, distinct row ids (int64), each below `rows`."""
+def load_deleted(path: Path, rows: int, crc32: str = "") -> np.ndarray:
+    """Sorted, distinct row ids (int64), each below `rows`, with the checksum `crc32` (if recorded)."""
+    if crc32:
+        fileio.verify(path, crc32)
     ids = fileio.load_npy(path)
     if ids.dtype != np.int64 or ids.ndim != 1 or (len(ids) and (ids[0] < 0 or ids[-1] >= rows or (np.diff(ids) <= 0).any())):
         raise ValueError(f"{path.name} is not a sorted list of rows below {rows}")

@@ -132,7 +132,7 @@ class Store:
         self._forget_derived()
         self.__dict__["items"] = items  # the table is made from them when asked for
         self._tables, self.deleted_rows, self.saved = [], np.zeros(0, np.int64), False
-        self.manifest = replace(self.manifest, fingerprint="", rows=len(items), tables=(), deleted=None)
+        self.manifest = replace(self.manifest, fingerprint="", rows=len(items), tables=(), deleted=None, deleted_crc32="")
 
     def item(self, i: int) -> Item:
         """Row i's item, without building all of them."""
@@ -273,7 +273,8 @@ class Store:
         if verify and vectors.nbytes <= storefiles.VERIFY_AT_OPEN_BYTES:  # (bigger ones: by every `index`)
             storefiles.check_vectors(directory / manifest.vectors, vectors, manifest.checksums)
         tables = [storefiles.open_table(directory / name, rows) for name, rows in manifest.tables]
-        deleted = storefiles.load_deleted(directory / manifest.deleted, manifest.rows) if manifest.deleted else np.zeros(0, np.int64)
+        deleted = (storefiles.load_deleted(directory / manifest.deleted, manifest.rows, manifest.deleted_crc32) if manifest.deleted
+                   else np.zeros(0, np.int64))
         self._forget_derived()
         self.manifest, self.stamp, self.vectors, self._tables, self.deleted_rows = manifest, stamp, vectors, tables, deleted
         self.saved = True
@@ -319,6 +320,7 @@ class Store:
             now_deleted = np.union1d(self.deleted_rows, new)
             deleted_file = storefiles.deleted_name(m.generation, commit)
             fileio.save_npy(self.directory / deleted_file, now_deleted)
+            changes["deleted_crc32"] = fileio.checksum(self.directory / deleted_file)
             fingerprint = storefiles.fingerprint(fingerprint, "-", dim, deleted=new)
         manifest = replace(m, dim=dim, rows=m.rows + added, tables=tables, deleted=deleted_file, fingerprint=fingerprint, commit=commit, **changes)
         return self._commit(manifest)
@@ -361,7 +363,8 @@ class Store:
             last = Manifest(like.encoder, like.dataset, generation=-1)
         generation = max(last.generation, storefiles.highest_generation(directory)) + 1
         store = cls(directory, like.encoder, like.dataset)
-        store.manifest = replace(like, dim=0, rows=0, tables=(), deleted=None, generation=generation, commit=max(last.commit, like.commit),
+        store.manifest = replace(like, dim=0, rows=0, tables=(), deleted=None, deleted_crc32="", generation=generation,
+                                 commit=max(last.commit, like.commit),
                                  fingerprint=storefiles.empty_fingerprint(like.encoder), index_kind=like.index_kind or last.index_kind, checksums=())
         return store
 
