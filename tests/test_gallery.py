@@ -43,6 +43,19 @@ def test_gallery_exports_real_photos_once(tmp_path: Path) -> None:
     assert not list(folder.rglob("*.tmp"))
 
 
+def test_a_damaged_gallery_photo_is_exported_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A gallery photo cut short, emptied or with flipped bytes (each PNG chunk has a CRC-32) is
+    written again, with one line; an intact one is left alone."""
+    folder = gallery.export_gallery(tmp_path / "photos")
+    cat, cup = folder / "cat" / "chelsea.png", folder / "coffee" / "coffee.png"
+    good, stamp = cat.read_bytes(), cup.stat().st_mtime_ns
+    for damaged in (good[: len(good) // 2], b"", good[:5000] + bytes(b ^ 0xFF for b in good[5000:5064]) + good[5064:]):
+        cat.write_bytes(damaged)
+        gallery.export_gallery(folder)
+        assert cat.read_bytes() == good and f"the gallery photo {cat} is damaged: exporting it again" in caplog.text
+    assert cup.stat().st_mtime_ns == stamp
+
+
 def test_gallery_reports_unwritable_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

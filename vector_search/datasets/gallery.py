@@ -8,12 +8,15 @@ indexed like one into its own store root, `<features_root>/gallery`.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vector_search import fileio
 from vector_search.errors import VectorSearchError
+
+log = logging.getLogger(__name__)
 
 
 class GalleryError(VectorSearchError, RuntimeError):
@@ -65,15 +68,29 @@ def _pixels(name: str):
     return getattr(data, name)()
 
 
+def _intact(path: Path) -> bool:
+    """Whether a saved PNG is whole: PNG holds a CRC-32 of each chunk, which PIL's verify checks."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # PIL raises many types on a damaged file
+        return False
+
+
 def export_gallery(folder: str | os.PathLike) -> Path:
-    """Write the gallery photos under `folder` (only those missing; each file atomically); returns it."""
+    """Write the gallery photos under `folder` (those missing or damaged; each file atomically); returns it."""
     from PIL import Image
 
     folder = Path(folder)
     for photo in PHOTOS:
         path = photo_path(folder, photo)
         if path.is_file():
-            continue
+            if _intact(path):
+                continue
+            log.warning("the gallery photo %s is damaged: exporting it again", path)
         try:
             image = Image.fromarray(_pixels(photo.name)).convert("RGB")
             with fileio.atomic_path(path) as tmp:
