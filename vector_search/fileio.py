@@ -271,7 +271,11 @@ def write_npy(path: Path, array: np.ndarray) -> None:
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """The array in a .npy; ValueError if it is not one (numpy says EOFError for an empty file)."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except EOFError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
