@@ -23,12 +23,13 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from conftest import GLOVE_SLICE, copy_subset
 from test_robustness import ROOT, cli, cli_env
 
 from vector_search.search import index as nn
 from vector_search.store import files as storefiles
 from vector_search.store.store import Item, Store, StoreError
+from vector_search.text.sentence_encoder import SentenceEncoder
 
 ENCODER = "efficientnet-lite0"
 GLOVE = "words/glove.6B.50d"
@@ -46,6 +47,8 @@ from vector_search import cli
 for line in sys.stdin:
     session, done = json.loads(line), []
     os.environ.update(session["env"])
+    if "vector_search.text.sentence_encoder" in sys.modules:  # its texts' vectors are read once per process
+        sys.modules["vector_search.text.sentence_encoder"]._shared.cache_clear()
     for argv in session["argvs"]:
         out, err = (io.TextIOWrapper(io.BytesIO(), "utf-8") for _ in range(2))
         sys.stdout, sys.stderr = out, err
@@ -121,6 +124,7 @@ class Setup:
             "search": ["search", "bus", "-k", "5", "--json"],
             "tag": ["tag", self.query, "--json"],
             "words": ["words", "bus", "-k", "5", "--json"],
+            "words-index": ["words", "--glove", str(GLOVE_SLICE), "--queries-file", str(self.root / "words.txt"), "-k", "5", "--json"],
             "map": ["map"],
         }[command]
 
@@ -134,27 +138,96 @@ class Setup:
         return run_sessions([(self, [self.argv(command)])])[0][0]
 
 
-COMMANDS = ("similar", "similar-new", "search", "tag", "words", "map")
+COMMANDS = ("similar", "similar-new", "search", "tag", "words", "words-index", "map")
+
+
+# Variants of the base store, each made from it once (when a selected case needs it), for the files
+# only they hold: "deleted" keeps a deletion mark (as a store too big to compact at every update
+# does: updates.COMPACT_BELOW_BYTES), "ivf" has the IVF indexes of a store above spaces.ANNOY_MAX
+# rows (its recorded kind), "hnsw" and "exact" the other image index kinds, "sentence" no trained
+# model (the sentence space of the untrained default: the sentence-vector cache).
+KEEP_DELETION_MARKS = """
+import sys
+from vector_search import cli
+from vector_search.store import updates
+updates.COMPACT_BELOW_BYTES = 0  # as a store above it: the mark is kept (10% of rows must go first)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def make_variant(name: str, setup: Setup) -> tuple[list[str], Setup]:
+    """Turn `setup` (a copy of the base) into variant `name`; the commands whose answers it checks,
+    and where the right answers are read."""
+    if name == "deleted":
+        sorted((setup.photos / "bus").iterdir())[-1].unlink()  # a bus: it was among the answers
+        out = subprocess.run([sys.executable, "-c", KEEP_DELETION_MARKS, "index", str(setup.photos)], cwd=ROOT,
+                             env=cli_env(**setup.env()), capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 0 and list((setup.features / ENCODER).glob("deleted-*.npy")), out.stderr
+        # The right answers: the folder's own store, compacted, as `index` leaves it after a rebuild
+        # (the mark's store centres its space on every row, the deleted one too: distances differ by ~0.005).
+        compacted = copy_case(setup, setup.root.parent / "deleted-compacted")
+        out = compacted.run("index", str(compacted.photos))
+        assert out.returncode == 0 and not list((compacted.features / ENCODER).glob("deleted-*.npy")), out.stderr
+        return ["similar", "search"], compacted
+    if name in ("ivf", "hnsw", "exact"):
+        out = setup.run("index", str(setup.photos), "--index", name)
+        assert out.returncode == 0, out.stderr
+        return ["similar", "search"], setup
+    if name == "sentence":
+        for model in setup.models.glob("joint-*"):
+            model.unlink()
+        return ["search", "tag"], setup
+    raise AssertionError(name)
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path) -> tuple[Setup, dict]:
+def base(tmp_path_factory: pytest.TempPathFactory, pascal_dataset: Path, request: pytest.FixtureRequest) -> dict[str, tuple[Setup, dict]]:
+    """The base ("main") and each variant the selected cases need: its folders and right answers."""
     setup = Setup(tmp_path_factory.mktemp("faults"))
     copy_subset(setup.photos, {"cat": 4, "bus": 4, "boat": 4})
     shutil.copy2(sorted((pascal_dataset / "dog").iterdir())[0], (setup.root / "new").mkdir() or setup.root / "new")
+    words = [w for w in (line.split(" ", 1)[0] for line in GLOVE_SLICE.read_text(encoding="utf-8").splitlines()) if w.isalpha()]
+    (setup.root / "words.txt").write_text("\n".join(words[100:130]) + "\n")  # 30 queries: the saved word index answers them
     for args in (("index", str(setup.photos)), ("train", "--method", "conse")):
         out = setup.run(*args)
         assert out.returncode == 0, out.stderr
-    answers = {}
-    for command, (got, said, _) in zip(COMMANDS, run_sessions([(setup, [setup.argv(c) for c in COMMANDS])])[0]):
-        assert got is not None, f"{command}: {said}"
-        answers[command] = got
-    return setup, answers
+    out = subprocess.run([sys.executable, "-c", f"from vector_search.text.words import load_words; load_words({str(GLOVE_SLICE)!r}).index()"],
+                         cwd=ROOT, env=cli_env(**setup.env()), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr  # the word index of the slice's cache, as `serve` builds it
+    wanted = {"main"} | {param.values[0] for param in selected(request)}
+    setups, commands, right = {"main": setup}, {"main": list(COMMANDS)}, {"main": setup}
+    for name in sorted(wanted - {"main"}):
+        setups[name] = copy_case(setup, setup.root.parent / name)
+        commands[name], right[name] = make_variant(name, setups[name])
+    out = {}
+    for name, session in zip(setups, run_sessions([(right[n], [right[n].argv(c) for c in commands[n]]) for n in setups])):
+        answers = {}
+        for command, (got, said, _) in zip(commands[name], session):
+            assert got is not None, f"{name} {command}: {said}"
+            answers[command] = got
+        out[name] = (setups[name], answers)
+    return out
+
+
+def unshare(path: Path) -> None:
+    """`path` made a file of its own (damage writes in place), with the same bytes and times."""
+    tmp = path.with_name(f"{path.name}.unshared")
+    shutil.copy2(path, tmp)
+    os.replace(tmp, path)
 
 
 def copy_case(setup: Setup, to: Path) -> Setup:
     """A private copy of the base folders, its store indexing its own photos."""
-    shutil.copytree(setup.root, to, symlinks=True)
+
+    def link_cache_files(source: str, target: str) -> None:
+        # Cache files are hard-linked (130 MB a case otherwise): every save replaces a file by a rename,
+        # never writes it in place, so no case changes another's. The file a case damages is unshared first.
+        if Path(source).relative_to(setup.root).parts[0] == "cache":
+            os.link(source, target)
+        else:
+            shutil.copy2(source, target)
+
+    shutil.copytree(setup.root, to, symlinks=True, copy_function=link_cache_files)
     copy = Setup(to)
     manifest = copy.features / ENCODER / "store.json"
     manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), dataset=str(copy.photos))))
@@ -162,8 +235,9 @@ def copy_case(setup: Setup, to: Path) -> Setup:
 
 
 @pytest.fixture
-def case(base: tuple[Setup, dict], tmp_path: Path) -> tuple[Setup, dict]:
-    return copy_case(base[0], tmp_path / "case"), base[1]
+def case(base: dict[str, tuple[Setup, dict]], tmp_path: Path) -> tuple[Setup, dict]:
+    setup, answers = base["main"]
+    return copy_case(setup, tmp_path / "case"), answers
 
 
 # --- damage -------------------------------------------------------------------------------------------
@@ -186,7 +260,17 @@ def flip(path: Path) -> None:
 
 
 def nan_row(path: Path) -> None:
-    """The first row of float32 vectors made NaN (after a .npy header, if any)."""
+    """The first row of float32 vectors made NaN (after a .npy header, if any; in an .npz, of its
+    float arrays, the file still a valid zip)."""
+    if path.suffix == ".npz":
+        with np.load(path) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+        for array in arrays.values():
+            if array.dtype == np.float32:
+                array[0] = np.nan
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return
     data = bytearray(path.read_bytes())
     start = 0
     if path.suffix == ".npy":
@@ -199,35 +283,59 @@ def delete(path: Path) -> None:
     path.unlink()
 
 
-DAMAGE: dict[str, Callable[[Path], None]] = {"truncate": truncate, "empty": empty, "flip": flip, "nan": nan_row, "delete": delete}
+def other_rows(path: Path) -> None:
+    """Row ids moved by one (a valid file saying other rows: a deleted photo shown, another hidden)."""
+    ids = np.load(path)
+    with open(path, "wb") as f:
+        np.save(f, np.where(ids > 0, ids - 1, ids + 1))
 
-# (file, relative to the case root: a glob; damages that apply; the commands that read it)
+
+DAMAGE: dict[str, Callable[[Path], None]] = {"truncate": truncate, "empty": empty, "flip": flip, "nan": nan_row, "delete": delete,
+                                             "other": other_rows}
+
+# (variant, file relative to the case root: a glob; damages that apply; the commands that read it).
+# A glob matching several files (the sentence-vector cache holds one a batch of texts) damages the smallest.
 STORE = f"features/{ENCODER}"
 ARRAYS = ("truncate", "empty", "flip", "nan", "delete")
 FILES = ("truncate", "empty", "flip", "delete")
+WORDS = "cache/words/glove.slice.50d"  # the cache of `words --glove GLOVE_SLICE`, with its saved index
 KINDS = [
-    (f"{STORE}/store.json", FILES, ("similar",)),
-    (f"{STORE}/vectors-*.f32", ARRAYS, ("tag", "similar")),
-    (f"{STORE}/items-*.parquet", FILES, ("similar",)),
-    (f"{STORE}/images.ann", FILES, ("similar",)),
-    (f"{STORE}/images.ann.json", FILES, ("similar",)),
-    (f"{STORE}/joint-MODEL.npy", ARRAYS, ("search",)),  # MODEL: the model's hash (spaces.joint_name)
-    (f"{STORE}/joint-MODEL.json", FILES, ("search",)),
-    (f"{STORE}/joint-MODEL.ann", FILES, ("search",)),
-    (f"{STORE}/joint-MODEL.ann.json", FILES, ("search",)),
-    (f"{STORE}/map.npy", ARRAYS, ("map",)),
-    (f"models/joint-{ENCODER}.npz", FILES, ("tag",)),
-    (f"models/joint-{ENCODER}.json", FILES, ("tag",)),
-    ("cache/encoders/*.npz", FILES, ("tag", "similar-new")),
-    ("cache/encoders/*.npz.crc32", FILES, ("tag",)),
-    ("cache/encoders/*.onnx", FILES, ("similar-new",)),
-    ("cache/encoders/*.onnx.crc32", FILES, ("similar-new",)),
-    (f"cache/{GLOVE}/vectors.npy", ARRAYS, ("words",)),
-    (f"cache/{GLOVE}/words.txt", FILES, ("words",)),
-    (f"cache/{GLOVE}/meta.json", FILES, ("words",)),
+    ("main", f"{STORE}/store.json", FILES, ("similar",)),
+    ("main", f"{STORE}/vectors-*.f32", ARRAYS, ("tag", "similar")),
+    ("main", f"{STORE}/items-*.parquet", FILES, ("similar",)),
+    ("main", f"{STORE}/images.ann", FILES, ("similar",)),
+    ("main", f"{STORE}/images.ann.json", FILES, ("similar",)),
+    ("main", f"{STORE}/joint-MODEL.npy", ARRAYS, ("search",)),  # MODEL: the model's hash (spaces.joint_name)
+    ("main", f"{STORE}/joint-MODEL.json", FILES, ("search",)),
+    ("main", f"{STORE}/joint-MODEL.ann", FILES, ("search",)),
+    ("main", f"{STORE}/joint-MODEL.ann.json", FILES, ("search",)),
+    ("main", f"{STORE}/map.npy", ARRAYS, ("map",)),
+    ("main", f"{STORE}/map.json", FILES, ("map",)),
+    ("main", f"models/joint-{ENCODER}.npz", FILES, ("tag",)),
+    ("main", f"models/joint-{ENCODER}.json", FILES, ("tag",)),
+    ("main", "cache/encoders/*.npz", FILES, ("tag", "similar-new")),
+    ("main", "cache/encoders/*.npz.crc32", FILES, ("tag",)),
+    ("main", "cache/encoders/*.onnx", FILES, ("similar-new",)),
+    ("main", "cache/encoders/*.onnx.crc32", FILES, ("similar-new",)),
+    ("main", f"cache/{GLOVE}/vectors.npy", ARRAYS, ("words",)),
+    ("main", f"cache/{GLOVE}/words.txt", FILES, ("words",)),
+    ("main", f"cache/{GLOVE}/meta.json", FILES, ("words",)),
+    ("main", f"{WORDS}/index.hnsw", FILES, ("words-index",)),
+    ("main", f"{WORDS}/index.hnsw.json", FILES, ("words-index",)),
+    ("deleted", f"{STORE}/deleted-*.npy", (*FILES, "other"), ("similar", "search")),
+    ("ivf", f"{STORE}/images.ivf", FILES, ("similar",)),
+    ("ivf", f"{STORE}/images.ivf.json", FILES, ("similar",)),
+    ("ivf", f"{STORE}/images.ivf.mean.npy", ARRAYS, ("similar",)),
+    ("ivf", f"{STORE}/joint-MODEL.ivf", FILES, ("search",)),
+    ("ivf", f"{STORE}/joint-MODEL.ivf.json", FILES, ("search",)),
+    ("hnsw", f"{STORE}/images.ann", FILES, ("similar",)),
+    ("hnsw", f"{STORE}/joint-MODEL.ann", FILES, ("search",)),
+    ("exact", f"{STORE}/images.ann", ARRAYS, ("similar",)),
+    ("sentence", "cache/sentences/*/*.npz", (*FILES, "nan"), ("tag", "search")),
 ]
-CASES = [pytest.param(pattern, damage, commands, id=f"{Path(pattern).name.replace('*', 'N')}-{damage}")
-         for pattern, damages, commands in KINDS for damage in damages]
+CASES = [pytest.param(variant, pattern, damage, commands,
+                      id=("" if variant == "main" else f"{variant}-") + f"{Path(pattern).name.replace('*', 'N')}-{damage}")
+         for variant, pattern, damages, commands in KINDS for damage in damages]
 
 RUN = re.compile(r"run `vector-search ([^`]+)`|(retrain it|train one first)")
 
@@ -253,16 +361,17 @@ def selected(request: pytest.FixtureRequest) -> list:
 
 
 @pytest.fixture(scope="module")
-def damaged(base: tuple[Setup, dict], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict:
+def damaged(base: dict[str, tuple[Setup, dict]], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict:
     """Every case selected damaged in its own copy, and each command's first answers there (one process)."""
-    setup, _ = base
     cases = {}
     for param in selected(request):
-        pattern, damage, commands = param.values
-        copy = copy_case(setup, tmp_path_factory.mktemp(param.id) / "case")
-        model = json.loads((copy.models / f"joint-{ENCODER}.json").read_text())["weights_sha256"][:16]
-        files = sorted(copy.root.glob(pattern.replace("MODEL", model)))
-        assert len(files) == 1, f"{pattern}: {files}"
+        variant, pattern, damage, commands = param.values
+        copy = copy_case(base[variant][0], tmp_path_factory.mktemp(param.id) / "case")
+        if "MODEL" in pattern:
+            pattern = pattern.replace("MODEL", json.loads((copy.models / f"joint-{ENCODER}.json").read_text())["weights_sha256"][:16])
+        files = sorted(copy.root.glob(pattern), key=lambda f: (f.stat().st_size, f.name))
+        assert len(files) == 1 or (files and "*/" in pattern), f"{pattern}: {files}"
+        unshare(files[0])
         DAMAGE[damage](files[0])
         cases[param.id] = (copy, files[0], [copy.argv(c) for c in commands])
     answers = run_sessions([(copy, argvs) for copy, _, argvs in cases.values()])
@@ -270,13 +379,13 @@ def damaged(base: tuple[Setup, dict], tmp_path_factory: pytest.TempPathFactory, 
 
 
 @pytest.fixture(scope="module")
-def repaired(base: tuple[Setup, dict], damaged: dict, request: pytest.FixtureRequest) -> dict[str, tuple[list[list[str]], list[Answer]]]:
+def repaired(base: dict[str, tuple[Setup, dict]], damaged: dict, request: pytest.FixtureRequest) -> dict[str, tuple[list[list[str]], list[Answer]]]:
     """For each case: the commands its errors said to run (and, for the store, the next `index`),
     run, then the same commands again (one process for all)."""
-    _, answers = base
     plans = {}
     for param in selected(request):
-        pattern, _, commands = param.values
+        variant, pattern, _, commands = param.values
+        answers = base[variant][1]
         file, first, copy = damaged[param.id]
         try:
             fixes = [check_answer(c, a, answers[c], file) for c, a in zip(commands, first)]
@@ -291,9 +400,10 @@ def repaired(base: tuple[Setup, dict], damaged: dict, request: pytest.FixtureReq
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pattern, damage, commands", CASES)
-def test_damaged_file(base, damaged, repaired, request: pytest.FixtureRequest, pattern: str, damage: str, commands: tuple[str, ...]) -> None:
-    _, answers = base
+@pytest.mark.parametrize("variant, pattern, damage, commands", CASES)
+def test_damaged_file(base, damaged, repaired, request: pytest.FixtureRequest, variant: str, pattern: str, damage: str,
+                      commands: tuple[str, ...]) -> None:
+    answers = base[variant][1]
     key = request.node.callspec.id
     file, first, _ = damaged[key]
     for command, answer in zip(commands, first):
@@ -357,6 +467,56 @@ def test_sigkill_at_every_rename_of_a_compacting_index(case: tuple[Setup, dict])
     assert len([n for n in names if n.startswith("vectors-")]) == 1, names
 
 
+@pytest.mark.slow
+def test_a_damaged_checkpoint_is_never_read_and_the_next_index_rebuilds(case: tuple[Setup, dict]) -> None:
+    """`index` killed after a checkpoint (a new photo embedded, committed with complete=False): readers
+    answer from the last complete save, also when the checkpoint's own item table is damaged; the
+    next `index` finds the damage (it resumes from the checkpoint), rebuilds, and the photo is found."""
+    setup, answers = case
+    new = setup.photos / "dog" / Path(setup.new_photo).name
+    shutil.copy2(setup.new_photo, (setup.photos / "dog").mkdir() or new)
+    store = setup.features / ENCODER
+    for n in range(1, 10):  # the first kill after the checkpoint's manifest is renamed
+        out = setup.run("index", str(setup.photos), VECTOR_SEARCH_KILL_AT_RENAME=str(n), VECTOR_SEARCH_CHECKPOINT_SECONDS="0")
+        assert out.returncode == -signal.SIGKILL, out.stderr
+        manifest = json.loads((store / "store.json").read_text())
+        if not manifest["complete"]:
+            break
+    else:
+        raise AssertionError("no checkpoint was committed")
+    table = {name for name, _ in manifest["tables"]} - {name for name, _ in manifest["previous"]["tables"]}
+    assert len(table) == 1, manifest
+    table = table.pop()
+    flip(store / table)
+    got, said, _ = setup.answer("similar")
+    assert got == answers["similar"] and "Traceback" not in said, said  # the last complete save
+    out = setup.run("index", str(setup.photos))
+    assert out.returncode == 0 and "rebuilding it" in out.stdout + out.stderr, out.stdout + out.stderr
+    rebuilt = Store.load(store)
+    assert len(rebuilt) == 13 and str(new) in rebuilt.paths and not (store / table).exists()
+    got, said, _ = setup.answer("similar")
+    assert got is not None and "Traceback" not in said, said
+
+
+@pytest.mark.slow
+def test_locks_and_leftover_temporaries_are_never_trusted(case: tuple[Setup, dict]) -> None:
+    """A lock file holds nothing that is read (flock on the open file): garbage in it, or none at all,
+    changes nothing. Temporaries a killed save left are removed by the next writer."""
+    setup, answers = case
+    (setup.features / f"{ENCODER}.lock").write_bytes(os.urandom(64))
+    (setup.models / f"joint-{ENCODER}.npz.lock").unlink()
+    leftovers = [setup.features / ENCODER / ".images.ann.x1.tmp", setup.features / ENCODER / ".store.json.x2.tmp",
+                 setup.models / f".joint-{ENCODER}.npz.x3.tmp"]
+    for tmp in leftovers:
+        tmp.write_bytes(b"half a save")
+        os.utime(tmp, (0, 0))  # hours old: no save in progress
+    steps = run_sessions([(setup, [["index", str(setup.photos)], ["train", "--method", "conse"], setup.argv("similar"), setup.argv("tag")])])[0]
+    for (_, said, code) in steps[:2]:
+        assert code == 0 and "Traceback" not in said, said
+    assert [got for got, _, _ in steps[2:]] == [answers["similar"], answers["tag"]], steps
+    assert not [tmp for tmp in leftovers if tmp.exists()]
+
+
 # --- quick checks of each fix, in process (the quick loop runs them) ----------------------------------
 
 
@@ -404,6 +564,18 @@ def test_vectors_that_differ_from_their_checksum_are_named(tmp_path: Path) -> No
         Store.load(store.directory)
     writer = Store.load(store.directory, checkpoint=True)
     assert storefiles.damaged_rows(writer.vectors, writer.manifest.checksums, file).tolist() == [False] * 3 + [True] * 3
+
+
+def test_deletion_marks_that_name_other_rows_are_refused(tmp_path: Path) -> None:
+    """A deleted-rows file changed into another valid one (it would show a deleted photo and hide
+    a live one) differs from the checksum in the manifest: named, with what to run."""
+    items = [Item(f"cat/{i}.jpg", 1, 1, f"{i:064x}") for i in range(4)]
+    vectors = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)
+    store = Store(tmp_path / ENCODER, ENCODER, "photos").append(items, vectors).append([], vectors[:0], deleted=[2])
+    assert store.live.tolist() == [True, True, False, True]
+    other_rows(store.directory / store.manifest.deleted)
+    with pytest.raises(StoreError, match=f"{store.manifest.deleted} is damaged.*run `vector-search index photos`"):
+        Store.load(store.directory)
 
 
 def test_a_checkpoint_is_never_what_readers_read(tmp_path: Path) -> None:
@@ -489,7 +661,25 @@ def test_read_only_mode_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
         fileio.save_json(tmp_path / "x.json", {})
     vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     assert len(nn.load_or_build(tmp_path / "v.ann", vectors, "fp")) == 50  # a cache: answered from memory
+    monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path))  # the sentence-vector cache: kept in memory
+    assert SentenceEncoder().encode_cached(["a photo of a bus"]).shape == (1, 384)  # (it failed: "(30, 'read-only mode ...')")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_sentence_vector_file_is_said_removed_and_embedded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A file of the sentence-vector cache with flipped bytes (the zip's CRC-32 fails: it was a
+    BadZipFile traceback) or a NaN vector (a valid zip: its texts' vectors were used)."""
+    monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path))
+    texts = ["a photo of a bus", "a photo of a cat"]
+    want = SentenceEncoder().encode_cached(texts)
+    (file,) = tmp_path.rglob("*.npz")
+    for damage in (flip, nan_row):
+        damage(file)
+        np.testing.assert_allclose(SentenceEncoder().encode_cached(texts), want, atol=1e-6)
+        assert f"the sentence-vector cache file {file} is damaged" in caplog.text
+        caplog.clear()
+    assert SentenceEncoder().encode_cached(texts).shape == (2, 384) and not caplog.text  # saved again, whole
 
 
 def test_the_page_shows_names_of_any_bytes_and_refuses_a_nul_in_a_folder_box(tmp_path: Path) -> None:
