@@ -447,11 +447,12 @@ def stage_text(args) -> None:
     `index`: a fresh process runs the joint step of `vector-search index` (Engine.index_joint: the
     joint vectors of every row and their index, for the default untrained model), timed; then a
     fresh `vector-search search` process is timed from its start to its answer (twice: the second
-    with the page cache warm), and a fresh process splits the time into import, open and query."""
+    with the page cache warm), and a fresh process splits the time into import, open and query.
+    `--keep-joint`: the joint files of an earlier run stay (the joint step of a later `index`)."""
     from vector_search.store.folders import store_dir
 
     directory = store_dir(update_root(args), ENCODER)
-    for old in directory.glob("joint*"):  # measure the build, not a reuse
+    for old in [] if args.keep_joint else directory.glob("joint*"):  # measure the build, not a reuse
         old.unlink()
     argv = [sys.executable, __file__, "--n", str(args.n), "--add", str(args.add), "--dir", str(args.dir), "text-child", "--step", "index"]
     for line in subprocess.run(argv, env=text_env(args), stdout=subprocess.PIPE, text=True).stdout.splitlines():
@@ -589,6 +590,7 @@ def main() -> None:
     parser.add_argument("--after-add", action="store_true", help="truth: over the rows after `add`")
     parser.add_argument("--candidates", type=int, nargs="+", default=[500, 1000, 2000, 4000],
                         help="reweight: candidate counts to measure")
+    parser.add_argument("--keep-joint", action="store_true", help="text: keep the joint files of an earlier run")
     parser.add_argument("--step", choices=["index", "query"], default="index", help="text-child: which step")
     parser.add_argument("--grid", action="store_true", help="serve-child: also a grid of nprobe x rerank")
     parser.add_argument("--n", type=int, default=1_000_000)

@@ -309,6 +309,8 @@ KINDS = [
     ("main", f"{STORE}/joint-MODEL.json", FILES, ("search",)),
     ("main", f"{STORE}/joint-MODEL.ann", FILES, ("search",)),
     ("main", f"{STORE}/joint-MODEL.ann.json", FILES, ("search",)),
+    ("main", f"{STORE}/joint-MODEL.scores.npy", ARRAYS, ("search",)),  # the text scores' calibration
+    ("main", f"{STORE}/joint-MODEL.scores.json", FILES, ("search",)),
     ("main", f"{STORE}/map.npy", ARRAYS, ("map",)),
     ("main", f"{STORE}/map.json", FILES, ("map",)),
     ("main", f"models/joint-{ENCODER}.npz", FILES, ("tag",)),

@@ -290,7 +290,7 @@ def test_index_builds_the_joint_index_and_a_text_query_builds_nothing(tmp_path: 
     name, directory = spaces.joint_name(engine.joint), engine.store.directory
     built = files_of(directory)
     index_file = f"{name}.{'ann' if kind == 'annoy' else 'ivf'}"
-    assert {f"{name}.npy", f"{name}.json", index_file, f"{index_file}.json"} <= set(built)
+    assert {f"{name}.npy", f"{name}.json", index_file, f"{index_file}.json", f"{name}.scores.npy"} <= set(built)
     hits = engine.search("cat", k=4)
     assert files_of(directory) == built  # nothing built, nothing written
     assert sum("/cat/" in h.item for h in hits) >= 3
@@ -363,3 +363,28 @@ def test_reweighted_search_from_candidates_finds_the_exact_top_10(tmp_path: Path
             everything.append(np.array_equal(whole, want))
         assert np.mean(found) >= 0.95, (how, np.mean(found))
         assert all(everything), how
+
+
+@pytest.mark.slow
+def test_big_joint_vectors_are_verified_by_index_not_at_every_open(tmp_path: Path, lite0, tmp_glove, mixed: np.ndarray, monkeypatch) -> None:
+    """Joint vectors over VERIFY_AT_OPEN_BYTES (1.5 GB at 1M) have their checksum read by `index`
+    (JointSpace.of with merge), not by every first text query; smaller ones at every open (#19)."""
+    from vector_search.joint import conse_model
+    from vector_search.store import derived
+    from vector_search.store.store import Item, Store
+
+    model = conse_model(lite0.classifier(), tmp_glove, "efficientnet-lite0")
+    store = Store(tmp_path / "store", "efficientnet-lite0", "/mixtures", [Item(f"m/{i}.jpg", i + 1, i, f"{i:064x}") for i in range(500)], mixed[:500])
+    store.save()
+    good = spaces.JointSpace.of(store, model).vectors[3].copy()
+    rows = store.directory / f"{spaces.joint_name(model)}.npy"
+    data = bytearray(rows.read_bytes())
+    start = data.index(b"\n") + 1 + 3 * 4 * len(good)  # row 3, after the header
+    data[start : start + 4 * len(good)] = np.asarray(-good, np.float32).tobytes()  # finite, wrong
+    rows.write_bytes(bytes(data))
+    assert np.array_equal(spaces.JointSpace.of(store, model).vectors[3], good)  # small: verified at open, made again
+
+    rows.write_bytes(bytes(data))
+    monkeypatch.setattr(derived, "VERIFY_AT_OPEN_BYTES", 0)  # as if big
+    assert np.array_equal(spaces.JointSpace.of(store, model).vectors[3], -good)  # not read whole at open
+    assert np.array_equal(spaces.JointSpace.of(store, model, merge=True).vectors[3], good)  # `index` reads it: made again

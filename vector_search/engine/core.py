@@ -214,8 +214,9 @@ class Engine:
         return model
 
     def index_joint(self, notes: list[str] | None = None) -> None:
-        """Build (or extend with the rows added since) the joint index of the model in use, so that the
-        first text query builds nothing (minutes at 1M); with no joint model to use, say why in `notes`."""
+        """Build (or extend with the rows added since) the joint index of the model in use and its score
+        calibration, so that the first text query builds nothing (minutes at 1M); with no joint model
+        to use, say why in `notes`."""
         loaded = self.current()
         if not len(loaded.store):
             return
@@ -226,6 +227,7 @@ class Engine:
                 notes.append(f"no joint index: {err}")
             return
         loaded._parts["joint_space"] = JointSpace.of(loaded.store, model, merge=True)
+        loaded.text_scores  # noqa: B018  (made and saved now: the first query reads it)
 
     def _replace_loaded(self, store: Store, build_index: bool = False) -> None:
         """Answer from `store` from now on, its derived parts recomputed when first used (`build_index`: the image index now)."""

@@ -11,12 +11,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
-from vector_search.search.calibration import Calibration, sample_words
+from vector_search.search.calibration import SAMPLE_WORDS, Calibration, sample_words
+from vector_search.store import derived
 from vector_search.store.folders import open_store
 from vector_search.store.metadata import Facets
 from vector_search.store.projection import StoreMap, store_map
 from vector_search.store.sampling import Overview
-from vector_search.store.spaces import ImageSpace, JointSpace
+from vector_search.store.spaces import ImageSpace, JointSpace, joint_name
 from vector_search.store.store import Store
 
 if TYPE_CHECKING:  # imported where used: a query that needs no model loads none
@@ -128,13 +129,21 @@ class Loaded:
         return Calibration.of_rows(self.images.vectors, live=self.store.live)
 
     @loaded_once
-    def text_scores(self) -> Calibration:  # best-photo distances of random tag words, encoded as queries are: scores text search
+    def text_scores(self) -> Calibration:
+        """Best-photo distances of random tag words, encoded as queries are: what scores text search.
+        Saved in the store with the joint files (made by `index`: seconds at 1M, and the tag words)."""
+        store, name, key = self.store, f"{joint_name(self.joint)}.scores", {"fingerprint": self.store.fingerprint}
+        saved = derived.load_array(store.directory, name, key, SAMPLE_WORDS, fewer=True, model=self.joint.fingerprint)
+        if saved is not None and len(saved):
+            return Calibration(saved)
         vocabulary = self.engine.tag_vocabulary(self.joint.text)
         if self.joint.text != "minilm":  # GloVe: a tag word's vector is the query's
-            return Calibration.of_best(self.joint_space.vectors, vocabulary.units, live=self.store.live)
-        # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat").
-        words = sample_words(vocabulary.words)
-        return Calibration.of_best(self.joint_space.vectors, self.engine.sentences.encode_cached(words), live=self.store.live)
+            calibration = Calibration.of_best(self.joint_space.vectors, vocabulary.units, live=store.live)
+        else:  # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat").
+            words = self.engine.sentences.encode_cached(sample_words(vocabulary.words))
+            calibration = Calibration.of_best(self.joint_space.vectors, words, live=store.live)
+        derived.save_array(store.directory, name, calibration.null, key, model=self.joint.fingerprint)
+        return calibration
 
     @loaded_once
     def collection(self) -> Collection:

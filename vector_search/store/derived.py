@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vector_search import fileio
+from vector_search.store.files import VERIFY_AT_OPEN_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,20 @@ def save_array(directory: Path, name: str, array: np.ndarray, key: dict[str, obj
 
 
 def load_array(directory: Path, name: str, key: dict[str, object], rows: int, mmap: bool = False, fewer: bool = False,
-               **meta: object) -> np.ndarray | None:
+               verify: bool = False, **meta: object) -> np.ndarray | None:
     """A derived array saved by save_array with this `key` and `meta`, of `rows` rows (or fewer,
     with `fewer`), memory-mapped with `mmap`; None if absent, stale or damaged (its checksum): then
-    the caller computes it again, and a damaged one is said in one line."""
+    the caller computes it again, and a damaged one is said in one line. The checksum is read
+    whole when the file is at most VERIFY_AT_OPEN_BYTES or with `verify` (by `vector-search index`):
+    as for a store's vectors, the 1.5 GB joint vectors of a 1M store are checked by every index, not
+    at every first query (seconds)."""
     file = directory / f"{name}.npy"
     try:
         saved = fileio.load_json(directory / f"{name}.json")
         if {k: v for k, v in saved.items() if k != "crc32"} != {**key, **json.loads(json.dumps(meta))}:
             return None
-        fileio.verify(file, saved.get("crc32"))
+        if verify or file.stat().st_size <= VERIFY_AT_OPEN_BYTES:
+            fileio.verify(file, saved.get("crc32"))
         array = fileio.load_npy(file, mmap=mmap)
         return array if len(array) == rows or (fewer and len(array) < rows) else None
     except fileio.DamagedFileError as err:

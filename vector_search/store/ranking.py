@@ -20,7 +20,7 @@ STALE_MARGIN = 8  # extra hits fetched so files deleted since indexing can be dr
 # Re-weighted search (reweighted): above REWEIGHT_SCAN_MAX rows, candidates from the plain image index,
 # re-ranked exactly with the weights. Measured at 200k (bench/bench_scale.py reweight): see docs/scale.md.
 REWEIGHT_SCAN_MAX = 20_000
-REWEIGHT_CANDIDATES = 2_000
+REWEIGHT_CANDIDATES = 1_000
 
 
 def ranked(

@@ -111,10 +111,10 @@ class JointSpace:
     @classmethod
     def of(cls, store: Store, model, merge: bool = False) -> "JointSpace":
         """The joint vectors are cached in the store (`joint_rows`); the index over them is IVF with a
-        fresh segment on a big store (`merge`: it takes in its fresh rows), else rebuilt whenever the
-        store changes."""
+        fresh segment on a big store, else rebuilt whenever the store changes. `merge` (`index`): the
+        IVF index takes in its fresh rows, and big joint vectors have their checksum read."""
         name = joint_name(model)
-        vectors = joint_rows(store, model)
+        vectors = joint_rows(store, model, verify=merge)
         if index_kind(store) == "ivf":
             return cls(vectors, _segmented(store, name, vectors, centre=False, merge=merge))
         index = load_or_build(store.directory / f"{name}.ann", vectors, f"{store.fingerprint}-{model.fingerprint}", kind=index_kind(store))
@@ -130,13 +130,13 @@ def _transform(model, source: np.ndarray, done: np.ndarray) -> np.ndarray:
     return vectors
 
 
-def joint_rows(store: Store, model) -> np.ndarray:
+def joint_rows(store: Store, model, verify: bool = False) -> np.ndarray:
     """The joint vectors of a store's rows under a model, memory-mapped (200 MB at 1M x 50): the one
     cache of them. Saved with the model and the store generation they were made for: within a
     generation rows only get appended, so only the rows added since are transformed (the store's
-    fingerprint changes with every append)."""
+    fingerprint changes with every append). `verify`: their checksum read even on a big store (`index`)."""
     key, name = model.fingerprint, joint_name(model)
-    done = store.load_array(name, mmap=True, rows=True, model=key)
+    done = store.load_array(name, mmap=True, rows=True, verify=verify, model=key)
     if done is not None and len(done) == len(store):
         return done
     vectors = _transform(model, store.vectors, np.zeros((0, model.meta["words"]["dim"]), np.float32) if done is None else done)

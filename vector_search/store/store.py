@@ -381,9 +381,10 @@ class Store:
         generation when `rows` (row-aligned, valid for the first rows of every later store of it)."""
         derived.save_array(self.directory, name, array, self._array_key(rows), **meta)
 
-    def load_array(self, name: str, mmap: bool = False, rows: bool = False, **meta: object) -> np.ndarray | None:
-        """A derived array saved by save_array (memory-mapped with `mmap`), or None if absent, stale or damaged."""
-        return derived.load_array(self.directory, name, self._array_key(rows), len(self), mmap, fewer=rows, **meta)
+    def load_array(self, name: str, mmap: bool = False, rows: bool = False, verify: bool = False, **meta: object) -> np.ndarray | None:
+        """A derived array saved by save_array (memory-mapped with `mmap`), or None if absent, stale or damaged
+        (`verify`: its checksum read even if big, derived.load_array)."""
+        return derived.load_array(self.directory, name, self._array_key(rows), len(self), mmap, fewer=rows, verify=verify, **meta)
 
     def _array_key(self, rows: bool) -> dict[str, object]:
         return {"generation": self.generation} if rows else {"fingerprint": self.fingerprint}
