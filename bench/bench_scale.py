@@ -22,6 +22,10 @@ rows, generation and mean: segments.py accepts it). `update` (a fresh process) l
 files to the other half of the photos, runs `update_store` with an embedder that hands back
 synthetic vectors (the network is measured elsewhere), merges the index like `Engine.index`, then
 runs an unchanged update; it reports each phase, the index rows covered and the peak RSS.
+
+`text` (after `library`, not in the default run) times the joint step of `vector-search index` on
+that store (Engine.index_joint) and the first text query in fresh processes; `reweight` (at
+--n 200000 after `store build`) measures re-weighted search from candidates against the exact scan.
 """
 
 from __future__ import annotations
