@@ -172,6 +172,7 @@ def test_two_parts_load_side_by_side_and_each_only_once(tmp_path: Path) -> None:
     assert sorted(got) == ["A", "A", "A", "B"] and sorted(made) == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_index_trains_the_default_model_once_on_class_folders(fixture_dataset: Path, tmp_path: Path, pascal_dataset: Path) -> None:
     """No train step: `index` on class folders with no joint model trains the default one (saying so);
     a second index, train=False, or too few photos a class for its 80/20 split (4 of 3 classes) do not."""

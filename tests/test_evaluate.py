@@ -133,7 +133,6 @@ def test_recall_of_a_wrong_index_is_zero() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_image_search_on_all_pascal_photos_keeps_the_measured_precision(tmp_path: Path, pascal_dataset: Path, lite0) -> None:
     """Lite0 on ONNX Runtime, the whole pipeline on the 1000 Pascal photos: leave-one-out P@10 and mAP of
     image search are the figures measured with the Keras model (0.564 / 0.413, ENCODER_FIGURES)."""
@@ -148,6 +147,7 @@ def test_image_search_on_all_pascal_photos_keeps_the_measured_precision(tmp_path
     assert abs(figures["precision_at_k"] - measured["p_at_10"]) < 0.0015 and abs(figures["map"] - measured["map"]) < 0.0015
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_a_small_real_subset(tmp_path: Path, pascal_dataset: Path, capsys: pytest.CaptureFixture) -> None:
     from conftest import copy_subset
 
