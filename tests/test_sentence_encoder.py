@@ -103,3 +103,8 @@ def test_cached_texts_are_embedded_once(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(list(tmp_path.rglob("*.npz"))) == 2
     saved[0].write_bytes(b"damaged")  # a damaged file costs its texts a new embedding, never an error
     np.testing.assert_allclose(se.SentenceEncoder().encode_cached(["a photo of a cat"])[0], first[0], atol=1e-6)
+    # a named bank is a folder of its own, read alone: another bank's texts are not in memory
+    apart = se.SentenceEncoder()
+    np.testing.assert_allclose(apart.encode_cached(["cat", "a photo of a dog"], bank="calibration")[1], first[1], atol=1e-6)
+    assert len(list((tmp_path / "sentences").rglob("calibration/*.npz"))) == 1
+    assert set(apart._banks) == {"calibration"} and set(apart._banks["calibration"]) == {"cat", "a photo of a dog"}

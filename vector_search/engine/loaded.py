@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
+from vector_search.joint.tagging import sentence_tag_entries
 from vector_search.search.calibration import SAMPLE_WORDS, Calibration, sample_words
 from vector_search.store import derived
 from vector_search.store.folders import open_store
@@ -136,11 +137,11 @@ class Loaded:
         saved = derived.load_array(store.directory, name, key, SAMPLE_WORDS, fewer=True, model=self.joint.fingerprint)
         if saved is not None and len(saved):
             return Calibration(saved)
-        vocabulary = self.engine.tag_vocabulary(self.joint.text)
         if self.joint.text != "minilm":  # GloVe: a tag word's vector is the query's
-            calibration = Calibration.of_best(self.joint_space.vectors, vocabulary.units, live=store.live)
-        else:  # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat").
-            words = self.engine.sentences.encode_cached(sample_words(vocabulary.words))
+            calibration = Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary().units, live=store.live)
+        else:  # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat"). The words
+            # only, and a bank of their own: not the tag vocabulary's vectors nor every text ever embedded (51 MiB a process).
+            words = self.engine.sentences.encode_cached(sample_words(sentence_tag_entries(self.engine.words)), bank="calibration")
             calibration = Calibration.of_best(self.joint_space.vectors, words, live=store.live)
         derived.save_array(store.directory, name, calibration.null, key, model=self.joint.fingerprint)
         return calibration

@@ -80,9 +80,17 @@ def sentence_tag_vocabulary(
     the form the photos' vectors are made of, once (cached on disk by the encoder). Entries close
     to a photo of anything ("thing", "picture", "object") are offset by -generic_penalty times their
     cosine to GENERIC; a word closer than `distinct` to a tag already chosen is skipped."""
+    entries = sentence_tag_entries(words, classes if settings.class_words else (), size)
+    form = PROMPT if settings.prompted else "{}"
+    units = encoder.encode_cached([form.format(e) for e in entries])
+    generic = normalize(encoder.encode_cached([form.format(g) for g in GENERIC]).mean(axis=0, keepdims=True))[0]
+    return TagVocabulary(entries, units, (-settings.generic_penalty * (units @ generic)).astype(np.float32), settings.distinct)
+
+
+def sentence_tag_entries(words: WordVectors, classes: Sequence[str] = (), size: int = SENTENCE_TAG_WORDS) -> list[str]:
+    """The entries of `sentence_tag_vocabulary`, without their vectors."""
     entries = [w for w in words.words[:size] if is_tag_word(w)]
-    if settings.class_words:
-        entries += sorted({w for name in classes for w in name.lower().split("_") if is_tag_word(w)} - set(entries))
+    entries += sorted({w for name in classes for w in name.lower().split("_") if is_tag_word(w)} - set(entries))
     seen = set(entries)
     for names in class_synonyms():
         for name in names[:IMAGENET_SYNONYMS]:
@@ -90,10 +98,7 @@ def sentence_tag_vocabulary(
             if phrase not in seen and len(phrase.split()) <= 3 and all(is_tag_word(w) for w in phrase.split()):
                 seen.add(phrase)
                 entries.append(phrase)
-    form = PROMPT if settings.prompted else "{}"
-    units = encoder.encode_cached([form.format(e) for e in entries])
-    generic = normalize(encoder.encode_cached([form.format(g) for g in GENERIC]).mean(axis=0, keepdims=True))[0]
-    return TagVocabulary(entries, units, (-settings.generic_penalty * (units @ generic)).astype(np.float32), settings.distinct)
+    return entries
 
 
 def tags(joint_vectors: np.ndarray, vocabulary: TagVocabulary, k: int = 5) -> list[list[tuple[str, float]]]:

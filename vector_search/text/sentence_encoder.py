@@ -79,7 +79,7 @@ class SentenceEncoder:
         self._session = open_session(self.model_path, threads)
         self.tokenizer = WordPiece.from_file(_vocabulary_path())
         self.encode_one = functools.lru_cache(maxsize=1024)(self._encode_one)
-        self._bank: dict[str, np.ndarray] | None = None  # encode_cached's texts, read on first use
+        self._banks: dict[str, dict[str, np.ndarray]] = {}  # encode_cached's texts by bank, each read on first use
         self._bank_lock = threading.Lock()
 
     def _run(self, texts: Sequence[str]) -> np.ndarray:
@@ -102,31 +102,35 @@ class SentenceEncoder:
         return out
 
     def _encode_one(self, text: str) -> np.ndarray:
-        known = self._bank.get(text) if self._bank is not None else None  # embedded before by encode_cached
+        known = next((b[text] for b in list(self._banks.values()) if text in b), None)  # embedded before by encode_cached
         vector = self._run([text])[0] if known is None else known.copy()
         vector.flags.writeable = False
         return vector
 
-    def encode_cached(self, texts: Sequence[str], progress=None) -> np.ndarray:
+    def encode_cached(self, texts: Sequence[str], progress=None, bank: str = "") -> np.ndarray:
         """`encode(texts)`, each text's vector kept on disk once computed (a bank of npz files under
         the cache folder, one a batch of new texts) and in memory: captions, prompts and the tag
-        vocabulary are embedded once per machine, whatever subset a later call asks for."""
+        vocabulary are embedded once per machine, whatever subset a later call asks for. A named
+        `bank` is a folder of its own, read alone (the search's score calibration: not every caption
+        and prompt ever embedded)."""
+        folder = _bank_dir() / bank
         with self._bank_lock:
-            if self._bank is None:
-                self._bank = _read_bank(_bank_dir())
-            missing = list(dict.fromkeys(t for t in texts if t not in self._bank))
+            if bank not in self._banks:
+                self._banks[bank] = _read_bank(folder)
+            known = self._banks[bank]
+            missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             vectors = self.encode(missing, progress)
             try:
-                save_npz(_bank_dir() / f"{hashlib.sha256(chr(10).join(missing).encode()).hexdigest()[:24]}.npz",
+                save_npz(folder / f"{hashlib.sha256(chr(10).join(missing).encode()).hexdigest()[:24]}.npz",
                          texts=np.asarray(missing, dtype=str), vectors=vectors)
             except OSError as err:  # a cache (read-only mode, a full disk): kept in memory, embedded again next time
                 log.warning("%s; the sentence vectors are kept in memory", err)
             with self._bank_lock:
-                self._bank.update(zip(missing, vectors))
+                known.update(zip(missing, vectors))
         out = np.zeros((len(texts), DIM), np.float32)
         for i, text in enumerate(texts):
-            out[i] = self._bank[text]
+            out[i] = known[text]
         return out
 
 
