@@ -655,6 +655,28 @@ def test_server_mode_skips_links_that_leave_the_root(tmp_path: Path, monkeypatch
     assert report.skipped == [("cat/leak.jpg", f"a link to a file outside {root}: skipped (server mode)")]
 
 
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_a_save_is_fsynced_renamed_then_its_folder_fsynced(tmp_path: Path) -> None:
+    """What a power cut needs (it cannot be tested here): the file's bytes reach the disk before the
+    rename, and the rename itself after it (an fsync of the folder). Seen in the system calls."""
+    target = tmp_path / "a.json"
+    trace = tmp_path / "trace.txt"
+    save = f"from vector_search import fileio; fileio.save_json({str(target)!r}, {{'a': 1}})"
+    out = subprocess.run(["strace", "-f", "-e", "trace=openat,fsync,rename", "-o", str(trace), sys.executable, "-c", save],
+                         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
+    if out.returncode != 0 and "ptrace" in out.stderr:
+        pytest.skip(f"strace cannot trace here: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    calls = [line.split(" ", 1)[1].strip() for line in trace.read_text().splitlines() if str(tmp_path) in line or "fsync(" in line]
+    calls = calls[next(i for i, c in enumerate(calls) if ".a.json." in c):]  # from the temporary's creation
+    rename = next(i for i, c in enumerate(calls) if c.startswith("rename(") and c.endswith("= 0") and str(target) in c)
+    assert any(c.startswith("fsync(") for c in calls[:rename]), calls  # the bytes, before the rename
+    folder = next((i for i, c in enumerate(calls) if i > rename and f'"{tmp_path}", O_RDONLY' in c and "O_DIRECTORY" in c), None)
+    assert folder is not None, f"the folder is not opened (to fsync it) after the rename: {calls}"
+    fd = calls[folder].rsplit("= ", 1)[1]
+    assert any(c.startswith(f"fsync({fd})") for c in calls[folder + 1 :]), calls  # the rename, after it
+
+
 def test_read_only_mode_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vector_search import fileio
 
