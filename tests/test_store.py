@@ -112,3 +112,19 @@ def test_damaged_store_is_detected_and_rebuilt(small_dataset: Path, tmp_path: Pa
 def test_missing_store_message(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="vector-search index"):
         open_store(tmp_path)
+
+
+def test_a_path_is_read_with_its_row_group_only(tmp_path: Path, monkeypatch) -> None:
+    """A query's answers need a few paths: each is read with its row group (files.ROW_GROUP rows), never
+    the whole path column (4 s at 1M rows)."""
+    from vector_search.store import files as storefiles
+    from vector_search.store.store import Item, Store
+
+    monkeypatch.setattr(storefiles, "ROW_GROUP", 4)
+    items = [Item(f"d/{i:02d}.jpg", i + 1, i, f"{i:064x}") for i in range(10)]
+    Store(tmp_path / "s", "efficientnet-lite0", "/photos", items, np.eye(10, 8, dtype=np.float32) + 1).save()
+    store = Store.load(tmp_path / "s")
+    assert store._tables[0].metadata.num_row_groups == 3
+    assert store.path(9) == "/photos/d/09.jpg" and store.path(1) == "/photos/d/01.jpg"
+    assert sorted(store.__dict__["path_groups"]) == [(0, 0), (0, 2)] and "path" not in store.__dict__.get("columns", {})
+    assert [store.path(i) for i in range(10)] == store.paths

@@ -87,7 +87,7 @@ class Store:
         return mask
 
     def _forget_derived(self) -> None:  # what was computed from the rows (kept in __dict__ on first use)
-        for cached in ("table", "columns", "items", "paths", "classes", "fingerprint", "live"):
+        for cached in ("table", "columns", "path_groups", "items", "paths", "classes", "fingerprint", "live"):
             self.__dict__.pop(cached, None)
 
     def is_live(self, i: int) -> bool:
@@ -146,8 +146,13 @@ class Store:
         unread = np.flatnonzero(np.asarray(pc.is_null(self.column("width")).combine_chunks().to_numpy(zero_copy_only=False), bool))
         return unread if self.live is None else unread[self.live[unread]]
 
-    def _rel(self, i: int) -> str:
-        return self.column("path")[i].as_py().decode("utf-8", "surrogateescape")
+    def _rel(self, i: int) -> str:  # (the whole column if read, else row i's row group: storefiles.path_of)
+        whole = self.__dict__.get("columns", {}).get("path") if self._tables else self.column("path")
+        try:
+            path = whole[i] if whole is not None else storefiles.path_of(self._tables, i, self.__dict__.setdefault("path_groups", {}))
+        except (OSError, pa.ArrowException) as err:
+            raise StoreError(f"an item table of {self.directory} is damaged ({err}): run `vector-search index {self.dataset}`") from None
+        return path.as_py().decode("utf-8", "surrogateescape")
 
     def path(self, i: int) -> str:
         """Row i's path as indexed (the dataset folder joined with its relative path)."""
