@@ -119,7 +119,9 @@ class Loaded:
         classifier = engine.encoder_named(encoder).classifier()
         if classifier is None:
             raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
-        return joint.conse_model(classifier, engine.words, encoder, sentences=engine.sentences if engine.text == "minilm" else None)
+        if engine.text == "minilm":  # (GloVe is not loaded: the sentence ConSE does not use it)
+            return joint.conse_model(classifier, None, encoder, sentences=engine.sentences)
+        return joint.conse_model(classifier, engine.words, encoder)
 
     @loaded_once
     def joint_space(self) -> JointSpace:

@@ -88,10 +88,11 @@ def train(
 
 
 def conse_model(
-    imagenet_classifier: tuple[np.ndarray, np.ndarray], words: WordVectors, encoder: str, sentences: SentenceEncoder | None = None
+    imagenet_classifier: tuple[np.ndarray, np.ndarray], words: WordVectors | None, encoder: str, sentences: SentenceEncoder | None = None
 ) -> JointModel:
     """The untrained ConSE model for an encoder's ImageNet classifier: in the sentence encoder's
-    space if `sentences` is given (what a folder with no classes and no captions gets), else GloVe's."""
+    space if `sentences` is given (what a folder with no classes and no captions gets; `words` unused,
+    may be None), else GloVe's."""
     dim = np.shape(imagenet_classifier[0])[0]
     meta = dict(_base_meta("conse", encoder, dim, words, sentences), classes=[], held_out_classes=[])
     if sentences is not None:
@@ -124,7 +125,7 @@ def _kept(labels: np.ndarray, exclude_classes: Sequence[str], test_size: float) 
     return keep, classes
 
 
-def _base_meta(method: str, encoder: str, feature_dim: int, words: WordVectors, sentences: SentenceEncoder | None = None) -> dict[str, Any]:
+def _base_meta(method: str, encoder: str, feature_dim: int, words: WordVectors | None, sentences: SentenceEncoder | None = None) -> dict[str, Any]:
     """What every model's sidecar records, whatever its method; `sentences`: the model lives in its space."""
     return {
         "method": method,
