@@ -329,7 +329,8 @@ class Engine:
         in the sentence space each term encoded whole, in GloVe's its words weighed (query.py, sentences.py)."""
         loaded = self.current()
         minilm = loaded.joint.text == "minilm"
-        parsed = query.sentence_query_vector(text, self.sentences) if minilm else query.query_vector(text, self.words, loaded.collection)
+        with loaded.loading("joint_space", "text_scores"):  # read while the query is encoded (the first: its encoder opened)
+            parsed = query.sentence_query_vector(text, self.sentences) if minilm else query.query_vector(text, self.words, loaded.collection)
         return ranked(loaded.store, loaded.joint_space, parsed.vector, k, filters, None, loaded.text_scores, min_score), parsed
 
     def search(self, text: str, k: int = 10, filters: Filters | None = None, min_score: float | None = None) -> list[Result]:

@@ -6,10 +6,14 @@ it whole, so a part added there never outlives its store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, TypeVar
+
+import numpy as np
 
 from vector_search.joint.tagging import sentence_tag_entries
 from vector_search.search.calibration import SAMPLE_WORDS, Calibration, sample_words
@@ -94,6 +98,20 @@ class Loaded:
         self._part_locks: dict[str, threading.RLock] = {}
         self._parts: dict[str, object] = {} if store is None else {"store": store}
 
+    @contextlib.contextmanager
+    def loading(self, *names: str) -> Iterator[None]:
+        """Load the parts `names` not loaded yet in a thread while the block runs (a text query's index
+        is read while its sentence encoder opens: both mostly outside the GIL); at the block's end wait
+        for them, a load's error raised here as it would be without the thread."""
+        missing = [name for name in names if name not in self._parts]
+        if not missing:
+            yield
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
+            done = pool.submit(lambda: [getattr(self, name) for name in missing])
+            yield
+            done.result()
+
     @loaded_once
     def store(self) -> Store:
         return open_store(self.engine.features_root, self.engine.encoder_name)
@@ -116,12 +134,17 @@ class Loaded:
         path = engine.joint_model_path()
         if engine.model_path is not None or path.exists() or joint.sidecar(path).exists():  # (a sidecar alone: its model went)
             return joint.JointModel.load(path, encoder=encoder, words=engine.words)
-        classifier = engine.encoder_named(encoder).classifier()
-        if classifier is None:
-            raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
+        model = engine.encoder_named(encoder)
+
+        def classifier() -> tuple[np.ndarray, np.ndarray]:  # read when a photo is mapped (index, tag, similar), never by a text query
+            weights = model.classifier()
+            if weights is None:
+                raise joint.ModelNotFoundError(f"{encoder} has no ImageNet classifier: train a joint model first")
+            return weights
+
         if engine.text == "minilm":  # (GloVe is not loaded: the sentence ConSE does not use it)
-            return joint.conse_model(classifier, None, encoder, sentences=engine.sentences)
-        return joint.conse_model(classifier, engine.words, encoder)
+            return joint.conse_model(classifier, None, encoder, sentences=engine.sentences, dim=model.dim)
+        return joint.conse_model(classifier, engine.words, encoder, dim=model.dim)
 
     @loaded_once
     def joint_space(self) -> JointSpace:

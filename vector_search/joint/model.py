@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,11 +34,27 @@ META = "__meta__"  # the npz member holding the metadata (JSON, UTF-8 bytes)
 class JointModel:
     """A trained (or, for ConSE, assembled) map from image features to the word space.
 
-    `meta` is the JSON sidecar; `arrays` holds every weight (numpy only).
+    `meta` is the JSON sidecar; `arrays` holds every weight (numpy only). It may be given as a function
+    making them (the untrained ConSE: the classifier read, the prompt bank encoded), called at first use
+    only: a text query, which maps no photo, never makes them (`arrays_made` says whether they were).
     """
 
     meta: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(repr=False)
+    source: dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]] = field(repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every weight, made once on first use when the model was given a function making them."""
+        if callable(self.source):
+            with self._lock:
+                if callable(self.source):
+                    self.source = self.source()
+        return self.source  # type: ignore[return-value]
+
+    @property
+    def arrays_made(self) -> bool:
+        return not callable(self.source)
 
     @property
     def method(self) -> str:

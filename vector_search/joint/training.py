@@ -8,7 +8,7 @@ can reuse them: nothing is fitted on them. ConSE trains nothing (`conse_model`).
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -88,16 +88,28 @@ def train(
 
 
 def conse_model(
-    imagenet_classifier: tuple[np.ndarray, np.ndarray], words: WordVectors | None, encoder: str, sentences: SentenceEncoder | None = None
+    imagenet_classifier: tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]],
+    words: WordVectors | None,
+    encoder: str,
+    sentences: SentenceEncoder | None = None,
+    dim: int | None = None,
 ) -> JointModel:
     """The untrained ConSE model for an encoder's ImageNet classifier: in the sentence encoder's
     space if `sentences` is given (what a folder with no classes and no captions gets; `words` unused,
-    may be None), else GloVe's."""
-    dim = np.shape(imagenet_classifier[0])[0]
+    may be None), else GloVe's. `imagenet_classifier` may be a function returning it, with `dim` (the
+    features' dimension): the model's arrays (the classifier, the label vectors) are then made at its
+    first use (JointModel.arrays), so a text query, which maps no photo, never makes them."""
+
+    def arrays() -> dict[str, np.ndarray]:
+        classifier = imagenet_classifier() if callable(imagenet_classifier) else imagenet_classifier
+        if sentences is not None:
+            return sentence.conse_arrays(classifier, sentences, dim)  # type: ignore[arg-type]
+        return imagenet_arrays(classifier, words, dim)  # type: ignore[arg-type]
+
+    if dim is None:
+        dim = int(np.shape(imagenet_classifier[0])[0])  # type: ignore[index]
     meta = dict(_base_meta("conse", encoder, dim, words, sentences), classes=[], held_out_classes=[])
-    if sentences is not None:
-        return JointModel(meta, sentence.conse_arrays(imagenet_classifier, sentences, dim))
-    return JointModel(meta, imagenet_arrays(imagenet_classifier, words, dim))
+    return JointModel(meta, arrays if callable(imagenet_classifier) else arrays())
 
 
 def _checked(features: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
