@@ -470,10 +470,11 @@ def stage_text(args) -> None:
         rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         report(args, "text-query-cli", run=run, process_s=round(took, 2), code=proc.returncode, answers=sum(len(r.get("results", [])) for r in rows),
                files_written=sorted(p.name for p in directory.glob("joint*") if p.stat().st_mtime > time.time() - took), stderr=proc.stderr[-300:])
-    argv[-1] = "query"
-    for line in subprocess.run(argv, env=text_env(args), stdout=subprocess.PIPE, text=True).stdout.splitlines():
-        if line.startswith("{"):
-            report(args, "text-query", **json.loads(line))
+    for step in ("query", "split"):
+        argv[-1] = step
+        for line in subprocess.run(argv, env=text_env(args), stdout=subprocess.PIPE, text=True).stdout.splitlines():
+            if line.startswith("{"):
+                report(args, f"text-{step}", **json.loads(line))
 
 
 def stage_text_child(args) -> None:
@@ -491,12 +492,29 @@ def stage_text_child(args) -> None:
         return
     opened = len(engine.store)
     opened_at = time.perf_counter()
+    if args.step == "split":
+        text_split(engine, {"import_s": imported - t, "store_open_s": opened_at - imported})
+        return
     hits = engine.search(TEXT_QUERY, k=10)
     first = time.perf_counter()
     engine.search("a red bus in the street", k=10)
     print(json.dumps({"rows": opened, "import_s": round(imported - t, 2), "store_open_s": round(opened_at - imported, 2),
                       "first_query_s": round(first - opened_at, 2), "second_query_ms": round(1e3 * (time.perf_counter() - first), 1),
                       "answers": len(hits)}), flush=True)
+
+
+def text_split(engine, took: dict[str, float]) -> None:
+    """The first text query's parts one after the other (a search overlaps the index read with the encoder's opening)."""
+    from vector_search.text import query
+
+    steps = {"model_s": lambda: engine.joint, "session_s": lambda: engine.sentences, "index_read_s": lambda: engine.joint_space,
+             "text_scores_s": lambda: engine.current().text_scores, "encode_s": lambda: query.sentence_query_vector(TEXT_QUERY, engine.sentences),
+             "search_and_paths_s": lambda: engine.search(TEXT_QUERY, k=10)}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        step()
+        took[name] = time.perf_counter() - start
+    print(json.dumps({name: round(s, 3) for name, s in took.items()} | {"model_arrays_made": engine.joint.arrays_made}), flush=True)
 
 
 def reweight_truth(store, queries: np.ndarray, classes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -595,7 +613,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, nargs="+", default=[500, 1000, 2000, 4000],
                         help="reweight: candidate counts to measure")
     parser.add_argument("--keep-joint", action="store_true", help="text: keep the joint files of an earlier run")
-    parser.add_argument("--step", choices=["index", "query"], default="index", help="text-child: which step")
+    parser.add_argument("--step", choices=["index", "query", "split"], default="index", help="text-child: which step")
     parser.add_argument("--grid", action="store_true", help="serve-child: also a grid of nprobe x rerank")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--add", type=int, default=10_000, help="rows appended by the `add` stage")

@@ -135,3 +135,28 @@ def test_a_model_of_another_sentence_encoder_is_refused(captioned: Engine, tmp_p
     model.save(tmp_path / "other.npz")
     with pytest.raises(ModelMismatchError, match="sentence encoder"):
         JointModel.load(tmp_path / "other.npz", words=captioned.words)
+
+
+def test_a_text_query_does_not_make_the_untrained_models_image_side(tmp_path: Path, pascal_dataset: Path, lite0) -> None:
+    """A text query on an indexed flat folder reads the joint files and encodes the query: the untrained
+    ConSE's arrays (the Lite0 classifier, the ImageNet prompt bank) are made only when a photo is mapped,
+    and the answers are those of the engine that made them, under the same model fingerprint."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for photo in copy_subset(tmp_path / "classes", {"dog": 4, "bus": 4, "cat": 4}).rglob("*.jpg"):
+        shutil.copy(photo, flat / f"{photo.parent.name}-{photo.name}")
+    indexer = Engine(tmp_path / "features")
+    indexer.index(flat)
+    assert indexer.joint.arrays_made  # index mapped the photos
+    before = indexer.search("a dog on the beach", 10)
+    engine = Engine(tmp_path / "features")
+    after = engine.search("a dog on the beach", 10)
+    assert not engine.joint.arrays_made
+    assert [(r.item, round(r.distance, 5), r.score) for r in after] == [(r.item, round(r.distance, 5), r.score) for r in before]
+    eager = conse_model(lite0.classifier(), None, "efficientnet-lite0", sentence_encoder())
+    assert engine.joint.fingerprint == eager.fingerprint == indexer.joint.fingerprint
+    engine.tags(flat / sorted(flat.iterdir())[0].name)  # a photo mapped: now they are made, equal to the eager model's
+    assert engine.joint.arrays_made
+    assert sorted(engine.joint.arrays) == sorted(eager.arrays)
+    for name, array in eager.arrays.items():
+        np.testing.assert_array_equal(engine.joint.arrays[name], array)

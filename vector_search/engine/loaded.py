@@ -143,7 +143,7 @@ class Loaded:
             return weights
 
         if engine.text == "minilm":  # (GloVe is not loaded: the sentence ConSE does not use it)
-            return joint.conse_model(classifier, None, encoder, sentences=engine.sentences, dim=model.dim)
+            return joint.conse_model(classifier, None, encoder, sentences=lambda: engine.sentences, dim=model.dim)
         return joint.conse_model(classifier, engine.words, encoder, dim=model.dim)
 
     @loaded_once

@@ -91,19 +91,19 @@ def conse_model(
     imagenet_classifier: tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]],
     words: WordVectors | None,
     encoder: str,
-    sentences: SentenceEncoder | None = None,
+    sentences: SentenceEncoder | Callable[[], SentenceEncoder] | None = None,
     dim: int | None = None,
 ) -> JointModel:
     """The untrained ConSE model for an encoder's ImageNet classifier: in the sentence encoder's
     space if `sentences` is given (what a folder with no classes and no captions gets; `words` unused,
-    may be None), else GloVe's. `imagenet_classifier` may be a function returning it, with `dim` (the
-    features' dimension): the model's arrays (the classifier, the label vectors) are then made at its
-    first use (JointModel.arrays), so a text query, which maps no photo, never makes them."""
+    may be None), else GloVe's. `imagenet_classifier` (and `sentences`) may be a function returning it, with
+    `dim` (the features' dimension): the model's arrays (the classifier, the label vectors) are then made at
+    its first use (JointModel.arrays), so a text query, which maps no photo, never makes them."""
 
     def arrays() -> dict[str, np.ndarray]:
         classifier = imagenet_classifier() if callable(imagenet_classifier) else imagenet_classifier
         if sentences is not None:
-            return sentence.conse_arrays(classifier, sentences, dim)  # type: ignore[arg-type]
+            return sentence.conse_arrays(classifier, sentences() if callable(sentences) else sentences, dim)  # type: ignore[arg-type]
         return imagenet_arrays(classifier, words, dim)  # type: ignore[arg-type]
 
     if dim is None:
