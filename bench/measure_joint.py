@@ -69,9 +69,9 @@ def class_sets(n_classes: int, count: int, seed: int) -> list[list[int]]:
     return [sorted(rng.choice(n_classes, 5, replace=False).tolist()) for _ in range(count)]
 
 
-def tag_hits(joint_vectors: np.ndarray, labels: np.ndarray, vocab: joint.TagVocabulary) -> tuple[float, float]:
-    """Fraction of photos whose top-1 / top-5 tags contain a word of their class."""
-    acc = evaluate.tag_accuracy([[w for w, _ in r] for r in joint.tags(joint_vectors, vocab, 5)], labels)
+def tag_hits(model: joint.JointModel, features: np.ndarray, labels: np.ndarray, vocab: joint.TagVocabulary) -> tuple[float, float]:
+    """Fraction of photos whose top-1 / top-5 tags (the model's, JointModel.tags) contain a word of their class."""
+    acc = evaluate.tag_accuracy([[w for w, _ in r] for r in model.tags(features, vocab, 5)], labels)
     return acc["top1"], acc["top5"]
 
 
@@ -105,7 +105,7 @@ def report_method(
     test = np.array(model.meta["split"]["test"]) if method != "conse" else joint.split(labels, 0.2, 0)[1]
     vectors = model.transform(features)
     t2i = text_to_image(vectors[test], labels[test], classes, words, sentences)
-    top1, top5 = tag_hits(model.tag_vectors(features[test]), labels[test], vocab)
+    top1, top5 = tag_hits(model, features[test], labels[test], vocab)
     zero_shot = []
     for held in zs_sets:
         names = [classes[i] for i in held]
@@ -168,7 +168,7 @@ def tune_blend(features, labels, head, words, vocab, classes, zs_sets) -> None:
     results = []
     for h, (c, m, a, g) in itertools.product(hypernyms, itertools.product(*grid.values())):
         v = blend.blend_vectors(probs[(c, "oof")], targets, conse_by_rule[h], m, a, g)
-        t2i, top5 = text_to_image(v, lab, classes, words), tag_hits(v, lab, vocab)[1]
+        t2i, top5 = text_to_image(v, lab, classes, words), evaluate.tag_accuracy([[w for w, _ in r] for r in joint.tags(v, vocab, 5)], lab)["top5"]
         zs = []
         for s, held in enumerate(zs_sets):
             v = blend.blend_vectors(probs[(c, "zs", s)], targets, conse_by_rule[h], m, a, g)  # zero columns = unseen

@@ -8,6 +8,11 @@ Each setting (entries embedded as "a photo of a ..." or bare; the model's class 
 not; the offset against generic entries; the closeness above which a word repeats a chosen tag) is
 scored by how often a word of the photo's class is among its top 5 tags (then top 1).
 
+Then how many tags name what the encoder sees (tagging.OPEN_TAGS, OPEN_BELOW): scored on the same
+out-of-fold photos (seen classes) and on photos of unseen classes (4 groups of 5 classes, each
+group's training photos tagged by a model fitted on the other 15 classes' training photos); chosen:
+the most unseen-class tags while seen-class top-5 stays within SEEN_TOLERANCE of no such tags.
+
     python bench/tune_tags.py [--store features]
 """
 
@@ -27,6 +32,8 @@ from _common import load_average, table  # noqa: E402
 PENALTIES = (0.0, 0.15, 0.3, 0.6)
 DISTINCTS = (None, 0.9, 0.8, 0.7, 0.6)
 FOLDS = 5
+OPEN = ((0, 2.0), (1, 2.0), (2, 2.0), (3, 2.0), (2, 0.95), (2, 0.9), (2, 0.85), (3, 0.9))  # (open tags, below); 2.0: always
+SEEN_TOLERANCE = 0.005
 
 
 def main() -> None:
@@ -65,6 +72,35 @@ def main() -> None:
     rows.sort(key=lambda r: (-r[4], -r[5]))
     print(table(["prompted", "class words", "generic penalty", "distinct", "top-5 (chooses)", "top-1"], rows))
     print(f"chosen: {rows[0][:4]} (out-of-fold, {len(training)} training photos, {FOLDS} folds); load average {load_average()}")
+    open_tags(engine, features, labels, classes, training, vectors, arrays, meta)
+
+
+def open_tags(engine, features, labels, classes, training, seen_vectors, arrays, meta) -> None:
+    """The table of OPEN (module docstring)."""
+    from vector_search.evaluation.evaluate import tag_accuracy
+    from vector_search.joint import blend, conse, sentence, tagging
+
+    cases = [(training, seen_vectors, conse.transform(arrays, meta, features[training]), classes)]
+    for group in range(4):
+        unseen = classes[group::4]
+        known = [c for c in classes if c not in unseen]
+        fit, held = training[~np.isin(labels[training], unseen)], training[np.isin(labels[training], unseen)]
+        part = dict(arrays, class_vectors=sentence.class_prompt_vectors(known, engine.sentences),
+                    **blend.fit_classifier(features[fit], np.searchsorted(known, labels[fit]), sentence.SentenceSettings().classifier_c, 0))
+        cases.append((held, sentence.tag_transform(part, meta, features[held]), conse.transform(part, meta, features[held]), known))
+    rows = []
+    for count, below in OPEN:
+        scores = []
+        for rows_of, vectors, view, known in cases:
+            vocabulary = tagging.sentence_tag_vocabulary(engine.words, engine.sentences, known)
+            merged = tagging.merge_tags(tagging.tags(vectors, vocabulary, 5), tagging.tags(view, vocabulary, 5), 5,
+                                        np.sum(vectors * view, axis=1), count, below)
+            scores.append((tag_accuracy([[w for w, _ in row] for row in merged], labels[rows_of], (5,))["top5"], len(rows_of)))
+        unseen = sum(s * n for s, n in scores[1:]) / sum(n for _, n in scores[1:])
+        rows.append([count, "always" if below > 1 else below, round(scores[0][0], 3), round(unseen, 3)])
+    print(table(["open tags", "below cosine", "seen top-5", "unseen top-5"], rows))
+    floor = rows[0][2] - SEEN_TOLERANCE
+    print(f"chosen: {max((r for r in rows if r[2] >= floor), key=lambda r: r[3])[:2]} (seen top-5 >= {floor:.3f}); load average {load_average()}")
 
 
 if __name__ == "__main__":

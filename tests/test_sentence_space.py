@@ -11,10 +11,12 @@ import pytest
 from conftest import PASCAL, PHOTOS, copy_subset
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from vector_search.datasets.gallery import PHOTOS as PHOTOS_OF_GALLERY
+from vector_search.datasets.gallery import export_gallery, photo_path
 from vector_search.engine import Engine
 from vector_search.joint import JointModel, ModelMismatchError, conse_model
 from vector_search.joint.sentence import CONSE_TOP, HYPERNYM_DECAY, HYPERNYM_DEPTH, imagenet_prompt_vectors, prompt
-from vector_search.joint.tagging import TagVocabulary, is_tag_word, tags
+from vector_search.joint.tagging import OPEN_TAGS, TagVocabulary, is_tag_word, tags
 from vector_search.text.sentence_encoder import sentence_encoder
 from vector_search.text.vocab import STOP_WORDS
 
@@ -127,6 +129,20 @@ def test_tags_are_distinct_words() -> None:
     chosen = units[[words.index(w) for w in distinct]]
     assert (chosen @ chosen.T)[np.triu_indices(4, 1)].max() <= 0.9
     assert plain != distinct, (plain, distinct)  # the plain list repeats a near-synonym
+
+
+def test_tags_name_what_the_encoder_sees_where_the_classes_do_not_fit(captioned: Engine, tmp_path: Path) -> None:
+    """The app gallery's rocket, to a model trained on aeroplanes, buses, cats and horses, is an aeroplane; where the
+    tag vector and the encoder's ImageNet view disagree, the last OPEN_TAGS tags are the view's."""
+    model = captioned.train(captions=False)
+    vocabulary = captioned.tag_vocabulary(model.text, model.classes)
+    export_gallery(tmp_path)
+    rocket, cat = (captioned.image_vector(photo_path(tmp_path, next(p for p in PHOTOS_OF_GALLERY if p.name == name)))[0][None] for name in ("rocket", "chelsea"))
+    own = [w for w, _ in tags(model.tag_vectors(rocket), vocabulary, 5)[0]]
+    merged = [w for w, _ in model.tags(rocket, vocabulary, 5)[0]]
+    assert not {"rocket", "missile"} & set(own), own
+    assert {"rocket", "missile"} & set(merged[-OPEN_TAGS:]) and merged[: 5 - OPEN_TAGS] == own[: 5 - OPEN_TAGS], merged
+    assert [w for w, _ in model.tags(cat, vocabulary, 5)[0]] == [w for w, _ in tags(model.tag_vectors(cat), vocabulary, 5)[0]]
 
 
 def test_a_model_of_another_sentence_encoder_is_refused(captioned: Engine, tmp_path: Path) -> None:

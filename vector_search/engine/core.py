@@ -310,11 +310,9 @@ class Engine:
 
     def tags(self, image: ImageQuery, k: int = 5) -> list[Result]:
         """The k words nearest to an image in the joint space (filtered by joint.is_tag_word)."""
-        from vector_search.joint import tags
-
         loaded = self.current()
-        joint_vector = loaded.joint.tag_vectors(self.image_vector(image, loaded)[0][None])
-        return [Result(word, d) for word, d in tags(joint_vector, self.tag_vocabulary(loaded.joint.text, loaded.joint.classes), k)[0]]
+        features = self.image_vector(image, loaded)[0][None]
+        return [Result(word, d) for word, d in loaded.joint.tags(features, self.tag_vocabulary(loaded.joint.text, loaded.joint.classes), k)[0]]
 
     # --- word queries ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from vector_search.datasets.pascal import store_captions
 from vector_search.errors import VectorSearchError
 from vector_search.evaluation import library
 from vector_search.evaluation.recall import index_recall_figures, index_recall_lines
-from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, JointModel, tags, train
+from vector_search.joint import DEFAULT_METHOD, SENTENCE_METHOD, JointModel, train
 from vector_search.search.vectors import normalize
 from vector_search.store.sampling import has_class_folders
 from vector_search.text.vocab import class_words
@@ -275,7 +275,7 @@ def joint_figures(engine, model, zero_shot_model, k: int = 10, captions: Sequenc
     holdout = zero_shot_model.meta["held_out_classes"]
     reader = query_reader(engine, model.text, vectors, labels, [line for photo in captions or () for line in photo])
 
-    tag_lists = [[w for w, _ in row] for row in tags(model.tag_vectors(store.vectors[test]), engine.tag_vocabulary(model.text, model.classes), 5)]
+    tag_lists = [[w for w, _ in row] for row in model.tags(store.vectors[test], engine.tag_vocabulary(model.text, model.classes), 5)]
     zero_shot_reader = query_reader(engine, model.text, zero_shot_vectors, labels)
     zero_shot = text_to_image(class_queries(zero_shot_reader, holdout), holdout, zero_shot_vectors, labels, k)
     zero_shot["note"] = "held-out class names queried over ALL photos; their photos were never trained on"

@@ -78,10 +78,8 @@ def metadata_figures(store, live: np.ndarray) -> dict[str, Any]:
 def tag_figures(engine, sample: np.ndarray) -> dict[str, Any]:
     """The top TAGS tags of each sampled photo with the engine's joint model: how many distinct words
     they use, and the most common ones with the share of photos carrying each."""
-    from vector_search.joint import tags
-
     model, store = engine.joint, engine.store
-    rows = tags(model.tag_vectors(np.asarray(store.vectors[sample], np.float32)), engine.tag_vocabulary(model.text, model.classes), TAGS)
+    rows = model.tags(np.asarray(store.vectors[sample], np.float32), engine.tag_vocabulary(model.text, model.classes), TAGS)
     counts = Counter(word for row in rows for word, _ in row)
     return {
         "model": model.method,

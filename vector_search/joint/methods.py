@@ -34,6 +34,7 @@ class Method:
     transform: Transform
     fit: Callable[..., tuple[Arrays, dict[str, Any]]] | None  # fit(data, settings=defaults); None: nothing to fit (ConSE)
     tags: Transform | None = None  # the vectors tags are read from, if not the joint vectors
+    encoder_view: Transform | None = None  # what the image encoder itself sees (ImageNet ConSE): tagging.OPEN_TAGS of the tags come from it
     text: str = "glove"  # the text space it maps into: "glove" (word vectors) or "minilm" (the sentence encoder)
 
 
@@ -42,7 +43,7 @@ METHODS_BY_NAME: dict[str, Method] = {
     "hybrid": Method(hybrid.transform, hybrid.fit),
     "conse": Method(conse.transform, None),
     "captions": Method(captions.transform, captions.fit, tags=blend.transform),
-    "sentence": Method(sentence.transform, sentence.fit, tags=sentence.tag_transform, text="minilm"),
+    "sentence": Method(sentence.transform, sentence.fit, tags=sentence.tag_transform, encoder_view=conse.transform, text="minilm"),
 }
 METHODS = tuple(METHODS_BY_NAME)
 TRAINABLE = tuple(name for name, method in METHODS_BY_NAME.items() if method.fit is not None)

@@ -22,6 +22,7 @@ import numpy as np
 from vector_search import fileio
 from vector_search.joint import methods
 from vector_search.joint.errors import ModelMismatchError, ModelNotFoundError
+from vector_search.joint.tagging import TagVocabulary, merge_tags, tags
 from vector_search.text.sentence_encoder import IDENTITY
 from vector_search.text.words import WordVectors
 
@@ -93,6 +94,19 @@ class JointModel:
         the tags name the photo's thing)."""
         tags = methods.get(self.method).tags
         return self.transform(features) if tags is None else tags(self.arrays, self.meta, self._checked(features))
+
+    def tags(self, features: np.ndarray, vocabulary: TagVocabulary, k: int = 5) -> list[list[tuple[str, float]]]:
+        """Each photo's k tags as (word, cosine distance): the nearest words to its tag vectors; for a
+        method that names what the image encoder sees (the sentence method's ImageNet ConSE), where
+        that view disagrees with the tag vector, its last tagging.OPEN_TAGS are the view's (tagging.merge_tags)."""
+        features = self._checked(features)
+        vectors = self.tag_vectors(features)
+        own = tags(vectors, vocabulary, k)
+        view = methods.get(self.method).encoder_view
+        if view is None:
+            return own
+        seen = view(self.arrays, self.meta, features)
+        return merge_tags(own, tags(seen, vocabulary, k), k, np.sum(vectors * seen, axis=1))
 
     def check(self, encoder: str | None = None, words: WordVectors | None = None) -> None:
         """Raise ModelMismatchError unless the model was made for this encoder and these word vectors
