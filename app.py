@@ -3,7 +3,9 @@
 A thin page over vector_search.app: its state and policy live in vector_search/app/state.py (tested
 without a browser), each numbered section in vector_search/app/sections/. Every answer comes from
 the library (mostly the `Engine`). Expensive things (engines, models, indexes, word vectors) load
-once per server; each section is a fragment, so typing in one box reruns only that section.
+once per server; each section is a fragment, so typing in one box reruns only that section. What
+only sections 4, 6 and 8 need (GloVe's 400k words, the tag words, the map) loads when their box is
+first opened, so the first page answers a text search without them.
 
 Settings live in the sidebar; the environment sets their defaults:
     VECTOR_SEARCH_DATASET    the image folder (<folder>/<class>/<image>)
@@ -59,7 +61,7 @@ def main() -> None:
     source = dataset_section(settings)
     usable = source is not None and indexing_section(source)
     if usable:
-        widgets.engines().warm(source.engine)  # sections 5-7's parts load while 3 and 4 render
+        widgets.engines().warm(source.engine)  # text search's parts load while 3 and 4 render
     if usable:
         image_search_section(source, settings.k)
     words_section(source.engine if source else widgets.engine(settings.features, settings.encoder), settings.k)

@@ -9,8 +9,11 @@ built once the first time (about a minute on 2 cores), then loaded.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,10 +63,16 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Trained joint models go to a fresh folder: conftest's autouse `models_dir` fixture.
 
 
-def start(monkeypatch: pytest.MonkeyPatch, dataset: Path, features: Path) -> AppTest:
+LAZY_BOXES = ("words_open", "tags_open", "map_open")  # sections 4, 6 and 8 draw their content once opened
+
+
+def start(monkeypatch: pytest.MonkeyPatch, dataset: Path, features: Path, opened: bool = True) -> AppTest:
+    """The page's first run (`opened`: with the boxes of sections 4, 6 and 8 opened, as a visitor does)."""
     monkeypatch.setenv("VECTOR_SEARCH_DATASET", str(dataset))
     monkeypatch.setenv("VECTOR_SEARCH_FEATURES", str(features))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for box in LAZY_BOXES if opened else ():
+        at.session_state[box] = True
     return ok(at.run())
 
 
@@ -153,9 +162,10 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
     s2 = page["2"]
     assert "efficientnet-lite0" in texts(s2) and "1280 numbers" in texts(s2)
     assert "19 vectors of 1280 numbers" in texts(s2)
-    first = next(n for n in s2 if n.type == "dataframe").value
-    assert first.shape == (5, 10) and (first.to_numpy() >= 0).all()
-    assert first.index[0].startswith("boat/")
+    table = next(n.value for n in s2 if n.type == "markdown" and n.value.startswith("| photo |")).splitlines()[2:]
+    first = [row.strip("| ").split(" | ") for row in table]
+    assert len(first) == 5 and all(len(row) == 11 and min(map(float, row[1:])) >= 0 for row in first)
+    assert first[0][0].startswith("boat/")
 
     # 3. image search from the noisy bottle: distances sorted, the photo itself excluded;
     # re-weighting towards "Siamese cat" brings the cats forward
@@ -186,6 +196,44 @@ def test_walkthrough_sections_on_real_photos(monkeypatch, photos: Path, features
     assert '"class"' in chart.proto.spec and "category20" in chart.proto.spec
     assert sorted(map_photos(chart)) == sorted(str(p.relative_to(photos)) for p in photos.glob("*/*.jpg"))
     assert not [c for c in page["8"] if c.type == "caption" and "fixed sample" in c.value]
+
+
+FIRST_PAGE = """
+import json, sys, threading
+from streamlit.testing.v1 import AppTest
+from vector_search.app import widgets
+at = AppTest.from_file(sys.argv[1], default_timeout=600).run()
+assert not at.exception, [e.value for e in at.exception]
+for thread in threading.enumerate():
+    if thread.name == "vector_search-warm-up":
+        thread.join()
+def loaded():
+    (engine,) = widgets.engines()._engines.values()
+    return sorted(engine._parts), sorted(engine.current()._parts), sorted(m for m in ("pandas", "altair") if m in sys.modules)
+first = loaded()
+results = [len(img.proto.imgs) for img in at.get("imgs")]
+expanders = [e.label for e in at.expander]
+at.session_state["words_open"] = True
+at.run()
+print(json.dumps({"first": first, "expanders": expanders, "markdown": [m.value for m in at.markdown], "opened": loaded()}))
+"""
+
+
+def test_the_first_page_answers_text_search_without_the_words_the_tags_or_the_map(photos: Path, features: Path, monkeypatch) -> None:
+    """In a fresh server process, the first page shows text search's photos without loading GloVe's 400k words,
+    the tag words or the map, nor importing pandas or altair; opening section 4's box loads the words."""
+    start(monkeypatch, photos, features)  # the shared store, indexed
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", FIRST_PAGE, str(APP)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    engine_parts, state_parts, modules = report["first"]
+    assert "words" not in engine_parts and not [p for p in engine_parts if p.startswith("tags:")], engine_parts
+    assert {"joint_space", "text_scores"} <= set(state_parts) and "image_map" not in state_parts, state_parts
+    assert modules == [], modules
+    assert report["expanders"] == ["A word's vector, and the words nearest a word or a phrase", "Tag a photo", "Show the map"]
+    assert any("“cat” is 50 numbers" in m for m in report["markdown"])  # the box opened: the words loaded
+    assert "words" in report["opened"][0]
 
 
 def test_image_search_with_another_photo_upload_and_k(monkeypatch, photos: Path, features: Path) -> None:

@@ -209,7 +209,7 @@ def test_pickers_start_on_the_first_photo_without_the_noisy_bottle(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_warm_up_loads_the_later_sections_parts_once_per_store_state(indexed: tuple[Path, Path]) -> None:
+def test_a_warm_up_loads_the_text_searchs_parts_once_per_store_state(indexed: tuple[Path, Path]) -> None:
     _, features = indexed
     engines = Engines()
     engine = engines.get(str(features), "efficientnet-lite0")
@@ -217,6 +217,6 @@ def test_a_warm_up_loads_the_later_sections_parts_once_per_store_state(indexed: 
     assert thread is not None and engines.warm(engine) is None  # warming already: not twice
     thread.join(600)
     loaded = engine.current()
-    assert {"joint", "joint_space"} <= set(loaded._parts)
-    assert any(key.startswith(f"tags:{loaded.joint.text}") for key in engine._parts)
+    assert {"joint", "joint_space", "text_scores"} <= set(loaded._parts) and "sentences" in engine._parts
+    assert not any(key.startswith("tags:") for key in engine._parts)  # section 6's box loads them
     assert engines.warm(engine) is None  # this store state is warm

@@ -98,13 +98,14 @@ class Engines:
 
 
 def warm_up(engine: Engine) -> None:
-    """Load what the sections below the first screen need (the joint model, with the word vectors
-    and the sentence encoder it uses, the joint index, the tag words), in the calling thread. A
+    """Load what the first page's text search needs (the joint model, the joint index and its score
+    calibration, the sentence encoder or, in GloVe's space, the word vectors), in the calling thread.
+    The word vectors of section 4, the tag words and the map wait until their box is opened. A
     failure is left for the section that needs the part to report."""
     try:
         loaded = engine.current()
-        _ = loaded.joint_space
-        engine.tag_vocabulary(loaded.joint.text, loaded.joint.classes)
+        _ = loaded.text_scores  # (the joint model and index with it)
+        _ = engine.sentences if loaded.joint.text == "minilm" else loaded.collection
     except Exception:  # the section asking for it again shows the error on the page
         log.debug("warm-up of %s stopped", engine.features_root, exc_info=True)
 

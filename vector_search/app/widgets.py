@@ -83,6 +83,14 @@ def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
 # --- page helpers -----------------------------------------------------------------------------------
 
 
+def lazy(label: str, key: str) -> tuple[DeltaGenerator, bool]:
+    """An expander, closed on the first page, and whether it is open: the caller draws (and loads)
+    what is inside only while it is, so the word vectors, the tag words or the map load when a
+    visitor first opens their section, not with the first page (opening it reruns the section)."""
+    box = st.expander(label, key=key, on_change="rerun")
+    return box, bool(box.open)
+
+
 @contextmanager
 def guard(what: str) -> Iterator[None]:
     """Turn any error inside into a message on the page (and a traceback in the server log)."""

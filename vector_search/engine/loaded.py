@@ -133,7 +133,10 @@ class Loaded:
         engine, encoder = self.engine, self.store.encoder
         path = engine.joint_model_path()
         if engine.model_path is not None or path.exists() or joint.sidecar(path).exists():  # (a sidecar alone: its model went)
-            return joint.JointModel.load(path, encoder=encoder, words=engine.words)
+            trained = joint.JointModel.load(path, encoder=encoder)
+            if trained.text != "minilm":  # checked against the word vectors it was trained with (the sentence space needs none)
+                trained.check(words=engine.words)
+            return trained
         model = engine.encoder_named(encoder)
 
         def classifier() -> tuple[np.ndarray, np.ndarray]:  # read when a photo is mapped (index, tag, similar), never by a text query

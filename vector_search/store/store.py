@@ -106,15 +106,16 @@ class Store:
         columns = self.__dict__.setdefault("columns", {})
         if name not in columns:
             kind = ITEM_SCHEMA.field(name).type
-            columns[name] = pa.chunked_array([self._read(i, name) if name in t.schema_arrow.names
-                                              else pa.nulls(t.metadata.num_rows, kind) for i, t in enumerate(self._tables)], kind) \
+            # (chunks, not the tables' ChunkedArrays: pyarrow imports pandas, 0.5-1 s, to look at a list of those)
+            columns[name] = pa.chunked_array([chunk for i, t in enumerate(self._tables) for chunk in (
+                self._read(i, name) if name in t.schema_arrow.names else [pa.nulls(t.metadata.num_rows, kind)])], kind) \
                 if self._tables else self.table.column(name)
         return columns[name]
 
-    def _read(self, i: int, column: str) -> pa.Array:
-        """One column of item table i; StoreError naming the file (and what to run) if it is damaged."""
+    def _read(self, i: int, column: str) -> list[pa.Array]:
+        """One column of item table i, as its chunks; StoreError naming the file (and what to run) if it is damaged."""
         try:
-            return self._tables[i].read(columns=[column]).column(0)
+            return self._tables[i].read(columns=[column]).column(0).chunks
         except (OSError, pa.ArrowException) as err:
             raise StoreError(f"{self.directory / self.manifest.tables[i][0]} is damaged ({err}): run "
                              f"`vector-search index {self.dataset}` to rebuild the store") from None
@@ -143,7 +144,8 @@ class Store:
     def rows_without_metadata(self) -> np.ndarray:
         """Live rows whose photo metadata was never read (indexed before the metadata columns, or
         converted from format 1): every indexed photo decoded, so it has a width once read."""
-        unread = np.flatnonzero(np.asarray(pc.is_null(self.column("width")).combine_chunks().to_numpy(zero_copy_only=False), bool))
+        nulls = pc.is_null(self.column("width")).combine_chunks()  # (to_pylist: pyarrow's to_numpy imports pandas, 0.5-1 s)
+        unread = np.asarray(pc.indices_nonzero(nulls).to_pylist(), np.int64)
         return unread if self.live is None else unread[self.live[unread]]
 
     def _rel(self, i: int) -> str:  # (the whole column if read, else row i's row group: storefiles.path_of)

@@ -70,45 +70,49 @@ def map_section(source: Source) -> None:
            "coloured by what tells your photos apart: their folder, else the month they were taken, else their camera. "
            "Hover for the file, click a dot to see the photo. Clusters are photos that look alike.")
     )
-    with widgets.guard("Map"):
-        import altair as alt
-        import pandas as pd
+    box, opened = widgets.lazy("Show the map", "map_open")
+    if not opened:  # the map (and altair, pandas) load when the box is first opened
+        return
+    with box:
+        with widgets.guard("Map"):
+            import altair as alt
+            import pandas as pd
 
-        store = source.engine.store
-        with st.spinner("Computing the t-SNE map (once per store)…"):
-            shown = source.engine.image_map()
-        paths = [store.paths[i] for i in shown.rows]
-        colour, values = map_colours(store, shown.rows, labelled)
-        frame = pd.DataFrame(
-            {
-                "x": shown.points[:, 0],
-                "y": shown.points[:, 1],
-                colour: [printable(v) for v in values],
-                "photo": [source.label(p) for p in paths],
-            }
-        )
-        if len(shown.rows) < shown.total:
-            st.caption(f"{len(shown.rows):,} of {shown.total:,} photos: a fixed sample" + (", each class in proportion." if labelled else "."))
-        tooltip = ["photo", colour]
-        if st.checkbox("Thumbnails on hover", key="map_thumbnails", help="Sends a small JPEG of every photo shown to the page"):
-            frame["image"] = widgets.thumbnail_uris(tuple(paths))
-            tooltip.append("image")
-        pick = alt.selection_point(name="pick", fields=["photo"], on="click")
-        chart = (
-            alt.Chart(frame)
-            .mark_circle(size=70, opacity=0.85)
-            .encode(
-                x=alt.X("x", axis=None, scale=alt.Scale(zero=False, nice=False)),
-                y=alt.Y("y", axis=None, scale=alt.Scale(zero=False, nice=False)),
-                color=alt.Color(f"{colour}:N", scale=alt.Scale(scheme="category20"), legend=alt.Legend(columns=2)),
-                tooltip=tooltip,
+            store = source.engine.store
+            with st.spinner("Computing the t-SNE map (once per store)…"):
+                shown = source.engine.image_map()
+            paths = [store.paths[i] for i in shown.rows]
+            colour, values = map_colours(store, shown.rows, labelled)
+            frame = pd.DataFrame(
+                {
+                    "x": shown.points[:, 0],
+                    "y": shown.points[:, 1],
+                    colour: [printable(v) for v in values],
+                    "photo": [source.label(p) for p in paths],
+                }
             )
-            .add_params(pick)
-            .properties(height=520)
-        )
-        event = st.altair_chart(chart, on_select="rerun", key="map", width="stretch")
-        # The selection comes from the browser: show only a photo of the map itself (server mode).
-        photos = dict(zip(frame["photo"], paths))  # (labels are printable: they need not be the paths' bytes)
-        picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo") in photos]
-        if picked:
-            widgets.image(photos[picked[0]], picked[0], 260)
+            if len(shown.rows) < shown.total:
+                st.caption(f"{len(shown.rows):,} of {shown.total:,} photos: a fixed sample" + (", each class in proportion." if labelled else "."))
+            tooltip = ["photo", colour]
+            if st.checkbox("Thumbnails on hover", key="map_thumbnails", help="Sends a small JPEG of every photo shown to the page"):
+                frame["image"] = widgets.thumbnail_uris(tuple(paths))
+                tooltip.append("image")
+            pick = alt.selection_point(name="pick", fields=["photo"], on="click")
+            chart = (
+                alt.Chart(frame)
+                .mark_circle(size=70, opacity=0.85)
+                .encode(
+                    x=alt.X("x", axis=None, scale=alt.Scale(zero=False, nice=False)),
+                    y=alt.Y("y", axis=None, scale=alt.Scale(zero=False, nice=False)),
+                    color=alt.Color(f"{colour}:N", scale=alt.Scale(scheme="category20"), legend=alt.Legend(columns=2)),
+                    tooltip=tooltip,
+                )
+                .add_params(pick)
+                .properties(height=520)
+            )
+            event = st.altair_chart(chart, on_select="rerun", key="map", width="stretch")
+            # The selection comes from the browser: show only a photo of the map itself (server mode).
+            photos = dict(zip(frame["photo"], paths))  # (labels are printable: they need not be the paths' bytes)
+            picked = [row.get("photo") for row in (event.selection.get("pick") or []) if row.get("photo") in photos]
+            if picked:
+                widgets.image(photos[picked[0]], picked[0], 260)

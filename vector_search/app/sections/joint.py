@@ -111,12 +111,16 @@ def tags_section(source: Source, k: int) -> None:
         "Map a photo into the word space with the model of section 5 and read off the nearest words: "
         "tags. They are not limited to the class names."
     )
-    with widgets.guard("Tags"):
+    box, shown = widgets.lazy("Tag a photo", "tags_open")
+    if not shown:  # the tag words (their sentence vectors) load when the box is first opened
+        return
+    with box, widgets.guard("Tags"):
         picked = widgets.picked_photo(source, "tags")
         if picked is None:
             return
         photo, right = picked
-        tags = source.engine.tags(as_query(photo), k)
+        with st.spinner("Loading the tag words (once per server)…"):
+            tags = source.engine.tags(as_query(photo), k)
         right.markdown("**Tags:** " + " · ".join(f"**{r.item}** {r.distance:.2f}" for r in tags))
         if isinstance(photo, str):
             lines = datasets.captions(photo)

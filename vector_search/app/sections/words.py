@@ -18,29 +18,33 @@ def words_section(engine: Engine, k: int) -> None:
         "Words get vectors too: **GloVe** (Pennington et al., 2014) learned 50 numbers for each of 400,000 "
         "words from how often words occur together in Wikipedia and news text. Words used alike point alike."
     )
-    with widgets.guard("Words"):
-        word = st.text_input("A word", "cat", key="word").strip()
-        if word:
-            try:
-                vector = engine.words.vector(word)
-            except VectorSearchError as err:  # UnknownWordError
-                st.warning(
-                    f"{message(err)}. A word outside the vocabulary has no vector: searches skip it "
-                    "(and say so), and a query of unknown words only is refused."
-                )
+    box, shown = widgets.lazy("A word's vector, and the words nearest a word or a phrase", "words_open")
+    if not shown:  # GloVe's 400,000 words load when the box is first opened
+        return
+    with box:
+        with widgets.guard("Words"):
+            word = st.text_input("A word", "cat", key="word").strip()
+            if word:
+                try:
+                    vector = engine.words.vector(word)
+                except VectorSearchError as err:  # UnknownWordError
+                    st.warning(
+                        f"{message(err)}. A word outside the vocabulary has no vector: searches skip it "
+                        "(and say so), and a query of unknown words only is refused."
+                    )
+                else:
+                    st.markdown(f"“{word}” is {len(vector)} numbers: " + ", ".join(f"{v:.2f}" for v in vector[:8]) + ", …")
+                    st.vega_lite_chart(bar_chart(vector), height=160)
             else:
-                st.markdown(f"“{word}” is {len(vector)} numbers: " + ", ".join(f"{v:.2f}" for v in vector[:8]) + ", …")
-                st.vega_lite_chart(bar_chart(vector), height=160)
-        else:
-            st.info("Type a word to see its vector.")
-    with widgets.guard("Similar words"):
-        text = st.text_input("Words similar to (a word or a phrase)", "cat", key="similar_to")
-        try:
-            found = engine.similar_words(text, k)
-        except VectorSearchError as err:  # unknown words, an empty query
-            st.warning(message(err))
-        else:
-            st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in found))
+                st.info("Type a word to see its vector.")
+        with widgets.guard("Similar words"):
+            text = st.text_input("Words similar to (a word or a phrase)", "cat", key="similar_to")
+            try:
+                found = engine.similar_words(text, k)
+            except VectorSearchError as err:  # unknown words, an empty query
+                st.warning(message(err))
+            else:
+                st.markdown(" · ".join(f"**{r.item}** {r.distance:.2f}" for r in found))
 
 
 def bar_chart(vector: np.ndarray) -> dict:
