@@ -182,6 +182,9 @@ def test_text_query_shows_photos_in_chromium(tmp_path: Path) -> None:
         headers = [h.text for h in driver.find_elements(By.TAG_NAME, "h2")]
         assert [h.split(".")[0] for h in headers if h[:1].isdigit()] == [str(i) for i in range(1, 9)], headers
         assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+        for summary in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stExpander'] summary"):  # sections 4, 6, 8: opened
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", summary)
+            time.sleep(0.5)
         WebDriverWait(driver, 120).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart'] canvas, "
                                                       "[data-testid='stVegaLiteChart'] svg")
