@@ -104,7 +104,7 @@ def warm_up(engine: Engine) -> None:
     failure is left for the section that needs the part to report."""
     try:
         loaded = engine.current()
-        _ = loaded.text_scores  # (the joint model and index with it)
+        _ = loaded.joint_space, loaded.text_scores  # (the joint model with them; the scores saved by `index` need no index)
         _ = engine.sentences if loaded.joint.text == "minilm" else loaded.collection
     except Exception:  # the section asking for it again shows the error on the page
         log.debug("warm-up of %s stopped", engine.features_root, exc_info=True)
