@@ -3,7 +3,9 @@ summary (vector_search.datasets.pascal), and the 2-D map (vector_search.store.pr
 
 from __future__ import annotations
 
+import base64
 import http.server
+import io
 import shutil
 import socket
 import threading
@@ -18,7 +20,7 @@ from PIL import Image
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
 from vector_search.datasets.pascal import DownloadError, download_pascal_sentences, parse_index
-from vector_search.imaging.images import find_images, load_image
+from vector_search.imaging.images import find_images, load_image, thumbnail_uri
 from vector_search.store.projection import project_2d
 
 # --- gallery -------------------------------------------------------------------------------------
@@ -105,8 +107,9 @@ def test_captions_of_the_noisy_bottle(pascal_dataset: Path) -> None:
 
 
 def test_thumbnail_uri_is_a_small_jpeg() -> None:
-    uri = datasets.thumbnail_uri(CAT, size=48)
-    assert uri.startswith("data:image/jpeg;base64,") and len(uri) < 6000
+    uri = thumbnail_uri(CAT, 48)
+    picture = Image.open(io.BytesIO(base64.b64decode(uri.removeprefix("data:image/jpeg;base64,"))))
+    assert uri.startswith("data:image/jpeg;base64,") and len(uri) < 6000 and picture.width == 48
 
 
 # --- Pascal Sentences downloader -------------------------------------------------------------------

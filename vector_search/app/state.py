@@ -29,7 +29,7 @@ from vector_search.datasets import gallery
 from vector_search.datasets.pascal import NOISY_EXAMPLE
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
-from vector_search.imaging.images import ImageError, class_of, printable, thumbnail
+from vector_search.imaging.images import ImageError, class_of, printable, thumbnail_uri
 from vector_search.store.updates import UpdateReport
 
 T = TypeVar("T")
@@ -166,13 +166,14 @@ class Thumbnails:
         self._cache = ResultCache(max_entries, ttl=math.inf)
 
     def of(self, photo: str | bytes, width: int) -> str | bytes:
-        """A photo's thumbnail `width` pixels wide; an upload (bytes) as it is, and a file that
-        cannot be read or decoded as its path (the page then says what is wrong with it)."""
+        """A photo's thumbnail `width` pixels wide as a data: URI (sent with the page: the browser fetches
+        nothing); an upload (bytes) as it is, and a file that cannot be read or decoded as its path (the
+        page then says what is wrong with it)."""
         if isinstance(photo, bytes):
             return photo
         try:
             info = os.stat(photo)
-            return self._cache.get((photo, width, info.st_mtime_ns, info.st_size), lambda: thumbnail(photo, width))
+            return self._cache.get((photo, width, info.st_mtime_ns, info.st_size), lambda: thumbnail_uri(photo, width))
         except (OSError, ImageError):
             return photo
 

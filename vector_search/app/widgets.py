@@ -16,7 +16,7 @@ from vector_search.app.state import Engines, IndexedFolders, ResultCache, Source
 from vector_search.datasets import gallery
 from vector_search.datasets import pascal as datasets
 from vector_search.engine import Engine, Result
-from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, load_image
+from vector_search.imaging.images import IMAGE_EXTENSIONS, ImageError, load_image, thumbnail_uri
 
 log = logging.getLogger("vector_search.app")
 
@@ -77,7 +77,7 @@ def summarize(folder: str) -> datasets.DatasetSummary | None:
 
 @st.cache_data(show_spinner="Making thumbnails…", max_entries=4)
 def thumbnail_uris(paths: tuple[str, ...]) -> list[str]:
-    return [datasets.thumbnail_uri(p) for p in paths]
+    return [thumbnail_uri(p, 64) for p in paths]
 
 
 # --- page helpers -----------------------------------------------------------------------------------

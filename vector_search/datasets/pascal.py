@@ -32,7 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from vector_search import fileio
 from vector_search.errors import VectorSearchError
-from vector_search.imaging.images import IMAGE_EXTENSIONS, class_of, find_images, load_image
+from vector_search.imaging.images import IMAGE_EXTENSIONS, class_of, find_images
 
 if TYPE_CHECKING:
     from vector_search.store.store import Store
@@ -110,18 +110,6 @@ def summarize(folder: str | os.PathLike) -> DatasetSummary:
     for path in paths:
         classes.setdefault(class_of(path) or ".", []).append(path)
     return DatasetSummary(str(folder), dict(sorted(classes.items())), problems)
-
-
-def thumbnail_uri(image: str | os.PathLike, size: int = 64) -> str:
-    """A small JPEG of an image as a data: URI (for chart tooltips); raises images.ImageError."""
-    import base64
-    import io
-
-    picture = load_image(image)
-    picture.thumbnail((size, size))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def captions(image: str | os.PathLike) -> list[str]:

@@ -11,6 +11,7 @@ while decoding and resets its EXIF orientation to 1, so nothing turns twice).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -201,6 +202,12 @@ def thumbnail(source: str | os.PathLike | BinaryIO, width: int, quality: int = 9
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def thumbnail_uri(source: str | os.PathLike | BinaryIO, width: int) -> str:
+    """`thumbnail` as a data: URI: a page shows it with no request of its own (a chart's tooltip; the
+    app's grids, where 8 photos fetched after each text query took a browser 70-180 ms)."""
+    return "data:image/jpeg;base64," + base64.b64encode(thumbnail(source, width)).decode("ascii")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
