@@ -20,7 +20,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -290,6 +290,7 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
-def load_npz(path: str | os.PathLike | BinaryIO) -> dict[str, np.ndarray]:
+def load_npz(path: str | os.PathLike | BinaryIO, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (only `names`, if given: the others are not read)."""
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in (data.files if names is None else names)}

@@ -17,7 +17,7 @@ import pickle
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image
@@ -187,15 +187,19 @@ class LiteEncoder(Encoder):
                 raise EncoderError(f"cannot convert {self.name} weights {pth} to {npz}: {e}") from e
         return npz
 
-    def weights(self) -> dict[str, np.ndarray]:
-        """The torch-named weight arrays, loaded once from the converted cache."""
+    def weights(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The torch-named weight arrays, loaded once from the converted cache (`names`: only those,
+        read each time, unless all are loaded: the classifier's 2 of 247 arrays, 0.01 s instead of 0.07)."""
         with self._weights_lock:
             if self._weights is None:
                 path = self.weights_path()
                 try:
-                    self._weights = load_npz(path)
-                except (OSError, ValueError) as e:
+                    arrays = load_npz(path, names)
+                except (OSError, ValueError, KeyError) as e:
                     raise EncoderError(f"cannot read {self.name} weights {path}: {e} (delete it to reconvert)") from e
+                if names is not None:
+                    return arrays
+                self._weights = arrays
             return self._weights
 
     def keras_model(self) -> keras.Model:
@@ -205,5 +209,5 @@ class LiteEncoder(Encoder):
             raise EncoderError(f"{self.name} weights do not fit the model: {e}") from e
 
     def classifier(self) -> tuple[np.ndarray, np.ndarray]:
-        w = self.weights()
+        w = self.weights(["_fc.weight", "_fc.bias"])
         return np.ascontiguousarray(w["_fc.weight"].T), w["_fc.bias"]
