@@ -45,7 +45,7 @@ def sidebar() -> Settings:
 
 
 def main() -> None:
-    st.set_page_config(page_title="vector_search walkthrough", page_icon="🔎", layout="wide")
+    st.set_page_config(page_title="vector_search walkthrough", page_icon=widgets.ICON, layout="wide")
     st.html(widgets.GRID_STYLE)
     try:
         settings = sidebar().allowed()  # behind a URL, both folders must lie under the server's root

@@ -13,6 +13,7 @@ from conftest import PHOTOS, copy_subset
 
 from vector_search.engine import Engine, Loaded, loaded_once
 from vector_search.imaging.imagenet import ClassNameError, class_names
+from vector_search.search.calibration import Calibration
 from vector_search.search.index import exact_index
 from vector_search.store.projection import store_map
 from vector_search.text import query
@@ -55,6 +56,26 @@ def test_a_new_derived_part_is_refreshed_after_reindexing(indexed: tuple[Path, P
     assert engine.loaded is not first and engine.loaded.per_class == {"cat": 4, "cup": 3, "rocket": 3}
     assert len(engine.images.vectors) == len(engine.store) == 10
     assert first.per_class == {"cat": 4, "cup": 4}  # a query that began before the re-index sees one store
+
+
+def test_index_saves_the_image_scores_calibration_for_the_store_it_made(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    """`index` saves what scores similar photos with the store; a fresh engine reads it (nothing computed),
+    and a re-index that changes the rows saves the new one."""
+    dataset, store = indexed
+    photos, features = tmp_path / "photos", tmp_path / "features"
+    shutil.copytree(dataset, photos)
+    shutil.copytree(store, features)
+    engine = Engine(features)
+    made = Calibration.of_rows(engine.images.vectors, live=engine.store.live)
+    saved = engine.store.directory / "images.scores.npy"
+    assert saved.is_file() and np.array_equal(np.load(saved), made.null)
+    assert np.array_equal(engine.current().image_scores.null, made.null)  # read back, the same quantiles
+
+    copy_subset(photos, {"rocket": 3}, source=PHOTOS)
+    engine.index(photos)
+    fresh = Engine(features)
+    remade = Calibration.of_rows(fresh.images.vectors, live=fresh.store.live)
+    assert not np.array_equal(remade.null, made.null) and np.array_equal(np.load(saved), remade.null)
 
 
 def test_joint_model_path_does_not_depend_on_what_was_loaded(indexed: tuple[Path, Path], models_dir: Path) -> None:

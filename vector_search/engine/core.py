@@ -232,8 +232,10 @@ class Engine:
     def _replace_loaded(self, store: Store, build_index: bool = False) -> None:
         """Answer from `store` from now on, its derived parts recomputed when first used (`build_index`: the image index now)."""
         loaded = self.loaded_type(self, store)
-        if build_index:  # an IVF index also takes in its fresh rows (segments.py)
+        if build_index:  # an IVF index also takes in its fresh rows (segments.py); its scores' calibration saved with it
             loaded._parts["images"] = ImageSpace.of(store, merge=True)
+            if len(store):
+                loaded.image_scores  # noqa: B018
         with self._lock:
             self.loaded = loaded
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, TypeVa
 import numpy as np
 
 from vector_search.joint.tagging import sentence_tag_entries
-from vector_search.search.calibration import SAMPLE_WORDS, Calibration, sample_words
+from vector_search.search.calibration import KEPT, SAMPLE_WORDS, Calibration, sample_words
 from vector_search.store import derived
 from vector_search.store.folders import open_store
 from vector_search.store.metadata import Facets
@@ -154,8 +154,16 @@ class Loaded:
         return JointSpace.of(self.store, self.joint)
 
     @loaded_once
-    def image_scores(self) -> Calibration:  # distances of random photo pairs: what scores similar photos
-        return Calibration.of_rows(self.images.vectors, live=self.store.live)
+    def image_scores(self) -> Calibration:
+        """Distances of random photo pairs: what scores similar photos. Saved in the store beside the
+        image index (made by `index`: 0.05-0.1 s at every first similar-photos query otherwise)."""
+        store, key = self.store, {"fingerprint": self.store.fingerprint}
+        saved = derived.load_array(store.directory, "images.scores", key, KEPT, fewer=True)
+        if saved is not None and len(saved):
+            return Calibration(saved)
+        calibration = Calibration.of_rows(self.images.vectors, live=store.live)
+        derived.save_array(store.directory, "images.scores", calibration.null, key)
+        return calibration
 
     @loaded_once
     def text_scores(self) -> Calibration:

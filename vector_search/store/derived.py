@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vector_search import fileio
+from vector_search import config, fileio
 from vector_search.store.files import VERIFY_AT_OPEN_BYTES
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,10 @@ def save_array(directory: Path, name: str, array: np.ndarray, key: dict[str, obj
     """Save a derived array tagged with `key` (what it was made from: a store's fingerprint, or its
     generation for a row-aligned array, valid for the first rows of every later store of it).
 
-    A cache: when it cannot be written (a full disk, a read-only store) it is left unsaved, with
-    a warning, and computed again next time."""
+    A cache: in read-only mode it is not saved; when it cannot be written (a full disk, a read-only
+    folder) it is left unsaved, with a warning; either way it is computed again next time."""
+    if config.read_only():
+        return
     try:
         with fileio.atomic_paths(directory / f"{name}.npy", directory / f"{name}.json") as (npy, sidecar):
             fileio.write_npy(npy, array)
