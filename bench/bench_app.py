@@ -22,7 +22,7 @@ run of this script builds them if missing, and that run is left out of the figur
   0-999, real paths; every other row is a real vector picked at random plus Gaussian noise of 5%
   of the vectors' standard deviation, clipped at 0 as ReLU features are, with a fake path in a real
   class folder), written once to /tmp/vs_big_store_ROWS with `Store(...).save()`, its derived parts
-  (image index, joint vectors and index, text-score calibration, map) built and saved then, as
+  (image index and its scores, joint vectors and index, text-score calibration, map) built and saved then, as
   `index` would. The app serves it read-only (VECTOR_SEARCH_READONLY=1: indexing would drop the
   fake rows) over the Pascal folder, and so is the 1000-photo store (features/), their fresh
   processes interleaved (--runs each, after a warm-up pair): the first run of the page, then 5
@@ -164,7 +164,7 @@ def big_store(rows: int, noise: float = 0.05, seed: int = 0) -> Path:
         fake = [Item(f"{class_of(real.items[p].path)}/synthetic_{i:07d}.jpg", 0, 0, f"{i:064x}") for i, p in enumerate(picks, n)]
         Store(directory, DEFAULT_ENCODER, str(PASCAL), [*real.items, *fake], vectors).save()
     engine = Engine(root, DEFAULT_ENCODER)  # what `index` saves beside the vectors, and the map, once: the app reads them
-    _ = engine.images
+    _ = engine.images, engine.current().image_scores
     engine.index_joint()
     _ = engine.image_map()
     return root
