@@ -11,8 +11,10 @@ Built chunkwise: the coarse quantizer and PQ are trained on a sample, the rows a
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +23,18 @@ from vector_search.search.index import Index, IndexArgumentError, IndexFileError
 from vector_search.search.rows import CHUNK, SpaceRows
 from vector_search.search.vectors import normalize, top_k
 
-config.passive_openmp()
-import faiss  # noqa: E402  (after its OpenMP is told not to spin)
+if TYPE_CHECKING:
+    import faiss
+
+config.passive_openmp()  # now, before any library loads an OpenMP runtime (faiss's is loaded with it)
+
+
+@functools.cache
+def _faiss() -> ModuleType:
+    """faiss, imported by the first IVF index built or opened (0.035 s: not by a small store's process)."""
+    import faiss
+
+    return faiss
 
 KIND = "ivf"
 TRAIN_SAMPLE = 65_536  # rows the quantizers are trained on (at least 39 per centroid, faiss's floor)
@@ -70,7 +82,7 @@ class IvfIndex(Index):
 
     def __init__(self, rows, params: dict[str, Any], ivf: faiss.Index) -> None:
         super().__init__(rows, params)
-        faiss.extract_index_ivf(ivf).nprobe = int(params["nprobe"])
+        _faiss().extract_index_ivf(ivf).nprobe = int(params["nprobe"])
         self._faiss = ivf
 
     def _search(self, units: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +90,7 @@ class IvfIndex(Index):
         _, found = self._faiss.search(np.ascontiguousarray(units, np.float32), wanted)
         short = (found >= 0).sum(axis=1) < k
         if short.any():  # too few rows in the probed lists: probe them all (rare: tiny or skewed)
-            every = faiss.SearchParametersIVF(nprobe=int(self.params["nlist"]))
+            every = _faiss().SearchParametersIVF(nprobe=int(self.params["nlist"]))
             found[short] = self._faiss.search(units[short], wanted, params=every)[1]
         ids = np.empty((len(units), k), np.int64)
         dist = np.empty((len(units), k), np.float32)
@@ -103,7 +115,7 @@ class IvfIndex(Index):
         self._vectors = rows
 
     def _save(self, path: Path) -> None:
-        faiss.write_index(self._faiss, str(path))
+        _faiss().write_index(self._faiss, str(path))
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         # PQ codes are lossy: the rows it was built from are checked by fingerprint (segments.py).
@@ -115,7 +127,7 @@ def build_ivf(rows, **params: Any) -> IvfIndex:
     n, dim = rows.shape
     params = check_params(params, n, dim)
     sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, TRAIN_SAMPLE), replace=False))
-    ivf = faiss.index_factory(dim, f"IVF{params['nlist']},PQ{params['m']}x{params['nbits']}")
+    ivf = _faiss().index_factory(dim, f"IVF{params['nlist']},PQ{params['m']}x{params['nbits']}")
     ivf.do_polysemous_training = False  # the factory's default: minutes of code reordering we never use
     ivf.train(np.ascontiguousarray(normalize(rows[sample])))
     index = IvfIndex(rows[:0] if isinstance(rows, np.ndarray) else rows.view(0, 0), params, ivf)
@@ -126,7 +138,7 @@ def build_ivf(rows, **params: Any) -> IvfIndex:
 def open_ivf(path: Path, rows, meta: dict[str, Any], writable: bool = False) -> IvfIndex:
     """The IVF index saved at `path` (sidecar `meta` already checked) over `rows`: memory-mapped,
     so serving it costs the pages queries touch; `writable` reads it into RAM to `extend` it."""
-    ivf = faiss.read_index(str(path), 0 if writable else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    ivf = _faiss().read_index(str(path), 0 if writable else _faiss().IO_FLAG_MMAP | _faiss().IO_FLAG_READ_ONLY)
     if ivf.ntotal != len(rows):
         raise IndexFileError(f"{path}: holds {ivf.ntotal} rows, expected {len(rows)}; rebuild the index")
     params = check_params(meta.get("params", {}), len(rows), rows.shape[1])
