@@ -11,6 +11,7 @@ per module (in subprocesses) and copied for each case.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -681,8 +682,9 @@ def test_read_only_mode_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     from vector_search import fileio
 
     monkeypatch.setenv("VECTOR_SEARCH_READONLY", "1")
-    with pytest.raises(fileio.ReadOnlyModeError, match="read-only mode"):
+    with pytest.raises(fileio.ReadOnlyModeError, match="read-only mode") as refused:
         fileio.save_json(tmp_path / "x.json", {})
+    assert str(refused.value).startswith("read-only mode") and refused.value.errno == errno.EROFS  # (it printed "(30, '...')")
     vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     assert len(nn.load_or_build(tmp_path / "v.ann", vectors, "fp")) == 50  # a cache: answered from memory
     monkeypatch.setenv("VECTOR_SEARCH_CACHE", str(tmp_path))  # the sentence-vector cache: kept in memory

@@ -165,13 +165,18 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 
 
 class ReadOnlyModeError(VectorSearchError, OSError):
-    """A save refused because the server runs read-only ($VECTOR_SEARCH_READONLY): caches stay in memory."""
+    """A save refused because the server runs read-only ($VECTOR_SEARCH_READONLY): caches stay in memory.
+    Its message alone when printed (an OSError of two arguments prints as a tuple), errno EROFS."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno.EROFS
 
 
 def refuse_in_read_only_mode(target: Path) -> None:
     """Every save goes through here: in read-only mode (config.read_only) nothing is written anywhere."""
     if config.read_only():
-        raise ReadOnlyModeError(errno.EROFS, f"read-only mode ($VECTOR_SEARCH_READONLY): {target} is not saved")
+        raise ReadOnlyModeError(f"read-only mode ($VECTOR_SEARCH_READONLY): {target} is not saved")
 
 
 def _raise_disk_full(err: OSError, target: Path) -> None:
