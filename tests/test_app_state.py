@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import CAT, copy_subset
+from conftest import CAT, PHOTOS, copy_subset
 from PIL import Image
 
 from vector_search import joint
@@ -103,6 +103,10 @@ def test_photos_are_shown_from_thumbnails_made_once_per_file_version(tmp_path: P
     first = thumbs.of(str(photo), 100)
     assert first.startswith("data:image/jpeg;base64,") and Image.open(io.BytesIO(base64.b64decode(first.split(",")[1]))).width == 100
     assert thumbs.of(str(photo), 100) is first  # a rerun: not decoded again
+    other = tmp_path / "cup.jpg"
+    shutil.copy2(next((PHOTOS / "cup").glob("*.jpg")), other)
+    grid = thumbs.many([str(other), str(photo), b"an upload"], 100)  # a grid's photos, made side by side, in order
+    assert grid[0] is thumbs.of(str(other), 100) and grid[1] is first and grid[2] == b"an upload"
     assert Image.open(io.BytesIO(base64.b64decode(thumbs.of(str(photo), 60).split(",")[1]))).width == 60  # another width, another
     os.utime(photo, ns=(1, 1))  # the file changed since
     assert thumbs.of(str(photo), 100) is not first

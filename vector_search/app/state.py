@@ -20,9 +20,10 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Hashable, MutableMapping, TypeVar
+from typing import Callable, Hashable, MutableMapping, Sequence, TypeVar
 
 from vector_search import config, serving
 from vector_search.datasets import gallery
@@ -30,6 +31,7 @@ from vector_search.datasets.pascal import NOISY_EXAMPLE
 from vector_search.engine import Engine
 from vector_search.errors import VectorSearchError
 from vector_search.imaging.images import ImageError, class_of, printable, thumbnail_uri
+from vector_search.runtime.ort import cpu_threads
 from vector_search.store.updates import UpdateReport
 
 T = TypeVar("T")
@@ -164,6 +166,12 @@ class Thumbnails:
 
     def __init__(self, max_entries: int = 4096) -> None:
         self._cache = ResultCache(max_entries, ttl=math.inf)
+        # A grid's new photos are decoded side by side (Pillow releases the GIL): 8 new results took 11-24 ms one by one.
+        self._pool = ThreadPoolExecutor(cpu_threads(), thread_name_prefix="vector_search-thumbnail")
+
+    def many(self, photos: Sequence[str | bytes], width: int) -> list[str | bytes]:
+        """`of` each photo, in order, the ones not made yet made side by side."""
+        return list(self._pool.map(lambda photo: self.of(photo, width), photos))
 
     def of(self, photo: str | bytes, width: int) -> str | bytes:
         """A photo's thumbnail `width` pixels wide as a data: URI (sent with the page: the browser fetches

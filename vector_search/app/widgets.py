@@ -108,7 +108,7 @@ def guard(what: str) -> Iterator[None]:
 def photo_grid(key: str, paths: list[str], captions: list[str], width: int = 150) -> None:
     """Photos in rows of square crops, each with its caption."""
     with st.container(key=f"grid-{key}"):
-        st.image([thumbnails().of(p, width) for p in paths], caption=captions, width=width)
+        st.image(thumbnails().many(paths, width), caption=captions, width=width)
 
 
 def grid(key: str, found: list[Result], source: Source, width: int = 150, empty: str = "No results.") -> None:
