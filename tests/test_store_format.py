@@ -274,3 +274,37 @@ def test_a_format_1_store_is_converted_once(small_dataset: Path, tmp_path: Path,
     finally:
         for path in (tmp_path / "ro", tmp_path / "ro" / ENCODER):
             path.chmod(0o755)
+
+
+def test_threads_reading_one_loaded_store_at_once_get_its_rows(tmp_path: Path) -> None:
+    """Eight threads asking a freshly loaded store for rows at once (a server's first queries): each
+    gets the row's item. Two threads reading one Parquet file at once crashed the process (a
+    segfault in pyarrow, seen in CI), so the store reads its tables one read at a time."""
+    import threading
+
+    from vector_search.store.store import Item
+
+    items = [Item(f"class{i % 7}/photo_{i:05d}.jpg", 1000 + i, i, f"{i:064x}") for i in range(4000)]
+    Store(tmp_path / "store", "efficientnet-lite0", str(tmp_path), items, np.zeros((4000, 4), np.float32)).save()
+    want = {k: (items[k * 499], os.path.join(str(tmp_path), items[k * 499 + 1].path), items[k].sha256) for k in range(8)}
+
+    def at_once(store: Store) -> tuple[dict, list]:
+        barrier, got, errors = threading.Barrier(8), {}, []
+
+        def read(k: int) -> None:
+            barrier.wait()
+            try:
+                got[k] = (store.item(k * 499), store.path(k * 499 + 1), store.column("sha256")[k].as_py())
+            except Exception as err:  # noqa: BLE001 (what a thread hit is the test's failure message)
+                errors.append(err)
+
+        threads = [threading.Thread(target=read, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return got, errors
+
+    for _ in range(40):
+        got, errors = at_once(Store.load(tmp_path / "store"))
+        assert not errors and got == want, errors

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -54,6 +55,9 @@ class Store:
         self.items = list(items)
         self.deleted_rows = np.zeros(0, np.int64)  # sorted
         self._tables: list = []  # pyarrow ParquetFiles of a loaded store, read on first use
+        # One read of the tables at a time: two threads reading one ParquetFile at once crashed the
+        # process (a segfault in pyarrow, seen with 8 threads of first queries on one engine).
+        self._read_lock = threading.Lock()
 
     # --- what it holds -------------------------------------------------------------------------
 
@@ -115,7 +119,8 @@ class Store:
     def _read(self, i: int, column: str) -> list[pa.Array]:
         """One column of item table i, as its chunks; StoreError naming the file (and what to run) if it is damaged."""
         try:
-            return self._tables[i].read(columns=[column]).column(0).chunks
+            with self._read_lock:
+                return self._tables[i].read(columns=[column]).column(0).chunks
         except (OSError, pa.ArrowException) as err:
             raise StoreError(f"{self.directory / self.manifest.tables[i][0]} is damaged ({err}): run "
                              f"`vector-search index {self.dataset}` to rebuild the store") from None
@@ -151,7 +156,11 @@ class Store:
     def _rel(self, i: int) -> str:  # (the whole column if read, else row i's row group: storefiles.path_of)
         whole = self.__dict__.get("columns", {}).get("path") if self._tables else self.column("path")
         try:
-            path = whole[i] if whole is not None else storefiles.path_of(self._tables, i, self.__dict__.setdefault("path_groups", {}))
+            if whole is not None:
+                path = whole[i]
+            else:
+                with self._read_lock:
+                    path = storefiles.path_of(self._tables, i, self.__dict__.setdefault("path_groups", {}))
         except (OSError, pa.ArrowException) as err:
             raise StoreError(f"an item table of {self.directory} is damaged ({err}): run `vector-search index {self.dataset}`") from None
         return path.as_py().decode("utf-8", "surrogateescape")
