@@ -306,6 +306,8 @@ KINDS = [
     ("main", f"{STORE}/items-*.parquet", FILES, ("similar",)),
     ("main", f"{STORE}/images.ann", FILES, ("similar",)),
     ("main", f"{STORE}/images.ann.json", FILES, ("similar",)),
+    ("main", f"{STORE}/images.scores.npy", ARRAYS, ("similar",)),  # the image scores' calibration
+    ("main", f"{STORE}/images.scores.json", FILES, ("similar",)),
     ("main", f"{STORE}/joint-MODEL.npy", ARRAYS, ("search",)),  # MODEL: the model's hash (spaces.joint_name)
     ("main", f"{STORE}/joint-MODEL.json", FILES, ("search",)),
     ("main", f"{STORE}/joint-MODEL.ann", FILES, ("search",)),
