@@ -157,29 +157,32 @@ class Loaded:
     def image_scores(self) -> Calibration:
         """Distances of random photo pairs: what scores similar photos. Saved in the store beside the
         image index (made by `index`: 0.05-0.1 s at every first similar-photos query otherwise)."""
-        store, key = self.store, {"fingerprint": self.store.fingerprint}
-        saved = derived.load_array(store.directory, "images.scores", key, KEPT, fewer=True)
-        if saved is not None and len(saved):
-            return Calibration(saved)
-        calibration = Calibration.of_rows(self.images.vectors, live=store.live)
-        derived.save_array(store.directory, "images.scores", calibration.null, key)
-        return calibration
+        return self._saved_calibration("images.scores", KEPT, lambda: Calibration.of_rows(self.images.vectors, live=self.store.live))
 
     @loaded_once
     def text_scores(self) -> Calibration:
         """Best-photo distances of random tag words, encoded as queries are: what scores text search.
         Saved in the store with the joint files (made by `index`: seconds at 1M, and the tag words)."""
-        store, name, key = self.store, f"{joint_name(self.joint)}.scores", {"fingerprint": self.store.fingerprint}
-        saved = derived.load_array(store.directory, name, key, SAMPLE_WORDS, fewer=True, model=self.joint.fingerprint)
-        if saved is not None and len(saved):
-            return Calibration(saved)
-        if self.joint.text != "minilm":  # GloVe: a tag word's vector is the query's
-            calibration = Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary().units, live=store.live)
-        else:  # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat"). The words
+
+        def make() -> Calibration:
+            if self.joint.text != "minilm":  # GloVe: a tag word's vector is the query's
+                return Calibration.of_best(self.joint_space.vectors, self.engine.tag_vocabulary().units, live=self.store.live)
+            # The sentence tags are embedded as prompts ("a photo of a cat"); a query is encoded bare ("cat"). The words
             # only, and a bank of their own: not the tag vocabulary's vectors nor every text ever embedded (51 MiB a process).
             words = self.engine.sentences.encode_cached(sample_words(sentence_tag_entries(self.engine.words)), bank="calibration")
-            calibration = Calibration.of_best(self.joint_space.vectors, words, live=store.live)
-        derived.save_array(store.directory, name, calibration.null, key, model=self.joint.fingerprint)
+            return Calibration.of_best(self.joint_space.vectors, words, live=self.store.live)
+
+        return self._saved_calibration(f"{joint_name(self.joint)}.scores", SAMPLE_WORDS, make, model=self.joint.fingerprint)
+
+    def _saved_calibration(self, name: str, most: int, make: Callable[[], Calibration], **meta: object) -> Calibration:
+        """The calibration saved in the store as `name` (at most `most` values) for this store state and
+        `meta`, else `make()`'s, saved there."""
+        store, key = self.store, {"fingerprint": self.store.fingerprint}
+        saved = derived.load_array(store.directory, name, key, most, fewer=True, **meta)
+        if saved is not None and len(saved):
+            return Calibration(saved)
+        calibration = make()
+        derived.save_array(store.directory, name, calibration.null, key, **meta)
         return calibration
 
     @loaded_once

@@ -138,7 +138,8 @@ def build_ivf(rows, **params: Any) -> IvfIndex:
 def open_ivf(path: Path, rows, meta: dict[str, Any], writable: bool = False) -> IvfIndex:
     """The IVF index saved at `path` (sidecar `meta` already checked) over `rows`: memory-mapped,
     so serving it costs the pages queries touch; `writable` reads it into RAM to `extend` it."""
-    ivf = _faiss().read_index(str(path), 0 if writable else _faiss().IO_FLAG_MMAP | _faiss().IO_FLAG_READ_ONLY)
+    lib = _faiss()
+    ivf = lib.read_index(str(path), 0 if writable else lib.IO_FLAG_MMAP | lib.IO_FLAG_READ_ONLY)
     if ivf.ntotal != len(rows):
         raise IndexFileError(f"{path}: holds {ivf.ntotal} rows, expected {len(rows)}; rebuild the index")
     params = check_params(meta.get("params", {}), len(rows), rows.shape[1])
